@@ -1,0 +1,47 @@
+# The two commands of a fresh machine: `make demo` and `make test`. Everything else is set-up.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test venv kafka-jars system-deps lint typecheck unit clean
+
+demo: venv kafka-jars
+	$(BIN)/storywatch demo
+
+test: venv kafka-jars system-deps lint typecheck
+	$(BIN)/python -m pytest
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Apache Kafka jars from Maven Central (kafka/pom.xml) into the cache `storywatch kafka start` uses.
+kafka-jars: venv
+	$(BIN)/python -c "from config import load_settings as l; from streams.kafka_local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
+
+# promtool (checks /metrics like Prometheus does) and Chromium (the dashboard test), from Debian.
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then \
+	  command -v apt-get >/dev/null || { echo "install promtool and chromium (Debian: apt-get install prometheus chromium)"; exit 1; }; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus chromium; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/python -m pytest -m "not kafka and not browser"
+
+clean:
+	rm -rf $(VENV) .storywatch .pytest_cache .mypy_cache .ruff_cache

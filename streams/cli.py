@@ -1,0 +1,244 @@
+"""The ``storywatch`` command line: one entry point, ``--help`` on every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from config.exceptions import StorywatchError
+from config.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SAMPLE = Path(__file__).resolve().parent / "samples" / "uci-headlines-sample.jsonl"
+
+
+def _clean_errors(func: F) -> F:
+    """Turn any :class:`StorywatchError` into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StorywatchError as exc:
+            click.echo(f"storywatch: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Storywatch: group the news stream into stories, live, on Kafka."""
+
+
+# --- kafka -------------------------------------------------------------------------------
+
+
+@main.group()
+def kafka() -> None:
+    """Run a local Apache Kafka broker (KRaft, 127.0.0.1) for the demo and tests."""
+
+
+def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
+    return data_dir or settings.kafka_dir / "broker"
+
+
+@kafka.command("start")
+@click.option("--port", type=int, default=None, help="Client port [STORYWATCH_KAFKA_PORT].")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].")
+@_clean_errors
+def kafka_start(port: int | None, data_dir: Path | None) -> None:
+    """Fetch the Kafka jars (once, with Maven) and start the broker in the background."""
+    from streams.kafka_local import start_broker
+
+    settings = load_settings()
+    info = start_broker(settings.kafka_dir, settings.kafka_version,
+                        port=port or settings.kafka_port, data_dir=_broker_dir(settings, data_dir))
+    click.echo(f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
+               f"data {info.data_dir})")
+
+
+@kafka.command("stop")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Broker data folder given to `kafka start`.")
+@_clean_errors
+def kafka_stop(data_dir: Path | None) -> None:
+    """Stop the local broker."""
+    from streams.kafka_local import stop_broker
+
+    stopped = stop_broker(_broker_dir(load_settings(), data_dir))
+    click.echo("Kafka stopped" if stopped else "no local Kafka was running")
+
+
+@kafka.command("status")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Broker data folder given to `kafka start`.")
+@_clean_errors
+def kafka_status(data_dir: Path | None) -> None:
+    """Say whether the local broker runs (exit status 1 if not)."""
+    from streams.kafka_local import broker_status
+
+    info = broker_status(_broker_dir(load_settings(), data_dir))
+    if info is None:
+        click.echo("no local Kafka is running: start one with `storywatch kafka start`")
+        sys.exit(1)
+    click.echo(f"Kafka running at {info.bootstrap} (pid {info.pid}, data {info.data_dir})")
+
+
+def _require_broker(settings: Settings) -> str:
+    from streams.kafka_local import port_is_open
+    from streams.exceptions import BrokerUnavailable
+
+    address = settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
+    host, _, port = address.split(",")[0].rpartition(":")
+    if not port_is_open(host or "127.0.0.1", int(port), timeout_s=3.0):
+        source = ("STORYWATCH_KAFKA_BOOTSTRAP" if settings.kafka_bootstrap
+                  else "the local broker (STORYWATCH_KAFKA_PORT)")
+        raise BrokerUnavailable(
+            f"no Kafka broker answers at {address} ({source}): run `storywatch kafka start` "
+            "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker")
+    return address
+
+
+# --- worker / produce ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--loglevel", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@_clean_errors
+def worker(loglevel: str) -> None:
+    """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
+    settings = load_settings()
+    _require_broker(settings)
+    from faust.worker import Worker
+
+    from streams.app import app
+
+    Worker(app, loglevel=loglevel, web_port=settings.web_port, web_host=settings.web_host,
+           web_bind=settings.web_host).execute_from_commandline()
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--rate", type=float, default=0.0, help="Articles per second (0: as fast as possible).")
+@click.option("--topic", default=None, help="Target topic [STORYWATCH_TOPIC_ARTICLES].")
+@_clean_errors
+def produce(file: Path, rate: float, topic: str | None) -> None:
+    """Publish a JSON-lines file of articles to the articles topic, in file order."""
+    from streams.producer import produce_file
+
+    settings = load_settings()
+    address = _require_broker(settings)
+    sent = produce_file(file, address, topic or settings.topic_articles, rate=rate,
+                        progress=True)
+    click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")
+
+
+@main.command()
+@click.option("--topic", default=None, help="Stories topic [STORYWATCH_TOPIC_STORIES].")
+@click.option("--from-beginning/--new-only", default=True, show_default=True)
+@_clean_errors
+def watch(topic: str | None, from_beginning: bool) -> None:
+    """Print story assignments as they happen (Ctrl-C stops)."""
+    from streams.watch import follow_stories
+
+    settings = load_settings()
+    address = _require_broker(settings)
+    try:
+        follow_stories(address, topic or settings.topic_stories, print_line=click.echo,
+                       stop=lambda: False, from_beginning=from_beginning)
+    except KeyboardInterrupt:
+        pass
+
+
+# --- offline -------------------------------------------------------------------------------
+
+
+def _run_offline(file: Path, settings: Settings) -> Any:
+    from streams.engine.clustering import ClusterParams
+    from streams.engine.embedding import Embedder
+    from streams.engine.offline import cluster_articles, read_jsonl
+
+    rows = read_jsonl(file)
+    embedder = Embedder(settings.model, settings.embed_device, settings.embed_batch_size)
+    with click.progressbar(length=len(rows), label="embedding + clustering",
+                           file=sys.stderr) as bar:
+        run = cluster_articles(rows, embedder, ClusterParams.from_settings(settings),
+                               max_chars=settings.embed_max_chars,
+                               batch_size=settings.embed_batch_size, progress=bar.update)
+    for number, reason in run.invalid:
+        click.echo(f"skipped row {number}: {reason} (the worker sends it to the DLQ)", err=True)
+    return rows, run
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output JSONL: {id, story_id, dup_group_id} per article.")
+@_clean_errors
+def cluster(file: Path, out: Path) -> None:
+    """Cluster a JSONL file offline (no Kafka), same engine and defaults as the worker."""
+    _, run = _run_offline(file, load_settings())
+    with out.open("w", encoding="utf-8") as handle:
+        for a in run.assignments:
+            handle.write(json.dumps({"id": a.article_id, "story_id": a.story_id,
+                                     "dup_group_id": a.dup_group_id}) + "\n")
+    click.echo(f"{len(run.assignments)} articles -> {len({a.story_id for a in run.assignments})} "
+               f"stories in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)")
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(path_type=Path))
+@_clean_errors
+def evaluate(file: Path) -> None:
+    """Cluster a labeled JSONL file offline and score it against its `label` field."""
+    from streams.engine.evaluation import score
+    from streams.exceptions import InputFileError
+
+    rows, run = _run_offline(file, load_settings())
+    gold = {str(r["id"]): r.get("label") for r in rows}
+    if any(gold[a.article_id] is None for a in run.assignments):
+        raise InputFileError(f"{file}: some articles have no 'label'; eval needs labeled data")
+    scores = score([str(gold[a.article_id]) for a in run.assignments],
+                   [a.story_id for a in run.assignments])
+    n = len(run.assignments)
+    lines = [
+        ("file", str(file)), ("articles", str(n)),
+        ("stories (gold)", f"{scores.stories} ({scores.gold_stories})"),
+        ("B-cubed precision", f"{scores.precision:.4f}"), ("B-cubed recall", f"{scores.recall:.4f}"),
+        ("B-cubed F1", f"{scores.f1:.4f}"), ("AMI", f"{scores.ami:.4f}"),
+        ("ARI", f"{scores.ari:.4f}"), ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
+        ("clustering articles/s", f"{n / max(run.cluster_seconds, 1e-9):.0f}"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--file", "file", type=click.Path(path_type=Path), default=_SAMPLE,
+              show_default=True, help="JSONL stream to replay.")
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Articles per second.")
+@_clean_errors
+def demo(file: Path, rate: float) -> None:
+    """Start Kafka and a worker, stream the sample, and show stories forming (Ctrl-C stops)."""
+    from streams.demo import run_demo
+
+    run_demo(load_settings(), file, rate)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,28 @@
+"""Compact, exact (de)serialisation of float32 vectors for Kafka tables and topics."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Vector", "decode_vector", "encode_vector", "unit"]
+
+Vector = npt.NDArray[np.float32]
+
+
+def encode_vector(vector: Vector) -> str:
+    """Base64 of the little-endian float32 bytes (1/3 the size of JSON floats, lossless)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> Vector:
+    """Inverse of :func:`encode_vector`."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+
+
+def unit(vector: Vector) -> Vector:
+    """``vector`` scaled to length 1 (unchanged if it is all zeros)."""
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm > 0 else vector.astype(np.float32)

@@ -1,0 +1,60 @@
+"""Publish a JSONL file of articles to Kafka, keeping the file's stream time in a header."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from tqdm import tqdm
+
+from streams.engine.offline import read_jsonl, replay_timestamps
+from streams.engine.validation import InvalidArticle, article_from_mapping
+from streams.exceptions import BrokerUnavailable
+from streams.records import REPLAY_TIME_HEADER
+
+__all__ = ["produce_file", "produce_rows"]
+
+
+def produce_rows(rows: list[dict], bootstrap: str, topic: str, *, rate: float = 0.0,
+                 progress: bool = False) -> int:
+    """Send ``rows`` in order, keyed by id; returns how many were sent. Rows that are not
+    valid articles are sent as they are (the worker dead-letters them)."""
+    parsed = []
+    for row in rows:
+        try:
+            parsed.append(article_from_mapping(row))
+        except InvalidArticle:
+            parsed.append(None)
+    valid = [a for a in parsed if a is not None]
+    stamps = iter(replay_timestamps(valid))
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot connect to Kafka at {bootstrap}: {exc}; run "
+                                "`storywatch kafka start` or fix STORYWATCH_KAFKA_BOOTSTRAP") from exc
+    started = time.monotonic()
+    try:
+        for number, (row, article) in enumerate(
+            tqdm(list(zip(rows, parsed, strict=True)), unit="article", disable=not progress),
+            start=1,
+        ):
+            headers = [] if article is None else [(REPLAY_TIME_HEADER, str(next(stamps)).encode())]
+            key = str(row.get("id", "")).encode() or None
+            producer.send(topic, key=key, value=json.dumps(row).encode(), headers=headers)
+            if rate > 0:
+                delay = started + number / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    return len(rows)
+
+
+def produce_file(path: Path, bootstrap: str, topic: str, *, rate: float = 0.0,
+                 progress: bool = False) -> int:
+    """:func:`produce_rows` over a JSONL file."""
+    return produce_rows(read_jsonl(path), bootstrap, topic, rate=rate, progress=progress)

@@ -1,0 +1,75 @@
+"""Data contracts of the Kafka topics (Faust records, JSON on the wire)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.engine.article import Article
+from streams.engine.clustering import Assignment
+
+__all__ = ["REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
+
+#: Header set by `storywatch produce`: the stream time (ms) of a replayed article, so the worker
+#: sees the same clock as `storywatch cluster`; the Kafka timestamp stays the real produce time.
+REPLAY_TIME_HEADER = "storywatch-replay-time"
+
+
+class EmbeddedArticle(faust.Record, serializer="json"):
+    """A valid article with its embedding, on ``articles-embedded``."""
+
+    id: str
+    title: str
+    text: str
+    source: str | None
+    url: str | None
+    published_at: str | None
+    lang: str | None
+    vector: str  # base64 float32, see streams.engine.vectors
+    record_ts: float  # stream time of the articles record (epoch seconds)
+    produced_at: float  # Kafka timestamp of the articles record: start of end-to-end latency
+
+    @classmethod
+    def build(cls, article: Article, vector: str, record_ts: float,
+              produced_at: float) -> EmbeddedArticle:
+        return cls(id=article.id, title=article.title, text=article.text, source=article.source,
+                   url=article.url, lang=article.lang, vector=vector, record_ts=record_ts,
+                   produced_at=produced_at,
+                   published_at=article.published_at.isoformat() if article.published_at else None)
+
+    def to_article(self) -> Article:
+        from streams.engine.validation import article_from_mapping
+
+        return article_from_mapping(self.asdict())
+
+
+class StoryEvent(faust.Record, serializer="json"):
+    """One story assignment, on ``stories`` (keyed by story id)."""
+
+    article_id: str
+    story_id: str
+    dup_group_id: str
+    decision: str
+    similarity: float
+    story_size: int
+    source_count: int
+    first_seen: float
+    last_seen: float
+    headline: str
+    event_time: float
+    source: str
+    url: str | None
+    title: str
+    produced_at: float
+
+    @classmethod
+    def build(cls, assignment: Assignment, produced_at: float) -> StoryEvent:
+        fields: dict[str, Any] = {
+            name: getattr(assignment, name) for name in Assignment.__dataclass_fields__
+        }
+        return cls(produced_at=produced_at, **fields)
+
+    def to_assignment(self) -> Assignment:
+        fields = {name: getattr(self, name) for name in Assignment.__dataclass_fields__}
+        return Assignment(**fields)

@@ -1,0 +1,27 @@
+"""Changelog-backed Faust tables: the durable state of clustering and alerting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+__all__ = ["PipelineTables", "declare_tables"]
+
+
+@dataclass(frozen=True)
+class PipelineTables:
+    stories: faust.Table  # story id -> story record (centroid, size, sources, times, headline)
+    groups: faust.Table  # near-duplicate group id -> group record (vector, size, title)
+    seen: faust.Table  # "id:<article id>" or content key -> {story_id, group_id, ts}
+    alerts: faust.Table  # story id -> alert rule state
+
+
+def declare_tables(app: faust.App) -> PipelineTables:
+    """One partition each: they follow ``articles-embedded`` / ``stories`` (one partition)."""
+    return PipelineTables(
+        stories=app.Table("story-state", default=None, partitions=1),
+        groups=app.Table("story-groups", default=None, partitions=1),
+        seen=app.Table("story-seen", default=None, partitions=1),
+        alerts=app.Table("alert-state", default=None, partitions=1),
+    )

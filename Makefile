@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Apache Kafka jars from Maven Central (kafka/pom.xml) into the cache `storywatch kafka start` uses.
+# Apache Kafka jars from Maven Central (kafka-broker/pom.xml) into the cache `storywatch kafka start` uses.
 kafka-jars: venv
 	$(BIN)/python -c "from config import load_settings as l; from streams.kafka_local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
 

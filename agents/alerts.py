@@ -21,7 +21,7 @@ emerging_rule = EmergingRule(
 async def evaluate_alerts(stream: StreamT[StoryEvent]) -> None:
     """One alert per story per rule; the CloudEvent id (story + rule) makes it idempotent."""
     async for event in stream:
-        record = tables.alerts[event.story_id]
+        record = tables.alerts.get(event.story_id)
         state = EmergingState.from_record(record) if record else EmergingState()
         if state.fired:
             continue

@@ -119,13 +119,14 @@ def _require_broker(settings: Settings) -> str:
 def worker(loglevel: str) -> None:
     """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
     settings = load_settings()
-    _require_broker(settings)
+    from streams.admin import ensure_topics
+
+    ensure_topics(_require_broker(settings), settings)
     from faust.worker import Worker
 
     from streams.app import app
 
-    Worker(app, loglevel=loglevel, web_port=settings.web_port, web_host=settings.web_host,
-           web_bind=settings.web_host).execute_from_commandline()
+    Worker(app, loglevel=loglevel).execute_from_commandline()
 
 
 @main.command()
@@ -137,8 +138,11 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
     from streams.producer import produce_file
 
+    from streams.admin import ensure_topics
+
     settings = load_settings()
     address = _require_broker(settings)
+    ensure_topics(address, settings)
     sent = produce_file(file, address, topic or settings.topic_articles, rate=rate,
                         progress=True)
     click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")

@@ -1,7 +1,7 @@
 """Run a real Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1.
 
 Used by ``storywatch kafka start`` and by the integration tests. The broker jars come from
-Maven Central (``kafka/pom.xml``); the broker runs detached, so it outlives the Python process
+Maven Central (``kafka-broker/pom.xml``); the broker runs detached, so it outlives the Python process
 that started it, and everything about it lives in one data folder: ``server.properties``,
 ``log4j.properties``, ``broker.log``, ``broker.pid`` and the ``logs`` folder of partitions.
 Nothing here runs at import time.
@@ -136,7 +136,7 @@ def ensure_jars(kafka_dir: Path, version: str, pom: Path | None = None) -> Path:
     libs = kafka_dir / "libs"
     if any(libs.glob("kafka_2.13-*.jar")):
         return libs
-    pom = pom or Path(__file__).resolve().parents[1] / "kafka" / "pom.xml"
+    pom = pom or Path(__file__).resolve().parents[1] / "kafka-broker" / "pom.xml"
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BrokerError("Maven (mvn) not found: install Maven to fetch the Kafka broker jars")

@@ -1,0 +1,46 @@
+"""Create the pipeline's topics before a worker subscribes or a producer writes."""
+
+from __future__ import annotations
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from config.settings import Settings
+from streams.exceptions import BrokerUnavailable
+
+__all__ = ["ensure_topics", "pipeline_topic_partitions"]
+
+
+def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
+    """Each topic's partition count: only ``articles`` is spread (embedding scales out);
+    ``articles-embedded`` must stay at one so clustering sees every article in order."""
+    return {
+        settings.topic_articles: settings.articles_partitions,
+        settings.topic_dlq: 1,
+        settings.topic_embedded: 1,
+        settings.topic_stories: 1,
+        settings.topic_alerts: 1,
+    }
+
+
+def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> list[str]:
+    """Create the missing pipeline topics; returns the names created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="storywatch-admin",
+                                 request_timeout_ms=30_000)
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap} ({exc}): run `storywatch "
+                                "kafka start` or set STORYWATCH_KAFKA_BOOTSTRAP") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, partitions, replication)
+                   for name, partitions in pipeline_topic_partitions(settings).items()
+                   if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it meanwhile
+        return [topic.name for topic in missing]
+    finally:
+        admin.close()

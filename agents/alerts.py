@@ -29,7 +29,15 @@ async def evaluate_alerts(stream: StreamT[StoryEvent]) -> None:
         tables.alerts[event.story_id] = state.to_record()
         if alert is None:
             continue
-        await topics.alerts.send(key=event.story_id, value=cloud_event(
-            EMERGING, subject=event.story_id, data=alert, source=f"/storywatch/{settings.app_id}",
-            event_id=f"{event.story_id}:{emerging_rule.name}", time=event.event_time))
+        await topics.alerts.send(
+            key=event.story_id,
+            value=cloud_event(
+                EMERGING,
+                subject=event.story_id,
+                data=alert,
+                source=f"/storywatch/{settings.app_id}",
+                event_id=f"{event.story_id}:{emerging_rule.name}",
+                time=event.event_time,
+            ),
+        )
         metrics.alerts_emitted.labels(emerging_rule.name).inc()

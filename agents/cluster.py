@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from faust import StreamT
+from mode.signals import BaseSignalT
 
 from streams.app import app, metrics, settings, tables, topics
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
@@ -14,13 +16,15 @@ from streams.records import EmbeddedArticle, StoryEvent
 
 __all__ = ["cluster_articles", "engine"]
 
+logger = logging.getLogger(__name__)
+
 # Plain object, no I/O: the in-memory index derived from the tables (rebuilt on recovery).
 engine = StoryEngine(ClusterParams.from_settings(settings))
 _restore_needed = [True]
 
 
 @app.on_rebalance_complete.connect
-async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
     """Partitions may have moved: rebuild the index from the tables before the next article."""
     _restore_needed[0] = True
 
@@ -28,16 +32,22 @@ async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
 def restore_engine() -> None:
     """Load the engine's state from the changelog-backed tables."""
     seen = {key: rec for key, rec in tables.seen.items() if rec is not None}
-    engine.restore([r for r in tables.stories.values() if r is not None],
-                   [r for r in tables.groups.values() if r is not None], seen)
+    engine.restore(
+        [r for r in tables.stories.values() if r is not None],
+        [r for r in tables.groups.values() if r is not None],
+        seen,
+    )
     metrics.active_stories.set(engine.active_stories)
     _restore_needed[0] = False
 
 
 def apply_changes(changes: StateChanges) -> None:
     """Mirror the engine's state changes into the tables (and so their changelogs)."""
-    for table, records in ((tables.stories, changes.stories), (tables.groups, changes.groups),
-                           (tables.seen, changes.seen)):
+    for table, records in (
+        (tables.stories, changes.stories),
+        (tables.groups, changes.groups),
+        (tables.seen, changes.seen),
+    ):
         for key, record in records.items():
             if record is None:
                 table.pop(key, None)
@@ -52,8 +62,23 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
         if _restore_needed[0]:
             restore_engine()
         started = time.perf_counter()
-        assignment, changes = engine.process(item.to_article(), decode_vector(item.vector),
-                                             item.record_ts)
+        try:
+            assignment, changes = engine.process(
+                item.to_article(), decode_vector(item.vector), item.record_ts
+            )
+        except Exception as exc:  # noqa: BLE001 - dead-letter the article, keep the stream going
+            logger.exception("clustering article %s failed", item.id)
+            metrics.articles_invalid.labels("clustering_failed").inc()
+            await topics.dlq.send(
+                key=item.id,
+                value={
+                    "reason": "clustering_failed",
+                    "topic": settings.topic_embedded,
+                    "error": f"{type(exc).__name__}: {exc}; report it with this record",
+                    "value_text": item.dumps().decode(),
+                },
+            )
+            continue
         metrics.clustering_duration.observe(time.perf_counter() - started)
         apply_changes(changes)
         metrics.active_stories.set(engine.active_stories)
@@ -64,6 +89,7 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             metrics.articles_duplicate.labels("content").inc()
         else:
             metrics.clustering_decisions.labels(assignment.decision).inc()
-        await topics.stories.send(key=assignment.story_id,
-                                  value=StoryEvent.build(assignment, item.produced_at))
+        await topics.stories.send(
+            key=assignment.story_id, value=StoryEvent.build(assignment, item.produced_at)
+        )
         metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))

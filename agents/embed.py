@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hashlib
+import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +23,13 @@ from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
 
 __all__ = ["dead_letter", "embed_articles"]
 
+logger = logging.getLogger(__name__)
+
+# Why 64 KiB: a readable copy for people browsing the DLQ; bigger records keep only base64.
+_INLINE_TEXT_BYTES = 64 * 1024
+# Why 64 KiB: room for the reason, error text and Kafka coordinates around the copy.
+_ENVELOPE_BYTES = 64 * 1024
+
 # One thread: the model is not re-entrant and torch already uses every core inside a batch.
 _executor: ThreadPoolExecutor | None = None
 
@@ -30,54 +41,97 @@ def _model_executor() -> ThreadPoolExecutor:
     return _executor
 
 
-def dead_letter(event: EventT, error: InvalidArticle) -> dict[str, Any]:
-    """The DLQ record: the reason, where it came from, and the original bytes."""
+def dead_letter(event: EventT, error: InvalidArticle, max_bytes: int) -> dict[str, Any]:
+    """The DLQ record: the reason, where it came from, and the original bytes (base64; also as
+    text when short and UTF-8). Past ``max_bytes`` the copy is cut and flagged ``truncated``;
+    the whole record stays in its source topic at the offset given."""
     raw = event.value if isinstance(event.value, bytes) else b""
-    try:
-        text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    text: str | None = None
+    if len(raw) <= _INLINE_TEXT_BYTES:
+        with contextlib.suppress(UnicodeDecodeError):
+            text = raw.decode("utf-8")
+    keep = (max_bytes - _ENVELOPE_BYTES) * 3 // 4
     message = event.message
     return {
-        "reason": error.reason, "error": str(error), "topic": message.topic,
-        "partition": message.partition, "offset": message.offset,
+        "reason": error.reason,
+        "error": str(error),
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
         "timestamp": message.timestamp,
         "key": base64.b64encode(message.key).decode() if isinstance(message.key, bytes) else None,
-        "value_b64": base64.b64encode(raw).decode(), "value_text": text,
+        "value_b64": base64.b64encode(raw[:keep]).decode(),
+        "value_text": text,
+        "truncated": len(raw) > keep,
+        "sha256": hashlib.sha256(raw).hexdigest(),
     }
 
 
 def _stream_time(event: EventT) -> float:
     """The replay header's time if present, else the Kafka timestamp (epoch seconds)."""
     headers = event.headers
-    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    pairs: Iterable[tuple[str, bytes]] = (
+        headers.items() if isinstance(headers, dict) else (headers or [])
+    )
     for name, value in pairs:
         if name == REPLAY_TIME_HEADER and value:
             return int(value) / 1000.0
     return float(event.message.timestamp)
 
 
+async def _dead_letter(event: EventT, error: InvalidArticle) -> None:
+    metrics.articles_invalid.labels(error.reason).inc()
+    record = dead_letter(event, error, settings.dlq_max_message_bytes)
+    await topics.dlq.send(key=event.message.key, value=record)
+
+
+async def _embed(batch: list[tuple[Article, EventT]]) -> list[tuple[Article, EventT, Any]]:
+    """Embed a batch; if the model fails on it, embed one by one and dead-letter the articles
+    it fails on, so one poisoned text never stops the stream."""
+    loop = asyncio.get_running_loop()
+    texts = [article.embed_text(settings.embed_max_chars) for article, _ in batch]
+    started = time.perf_counter()
+    try:
+        vectors = await loop.run_in_executor(_model_executor(), embedder.encode, texts)
+    except Exception:
+        logger.exception("embedding a batch of %d failed; retrying one by one", len(batch))
+        embedded = []
+        for (article, event), text in zip(batch, texts, strict=True):
+            try:
+                one = await loop.run_in_executor(_model_executor(), embedder.encode, [text])
+            except Exception as exc:  # noqa: BLE001 - reported in the dead letter
+                await _dead_letter(
+                    event,
+                    InvalidArticle(
+                        "embedding_failed", f"{type(exc).__name__}: {exc}; fix the text or model"
+                    ),
+                )
+            else:
+                embedded.append((article, event, one[0]))
+        return embedded
+    metrics.embedding_duration.observe(time.perf_counter() - started)
+    metrics.embedding_batch_size.observe(len(batch))
+    return [(a, e, v) for (a, e), v in zip(batch, vectors, strict=True)]
+
+
 @app.agent(topics.articles)
 async def embed_articles(stream: StreamT[bytes]) -> None:
     """Batch articles (size or time bound), embed off the event loop, forward or dead-letter."""
-    loop = asyncio.get_running_loop()
-    async for events in stream.take_events(settings.embed_batch_size, settings.embed_max_wait_s):
+    # take_events (not take): the DLQ needs each record's topic/partition/offset.
+    async for events in stream.take_events(  # type: ignore[attr-defined]
+        settings.embed_batch_size, settings.embed_max_wait_s
+    ):
         batch: list[tuple[Article, EventT]] = []
         for event in events:
             metrics.articles_consumed.inc()
             try:
                 batch.append((parse_article(event.value, settings.max_record_bytes), event))
             except InvalidArticle as error:
-                metrics.articles_invalid.labels(error.reason).inc()
-                await topics.dlq.send(key=event.message.key, value=dead_letter(event, error))
+                await _dead_letter(event, error)
         if not batch:
             continue
-        texts = [article.embed_text(settings.embed_max_chars) for article, _ in batch]
-        started = time.perf_counter()
-        vectors = await loop.run_in_executor(_model_executor(), embedder.encode, texts)
-        metrics.embedding_duration.observe(time.perf_counter() - started)
-        metrics.embedding_batch_size.observe(len(batch))
-        for (article, event), vector in zip(batch, vectors, strict=True):
-            record = EmbeddedArticle.build(article, encode_vector(vector), _stream_time(event),
-                                           event.message.timestamp)
+        for article, event, vector in await _embed(batch):
+            record = EmbeddedArticle.build(
+                article, encode_vector(vector), _stream_time(event), event.message.timestamp
+            )
             await topics.embedded.send(value=record)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".storywatch"), description="Faust's local state.")
     # Why 1 MB: Kafka's default max.message.bytes; a news article is ~10 KB of text.
     max_record_bytes: int = Field(default=1_000_000, ge=64)
+    # Why 8 MiB: a dead letter carries the original record base64-encoded (x1.34) plus its
+    # reason; this holds any record Kafka's default 1 MB limit lets into `articles`, with room.
+    dlq_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=65_536)
 
     # --- Embedding --------------------------------------------------------------------
     model: str = Field(default=DEFAULT_MODEL, description="sentence-transformers name or path.")

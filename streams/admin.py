@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -26,21 +28,26 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
 def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> list[str]:
     """Create the missing pipeline topics; returns the names created."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="storywatch-admin",
-                                 request_timeout_ms=30_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="storywatch-admin", request_timeout_ms=30_000
+        )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap} ({exc}): run `storywatch "
-                                "kafka start` or set STORYWATCH_KAFKA_BOOTSTRAP") from exc
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {bootstrap} ({exc}): run `storywatch "
+            "kafka start` or set STORYWATCH_KAFKA_BOOTSTRAP"
+        ) from exc
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, replication)
-                   for name, partitions in pipeline_topic_partitions(settings).items()
-                   if name not in existing]
+        configs = {settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)}}
+        missing = [
+            NewTopic(name, partitions, replication, topic_configs=configs.get(name, {}))
+            for name, partitions in pipeline_topic_partitions(settings).items()
+            if name not in existing
+        ]
         if missing:
-            try:
+            # another worker may have created one meanwhile
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created it meanwhile
         return [topic.name for topic in missing]
     finally:
         admin.close()

@@ -48,6 +48,7 @@ def _create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        producer_max_request_size=settings.dlq_max_message_bytes,
         # Why 1 s: the stories a dashboard shows lag by at most this; offsets commit often
         # enough that a crash replays little (processing is idempotent by key anyway).
         broker_commit_interval=1.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -53,23 +54,37 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
 
 @kafka.command("start")
 @click.option("--port", type=int, default=None, help="Client port [STORYWATCH_KAFKA_PORT].")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
+)
 @_clean_errors
 def kafka_start(port: int | None, data_dir: Path | None) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker in the background."""
     from streams.kafka_local import start_broker
 
     settings = load_settings()
-    info = start_broker(settings.kafka_dir, settings.kafka_version,
-                        port=port or settings.kafka_port, data_dir=_broker_dir(settings, data_dir))
-    click.echo(f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
-               f"data {info.data_dir})")
+    info = start_broker(
+        settings.kafka_dir,
+        settings.kafka_version,
+        port=port or settings.kafka_port,
+        data_dir=_broker_dir(settings, data_dir),
+    )
+    click.echo(
+        f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
+        f"data {info.data_dir})"
+    )
 
 
 @kafka.command("stop")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Broker data folder given to `kafka start`.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Broker data folder given to `kafka start`.",
+)
 @_clean_errors
 def kafka_stop(data_dir: Path | None) -> None:
     """Stop the local broker."""
@@ -80,8 +95,12 @@ def kafka_stop(data_dir: Path | None) -> None:
 
 
 @kafka.command("status")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Broker data folder given to `kafka start`.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Broker data folder given to `kafka start`.",
+)
 @_clean_errors
 def kafka_status(data_dir: Path | None) -> None:
     """Say whether the local broker runs (exit status 1 if not)."""
@@ -95,17 +114,21 @@ def kafka_status(data_dir: Path | None) -> None:
 
 
 def _require_broker(settings: Settings) -> str:
-    from streams.kafka_local import port_is_open
     from streams.exceptions import BrokerUnavailable
+    from streams.kafka_local import port_is_open
 
     address = settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
     host, _, port = address.split(",")[0].rpartition(":")
     if not port_is_open(host or "127.0.0.1", int(port), timeout_s=3.0):
-        source = ("STORYWATCH_KAFKA_BOOTSTRAP" if settings.kafka_bootstrap
-                  else "the local broker (STORYWATCH_KAFKA_PORT)")
+        source = (
+            "STORYWATCH_KAFKA_BOOTSTRAP"
+            if settings.kafka_bootstrap
+            else "the local broker (STORYWATCH_KAFKA_PORT)"
+        )
         raise BrokerUnavailable(
             f"no Kafka broker answers at {address} ({source}): run `storywatch kafka start` "
-            "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker")
+            "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker"
+        )
     return address
 
 
@@ -113,8 +136,12 @@ def _require_broker(settings: Settings) -> str:
 
 
 @main.command()
-@click.option("--loglevel", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 @_clean_errors
 def worker(loglevel: str) -> None:
     """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
@@ -131,20 +158,20 @@ def worker(loglevel: str) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--rate", type=float, default=0.0, help="Articles per second (0: as fast as possible).")
+@click.option(
+    "--rate", type=float, default=0.0, help="Articles per second (0: as fast as possible)."
+)
 @click.option("--topic", default=None, help="Target topic [STORYWATCH_TOPIC_ARTICLES].")
 @_clean_errors
 def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
-    from streams.producer import produce_file
-
     from streams.admin import ensure_topics
+    from streams.producer import produce_file
 
     settings = load_settings()
     address = _require_broker(settings)
     ensure_topics(address, settings)
-    sent = produce_file(file, address, topic or settings.topic_articles, rate=rate,
-                        progress=True)
+    sent = produce_file(file, address, topic or settings.topic_articles, rate=rate, progress=True)
     click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")
 
 
@@ -158,11 +185,14 @@ def watch(topic: str | None, from_beginning: bool) -> None:
 
     settings = load_settings()
     address = _require_broker(settings)
-    try:
-        follow_stories(address, topic or settings.topic_stories, print_line=click.echo,
-                       stop=lambda: False, from_beginning=from_beginning)
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        follow_stories(
+            address,
+            topic or settings.topic_stories,
+            print_line=click.echo,
+            stop=lambda: False,
+            from_beginning=from_beginning,
+        )
 
 
 # --- offline -------------------------------------------------------------------------------
@@ -175,11 +205,17 @@ def _run_offline(file: Path, settings: Settings) -> Any:
 
     rows = read_jsonl(file)
     embedder = Embedder(settings.model, settings.embed_device, settings.embed_batch_size)
-    with click.progressbar(length=len(rows), label="embedding + clustering",
-                           file=sys.stderr) as bar:
-        run = cluster_articles(rows, embedder, ClusterParams.from_settings(settings),
-                               max_chars=settings.embed_max_chars,
-                               batch_size=settings.embed_batch_size, progress=bar.update)
+    with click.progressbar(
+        length=len(rows), label="embedding + clustering", file=sys.stderr
+    ) as bar:
+        run = cluster_articles(
+            rows,
+            embedder,
+            ClusterParams.from_settings(settings),
+            max_chars=settings.embed_max_chars,
+            batch_size=settings.embed_batch_size,
+            progress=bar.update,
+        )
     for number, reason in run.invalid:
         click.echo(f"skipped row {number}: {reason} (the worker sends it to the DLQ)", err=True)
     return rows, run
@@ -187,18 +223,28 @@ def _run_offline(file: Path, settings: Settings) -> Any:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output JSONL: {id, story_id, dup_group_id} per article.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output JSONL: {id, story_id, dup_group_id} per article.",
+)
 @_clean_errors
 def cluster(file: Path, out: Path) -> None:
     """Cluster a JSONL file offline (no Kafka), same engine and defaults as the worker."""
     _, run = _run_offline(file, load_settings())
     with out.open("w", encoding="utf-8") as handle:
         for a in run.assignments:
-            handle.write(json.dumps({"id": a.article_id, "story_id": a.story_id,
-                                     "dup_group_id": a.dup_group_id}) + "\n")
-    click.echo(f"{len(run.assignments)} articles -> {len({a.story_id for a in run.assignments})} "
-               f"stories in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)")
+            handle.write(
+                json.dumps(
+                    {"id": a.article_id, "story_id": a.story_id, "dup_group_id": a.dup_group_id}
+                )
+                + "\n"
+            )
+    click.echo(
+        f"{len(run.assignments)} articles -> {len({a.story_id for a in run.assignments})} "
+        f"stories in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)"
+    )
 
 
 @main.command("eval")
@@ -213,15 +259,20 @@ def evaluate(file: Path) -> None:
     gold = {str(r["id"]): r.get("label") for r in rows}
     if any(gold[a.article_id] is None for a in run.assignments):
         raise InputFileError(f"{file}: some articles have no 'label'; eval needs labeled data")
-    scores = score([str(gold[a.article_id]) for a in run.assignments],
-                   [a.story_id for a in run.assignments])
+    scores = score(
+        [str(gold[a.article_id]) for a in run.assignments], [a.story_id for a in run.assignments]
+    )
     n = len(run.assignments)
     lines = [
-        ("file", str(file)), ("articles", str(n)),
+        ("file", str(file)),
+        ("articles", str(n)),
         ("stories (gold)", f"{scores.stories} ({scores.gold_stories})"),
-        ("B-cubed precision", f"{scores.precision:.4f}"), ("B-cubed recall", f"{scores.recall:.4f}"),
-        ("B-cubed F1", f"{scores.f1:.4f}"), ("AMI", f"{scores.ami:.4f}"),
-        ("ARI", f"{scores.ari:.4f}"), ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
+        ("B-cubed precision", f"{scores.precision:.4f}"),
+        ("B-cubed recall", f"{scores.recall:.4f}"),
+        ("B-cubed F1", f"{scores.f1:.4f}"),
+        ("AMI", f"{scores.ami:.4f}"),
+        ("ARI", f"{scores.ari:.4f}"),
+        ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
         ("clustering articles/s", f"{n / max(run.cluster_seconds, 1e-9):.0f}"),
     ]
     width = max(len(k) for k, _ in lines)
@@ -233,8 +284,14 @@ def evaluate(file: Path) -> None:
 
 
 @main.command()
-@click.option("--file", "file", type=click.Path(path_type=Path), default=_SAMPLE,
-              show_default=True, help="JSONL stream to replay.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    default=_SAMPLE,
+    show_default=True,
+    help="JSONL stream to replay.",
+)
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Articles per second.")
 @_clean_errors
 def demo(file: Path, rate: float) -> None:

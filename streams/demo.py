@@ -28,8 +28,10 @@ def _wait_for_http(url: str, timeout_s: float, worker: subprocess.Popen[bytes]) 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise BrokerError(f"the worker exited with status {worker.returncode}: "
-                              "read its log (path above) and fix what it says")
+            raise BrokerError(
+                f"the worker exited with status {worker.returncode}: "
+                "read its log (path above) and fix what it says"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own localhost URL
                 return
@@ -43,23 +45,35 @@ def run_demo(settings: Settings, sample: Path, rate: float) -> None:
     if settings.kafka_bootstrap:
         bootstrap = settings.kafka_bootstrap
     else:
-        info = start_broker(settings.kafka_dir, settings.kafka_version, port=settings.kafka_port,
-                            data_dir=settings.kafka_dir / "broker")
+        info = start_broker(
+            settings.kafka_dir,
+            settings.kafka_version,
+            port=settings.kafka_port,
+            data_dir=settings.kafka_dir / "broker",
+        )
         bootstrap = info.bootstrap
     run = f"demo-{int(time.time())}"  # fresh topics and group: a re-run starts a new stream
-    env = {**os.environ, "STORYWATCH_APP_ID": f"storywatch-{run}",
-           "STORYWATCH_KAFKA_BOOTSTRAP": bootstrap,
-           "STORYWATCH_DATA_DIR": str(settings.data_dir / run),
-           **{f"STORYWATCH_TOPIC_{name.upper()}": f"{getattr(settings, 'topic_' + name)}-{run}"
-              for name in ("articles", "dlq", "embedded", "stories", "alerts")}}
+    env = {
+        **os.environ,
+        "STORYWATCH_APP_ID": f"storywatch-{run}",
+        "STORYWATCH_KAFKA_BOOTSTRAP": bootstrap,
+        "STORYWATCH_DATA_DIR": str(settings.data_dir / run),
+        **{
+            f"STORYWATCH_TOPIC_{name.upper()}": f"{getattr(settings, 'topic_' + name)}-{run}"
+            for name in ("articles", "dlq", "embedded", "stories", "alerts")
+        },
+    }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.data_dir / f"{run}-worker.log"
     web = f"http://{settings.web_host}:{settings.web_port}"
     click.echo(f"Kafka: {bootstrap}\nworker log: {log_path}")
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log,
-            stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_for_http(f"{web}/api/stories", _WORKER_READY_S, worker)
         stories_topic = env["STORYWATCH_TOPIC_STORIES"]
@@ -69,13 +83,18 @@ def run_demo(settings: Settings, sample: Path, rate: float) -> None:
             f"{env['STORYWATCH_TOPIC_ALERTS']}, {env['STORYWATCH_TOPIC_DLQ']}\n"
             f"Watch them: STORYWATCH_KAFKA_BOOTSTRAP={bootstrap} .venv/bin/storywatch watch "
             f"--topic {stories_topic}\n\nStreaming {sample.name} at {rate:g} articles/s "
-            "(Ctrl-C stops the demo):\n")
+            "(Ctrl-C stops the demo):\n"
+        )
         producer = threading.Thread(
-            target=produce_file, args=(sample, bootstrap, env["STORYWATCH_TOPIC_ARTICLES"]),
-            kwargs={"rate": rate}, daemon=True)
+            target=produce_file,
+            args=(sample, bootstrap, env["STORYWATCH_TOPIC_ARTICLES"]),
+            kwargs={"rate": rate},
+            daemon=True,
+        )
         producer.start()
-        follow_stories(bootstrap, stories_topic, print_line=click.echo,
-                       stop=lambda: worker.poll() is not None)
+        follow_stories(
+            bootstrap, stories_topic, print_line=click.echo, stop=lambda: worker.poll() is not None
+        )
     except KeyboardInterrupt:
         click.echo("\nstopping the worker (Kafka keeps running: `storywatch kafka stop`)")
     finally:

@@ -1,8 +1,8 @@
 """Run a real Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1.
 
 Used by ``storywatch kafka start`` and by the integration tests. The broker jars come from
-Maven Central (``kafka-broker/pom.xml``); the broker runs detached, so it outlives the Python process
-that started it, and everything about it lives in one data folder: ``server.properties``,
+Maven Central (``kafka-broker/pom.xml``); the broker runs detached, so it outlives the Python
+process that started it, and everything about it lives in one data folder: ``server.properties``,
 ``log4j.properties``, ``broker.log``, ``broker.pid`` and the ``logs`` folder of partitions.
 Nothing here runs at import time.
 """

@@ -19,34 +19,58 @@ class PipelineMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.articles_consumed = Counter(
-            "storywatch_articles_consumed", "Records read from the articles topic.",
-            registry=registry)
+            "storywatch_articles_consumed",
+            "Records read from the articles topic.",
+            registry=registry,
+        )
         self.articles_invalid = Counter(
-            "storywatch_articles_invalid", "Records sent to the dead-letter topic, by reason.",
-            ["reason"], registry=registry)
+            "storywatch_articles_invalid",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.articles_duplicate = Counter(
             "storywatch_articles_duplicate",
             "Exact re-sends (same id or same normalized title and text), by kind.",
-            ["kind"], registry=registry)
+            ["kind"],
+            registry=registry,
+        )
         self.embedding_batch_size = Histogram(
-            "storywatch_embedding_batch_size", "Articles per embedding batch.",
-            buckets=_BATCH_SIZES, registry=registry)
+            "storywatch_embedding_batch_size",
+            "Articles per embedding batch.",
+            buckets=_BATCH_SIZES,
+            registry=registry,
+        )
         self.embedding_duration = Histogram(
-            "storywatch_embedding_duration_seconds", "Time to embed one batch.",
-            buckets=_EMBED_SECONDS, registry=registry)
+            "storywatch_embedding_duration_seconds",
+            "Time to embed one batch.",
+            buckets=_EMBED_SECONDS,
+            registry=registry,
+        )
         self.clustering_decisions = Counter(
-            "storywatch_clustering_decisions", "Story assignments, by decision (new/joined).",
-            ["decision"], registry=registry)
+            "storywatch_clustering_decisions",
+            "Story assignments, by decision (new/joined).",
+            ["decision"],
+            registry=registry,
+        )
         self.clustering_duration = Histogram(
-            "storywatch_clustering_duration_seconds", "Time to assign one article to a story.",
-            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1), registry=registry)
+            "storywatch_clustering_duration_seconds",
+            "Time to assign one article to a story.",
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
+            registry=registry,
+        )
         self.active_stories = Gauge(
-            "storywatch_active_stories", "Stories inside the inactivity window.",
-            registry=registry)
+            "storywatch_active_stories", "Stories inside the inactivity window.", registry=registry
+        )
         self.alerts_emitted = Counter(
-            "storywatch_alerts_emitted", "Alerts sent to the alerts topic, by rule.",
-            ["rule"], registry=registry)
+            "storywatch_alerts_emitted",
+            "Alerts sent to the alerts topic, by rule.",
+            ["rule"],
+            registry=registry,
+        )
         self.end_to_end_latency = Histogram(
             "storywatch_end_to_end_latency_seconds",
             "From the article's produce time to its story event.",
-            buckets=_LATENCY_SECONDS, registry=registry)
+            buckets=_LATENCY_SECONDS,
+            registry=registry,
+        )

@@ -10,6 +10,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
+from streams.engine.article import Article
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import BrokerUnavailable
@@ -18,11 +19,12 @@ from streams.records import REPLAY_TIME_HEADER
 __all__ = ["produce_file", "produce_rows"]
 
 
-def produce_rows(rows: list[dict], bootstrap: str, topic: str, *, rate: float = 0.0,
-                 progress: bool = False) -> int:
+def produce_rows(
+    rows: list[dict], bootstrap: str, topic: str, *, rate: float = 0.0, progress: bool = False
+) -> int:
     """Send ``rows`` in order, keyed by id; returns how many were sent. Rows that are not
     valid articles are sent as they are (the worker dead-letters them)."""
-    parsed = []
+    parsed: list[Article | None] = []
     for row in rows:
         try:
             parsed.append(article_from_mapping(row))
@@ -33,8 +35,10 @@ def produce_rows(rows: list[dict], bootstrap: str, topic: str, *, rate: float = 
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot connect to Kafka at {bootstrap}: {exc}; run "
-                                "`storywatch kafka start` or fix STORYWATCH_KAFKA_BOOTSTRAP") from exc
+        raise BrokerUnavailable(
+            f"cannot connect to Kafka at {bootstrap}: {exc}; run "
+            "`storywatch kafka start` or fix STORYWATCH_KAFKA_BOOTSTRAP"
+        ) from exc
     started = time.monotonic()
     try:
         for number, (row, article) in enumerate(
@@ -54,7 +58,8 @@ def produce_rows(rows: list[dict], bootstrap: str, topic: str, *, rate: float = 
     return len(rows)
 
 
-def produce_file(path: Path, bootstrap: str, topic: str, *, rate: float = 0.0,
-                 progress: bool = False) -> int:
+def produce_file(
+    path: Path, bootstrap: str, topic: str, *, rate: float = 0.0, progress: bool = False
+) -> int:
     """:func:`produce_rows` over a JSONL file."""
     return produce_rows(read_jsonl(path), bootstrap, topic, rate=rate, progress=progress)

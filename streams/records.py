@@ -31,12 +31,21 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     produced_at: float  # Kafka timestamp of the articles record: start of end-to-end latency
 
     @classmethod
-    def build(cls, article: Article, vector: str, record_ts: float,
-              produced_at: float) -> EmbeddedArticle:
-        return cls(id=article.id, title=article.title, text=article.text, source=article.source,
-                   url=article.url, lang=article.lang, vector=vector, record_ts=record_ts,
-                   produced_at=produced_at,
-                   published_at=article.published_at.isoformat() if article.published_at else None)
+    def build(
+        cls, article: Article, vector: str, record_ts: float, produced_at: float
+    ) -> EmbeddedArticle:
+        return cls(
+            id=article.id,
+            title=article.title,
+            text=article.text,
+            source=article.source,
+            url=article.url,
+            lang=article.lang,
+            vector=vector,
+            record_ts=record_ts,
+            produced_at=produced_at,
+            published_at=article.published_at.isoformat() if article.published_at else None,
+        )
 
     def to_article(self) -> Article:
         from streams.engine.validation import article_from_mapping

@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
+from faust.types import TableT
 
 __all__ = ["PipelineTables", "declare_tables"]
 
 
 @dataclass(frozen=True)
 class PipelineTables:
-    stories: faust.Table  # story id -> story record (centroid, size, sources, times, headline)
-    groups: faust.Table  # near-duplicate group id -> group record (vector, size, title)
-    seen: faust.Table  # "id:<article id>" or content key -> {story_id, group_id, ts}
-    alerts: faust.Table  # story id -> alert rule state
+    stories: TableT  # story id -> story record (centroid, size, sources, times, headline)
+    groups: TableT  # near-duplicate group id -> group record (vector, size, title)
+    seen: TableT  # "id:<article id>" or content key -> {story_id, group_id, ts}
+    alerts: TableT  # story id -> alert rule state
 
 
 def declare_tables(app: faust.App) -> PipelineTables:

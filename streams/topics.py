@@ -25,9 +25,14 @@ def declare_topics(app: faust.App, settings: Settings) -> PipelineTopics:
     """Declare the five topics. ``articles`` is raw bytes, so invalid input reaches the DLQ
     untouched; ``articles-embedded`` has ONE partition: clustering must see every article."""
     return PipelineTopics(
-        articles=app.topic(settings.topic_articles, key_type=bytes, value_type=bytes,
-                           value_serializer="raw", key_serializer="raw",
-                           partitions=settings.articles_partitions),
+        articles=app.topic(
+            settings.topic_articles,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=settings.articles_partitions,
+        ),
         dlq=app.topic(settings.topic_dlq, value_serializer="json", partitions=1),
         embedded=app.topic(settings.topic_embedded, value_type=EmbeddedArticle, partitions=1),
         stories=app.topic(settings.topic_stories, value_type=StoryEvent, partitions=1),

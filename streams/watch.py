@@ -18,19 +18,31 @@ def format_story_event(event: dict) -> str:
     """One line: time, decision, story id, size/sources, similarity, headline."""
     when = datetime.fromtimestamp(event["event_time"], tz=UTC).strftime("%m-%d %H:%M")
     decision = {"new": "NEW   ", "joined": "JOINED", "duplicate": "DUP   "}.get(
-        event["decision"], event["decision"])
+        event["decision"], event["decision"]
+    )
     headline = event["headline"][:_HEADLINE_CHARS]
-    return (f"{when} {decision} {event['story_id']} size={event['story_size']:<3} "
-            f"sources={event['source_count']:<3} sim={event['similarity']:.2f}  {headline}")
+    return (
+        f"{when} {decision} {event['story_id']} size={event['story_size']:<3} "
+        f"sources={event['source_count']:<3} sim={event['similarity']:.2f}  {headline}"
+    )
 
 
-def follow_stories(bootstrap: str, topic: str, *, print_line: Callable[[str], None],
-                   stop: Callable[[], bool], from_beginning: bool = True) -> int:
+def follow_stories(
+    bootstrap: str,
+    topic: str,
+    *,
+    print_line: Callable[[str], None],
+    stop: Callable[[], bool],
+    from_beginning: bool = True,
+) -> int:
     """Print story events until ``stop()`` is true; returns how many were printed."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
-        value_deserializer=lambda raw: json.loads(raw), consumer_timeout_ms=500,
+        value_deserializer=json.loads,
+        consumer_timeout_ms=500,
     )
     seen = 0
     try:

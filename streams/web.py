@@ -58,16 +58,20 @@ refresh(); setInterval(refresh, 2000);
 def story_summary(record: dict[str, Any]) -> dict[str, Any]:
     """The public view of a story record (no vectors)."""
     return {
-        "story_id": record["id"], "headline": record["headline"], "size": record["size"],
-        "source_count": len(record["sources"]), "first_seen": record["first_seen"],
+        "story_id": record["id"],
+        "headline": record["headline"],
+        "size": record["size"],
+        "source_count": len(record["sources"]),
+        "first_seen": record["first_seen"],
         "last_seen": record["last_seen"],
     }
 
 
 def register_views(app: faust.App, tables: PipelineTables, registry: CollectorRegistry) -> None:
     """Add ``/``, ``/api/stories`` and ``/metrics`` (Faust's sensors + ours, one registry)."""
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry,
-                             name_prefix="storywatch_faust")
+    setup_prometheus_sensors(
+        app, pattern="/metrics", registry=registry, name_prefix="storywatch_faust"
+    )
 
     @app.page("/")
     class Dashboard(View):
@@ -80,9 +84,12 @@ def register_views(app: faust.App, tables: PipelineTables, registry: CollectorRe
             try:
                 limit = min(_MAX_LIMIT, max(1, int(request.query.get("limit", _DEFAULT_LIMIT))))
             except ValueError:
-                return self.json({"error": "limit must be an integer, e.g. ?limit=50"},
-                                 status=400)
+                return self.json({"error": "limit must be an integer, e.g. ?limit=50"}, status=400)
             records = [r for r in tables.stories.values() if r is not None]
             records.sort(key=lambda r: (r["size"], r["last_seen"]), reverse=True)
-            return self.json({"active_stories": len(records),
-                              "stories": [story_summary(r) for r in records[:limit]]})
+            return self.json(
+                {
+                    "active_stories": len(records),
+                    "stories": [story_summary(r) for r in records[:limit]],
+                }
+            )

@@ -29,8 +29,11 @@ class EmergingState:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> EmergingState:
-        return cls(deque((float(t), str(s)) for t, s in rec["recent"]), list(rec["urls"]),
-                   bool(rec["fired"]))
+        return cls(
+            deque((float(t), str(s)) for t, s in rec["recent"]),
+            list(rec["urls"]),
+            bool(rec["fired"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,28 +53,42 @@ class EmergingRule:
         state.recent.append((event.event_time, event.source))
         if event.url and len(state.urls) < _SAMPLE_URLS:
             state.urls.append(event.url)
+        # Keep the articles within the window ending at the newest one; events may come out of
+        # time order (publication dates), so filter all of them, not just the oldest.
         newest = max(t for t, _ in state.recent)
-        while state.recent and state.recent[0][0] < newest - self.window_s:
-            state.recent.popleft()
+        state.recent = deque(
+            (t, s) for t, s in state.recent if newest - self.window_s <= t <= newest
+        )
         sources = sorted({s for _, s in state.recent})
         if len(state.recent) < self.min_articles or len(sources) < self.min_sources:
             return None
         state.fired = True
         state.recent.clear()
         return {
-            "rule": self.name, "story_id": event.story_id, "headline": event.headline,
-            "size": event.story_size, "sources": sources, "source_count": event.source_count,
-            "sample_urls": list(state.urls), "first_seen": _iso(event.first_seen),
+            "rule": self.name,
+            "story_id": event.story_id,
+            "headline": event.headline,
+            "size": event.story_size,
+            "sources": sources,
+            "source_count": event.source_count,
+            "sample_urls": list(state.urls),
+            "first_seen": _iso(event.first_seen),
             "last_seen": _iso(event.last_seen),
         }
 
 
-def cloud_event(event_type: str, subject: str, data: dict[str, Any], *, source: str,
-                event_id: str, time: float) -> dict[str, Any]:
+def cloud_event(
+    event_type: str, subject: str, data: dict[str, Any], *, source: str, event_id: str, time: float
+) -> dict[str, Any]:
     """A CloudEvents 1.0 structured-mode JSON event; ``event_id`` makes delivery idempotent."""
     return {
-        "specversion": "1.0", "type": event_type, "source": source, "id": event_id,
-        "subject": subject, "time": _iso(time), "datacontenttype": "application/json",
+        "specversion": "1.0",
+        "type": event_type,
+        "source": source,
+        "id": event_id,
+        "subject": subject,
+        "time": _iso(time),
+        "datacontenttype": "application/json",
         "data": data,
     }
 

@@ -17,7 +17,8 @@ _NON_WORD = re.compile(r"[^\w\s]")
 
 def normalize_text(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form of ``text``."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACE.sub(" ", _NON_WORD.sub(" ", folded)).strip()
 
 

@@ -80,8 +80,13 @@ class _Group:
     title: str
 
     def record(self) -> Record:
-        return {"id": self.id, "story_id": self.story_id, "vector": encode_vector(self.vector),
-                "size": self.size, "title": self.title}
+        return {
+            "id": self.id,
+            "story_id": self.story_id,
+            "vector": encode_vector(self.vector),
+            "size": self.size,
+            "title": self.title,
+        }
 
 
 @dataclass(slots=True)
@@ -100,11 +105,19 @@ class _Story:
     group_ids: list[str] = field(default_factory=list)
 
     def record(self) -> Record:
-        return {"id": self.id, "centroid_sum": encode_vector(self.centroid_sum), "size": self.size,
-                "sources": self.sources, "first_seen": self.first_seen,
-                "last_seen": self.last_seen, "last_active": self.last_active,
-                "dated_lo": self.dated_lo, "dated_hi": self.dated_hi, "headline": self.headline,
-                "headline_group_size": self.headline_group_size}
+        return {
+            "id": self.id,
+            "centroid_sum": encode_vector(self.centroid_sum),
+            "size": self.size,
+            "sources": self.sources,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "last_active": self.last_active,
+            "dated_lo": self.dated_lo,
+            "dated_hi": self.dated_hi,
+            "headline": self.headline,
+            "headline_group_size": self.headline_group_size,
+        }
 
     @classmethod
     def from_record(cls, rec: Record) -> _Story:
@@ -127,9 +140,9 @@ class StoryEngine:
     def active_stories(self) -> int:
         return len(self._stories)
 
-    def process(self, article: Article, vector: Vector, record_ts: float) -> tuple[
-        Assignment | None, StateChanges
-    ]:
+    def process(
+        self, article: Article, vector: Vector, record_ts: float
+    ) -> tuple[Assignment | None, StateChanges]:
         """Assign ``article`` (with its embedding) arriving at ``record_ts`` (epoch seconds).
 
         Returns ``None`` for an exact re-send of an article id already assigned.
@@ -146,13 +159,20 @@ class StoryEngine:
         same_content = self._seen.get(article.content_key)
         if same_content is not None and same_content["story_id"] in self._stories:
             story = self._stories[same_content["story_id"]]
-            assignment = self._assignment(article, story, same_content["group_id"], "duplicate",
-                                          1.0, event_time)
+            assignment = self._assignment(
+                article=article,
+                story=story,
+                group_id=same_content["group_id"],
+                decision="duplicate",
+                similarity=1.0,
+                event_time=event_time,
+            )
             self._remember(id_key, story.id, same_content["group_id"], changes)
             return assignment, changes
 
         published = article.published_at.timestamp() if article.published_at else None
         best = index.nearest(vector, published, self.params.window_s)
+        decision: Decision
         if best is not None and best[1] >= self.params.story_threshold:
             story = self._stories[best[0]]
             similarity, decision = best[1], "joined"
@@ -168,8 +188,15 @@ class StoryEngine:
         changes.stories[story.id] = story.record()
         self._remember(id_key, story.id, group.id, changes)
         self._remember(article.content_key, story.id, group.id, changes)
-        return self._assignment(article, story, group.id, decision, similarity,
-                                event_time), changes
+        assignment = self._assignment(
+            article=article,
+            story=story,
+            group_id=group.id,
+            decision=decision,
+            similarity=similarity,
+            event_time=event_time,
+        )
+        return assignment, changes
 
     def restore(self, stories: list[Record], groups: list[Record], seen: dict[str, Record]) -> None:
         """Rebuild the state from table records (after a restart or a rebalance)."""
@@ -182,8 +209,13 @@ class StoryEngine:
             index.upsert(story.id, unit(story.centroid_sum), story.dated_lo, story.dated_hi)
         for rec in groups:
             if rec["story_id"] in self._stories:
-                group = _Group(rec["id"], rec["story_id"], decode_vector(rec["vector"]),
-                               rec["size"], rec["title"])
+                group = _Group(
+                    rec["id"],
+                    rec["story_id"],
+                    decode_vector(rec["vector"]),
+                    rec["size"],
+                    rec["title"],
+                )
                 self._groups[group.id] = group
                 self._stories[group.story_id].group_ids.append(group.id)
         for key, rec in sorted(seen.items(), key=lambda kv: kv[1]["ts"]):
@@ -197,15 +229,25 @@ class StoryEngine:
         return self._index
 
     def _new_story(self, article: Article, vector: Vector, event_time: float) -> _Story:
-        story = _Story(id=stable_id("st", article.id), centroid_sum=vector.copy(), size=1,
-                       sources={}, first_seen=event_time, last_seen=event_time,
-                       last_active=self.clock, dated_lo=None, dated_hi=None,
-                       headline=article.title, headline_group_size=0)
+        story = _Story(
+            id=stable_id("st", article.id),
+            centroid_sum=vector.copy(),
+            size=1,
+            sources={},
+            first_seen=event_time,
+            last_seen=event_time,
+            last_active=self.clock,
+            dated_lo=None,
+            dated_hi=None,
+            headline=article.title,
+            headline_group_size=0,
+        )
         self._stories[story.id] = story
         return story
 
-    def _update_times(self, story: _Story, event_time: float, published: float | None,
-                      source: str) -> None:
+    def _update_times(
+        self, story: _Story, event_time: float, published: float | None, source: str
+    ) -> None:
         story.first_seen = min(story.first_seen, event_time)
         story.last_seen = max(story.last_seen, event_time)
         story.last_active = self.clock
@@ -214,8 +256,9 @@ class StoryEngine:
             story.dated_hi = published if story.dated_hi is None else max(story.dated_hi, published)
         story.sources[source] = story.sources.get(source, 0) + 1
 
-    def _place_in_group(self, story: _Story, article: Article, vector: Vector,
-                        changes: StateChanges) -> _Group:
+    def _place_in_group(
+        self, story: _Story, article: Article, vector: Vector, changes: StateChanges
+    ) -> _Group:
         group: _Group | None = None
         if story.group_ids:
             members = [self._groups[g] for g in story.group_ids]
@@ -258,11 +301,29 @@ class StoryEngine:
             del self._seen[key]
             changes.seen[key] = None
 
-    def _assignment(self, article: Article, story: _Story, group_id: str, decision: Decision,
-                    similarity: float, event_time: float) -> Assignment:
+    def _assignment(
+        self,
+        *,
+        article: Article,
+        story: _Story,
+        group_id: str,
+        decision: Decision,
+        similarity: float,
+        event_time: float,
+    ) -> Assignment:
         return Assignment(
-            article_id=article.id, story_id=story.id, dup_group_id=group_id, decision=decision,
-            similarity=round(similarity, 4), story_size=story.size,
-            source_count=len(story.sources), first_seen=story.first_seen,
-            last_seen=story.last_seen, headline=story.headline, event_time=event_time,
-            source=article.source_name, url=article.url, title=article.title)
+            article_id=article.id,
+            story_id=story.id,
+            dup_group_id=group_id,
+            decision=decision,
+            similarity=round(similarity, 4),
+            story_size=story.size,
+            source_count=len(story.sources),
+            first_seen=story.first_seen,
+            last_seen=story.last_seen,
+            headline=story.headline,
+            event_time=event_time,
+            source=article.source_name,
+            url=article.url,
+            title=article.title,
+        )

@@ -53,8 +53,10 @@ class Embedder:
 
             try:
                 self._model = SentenceTransformer(path, device=self.device)
-            except Exception as exc:  # noqa: BLE001 - any loader failure gets one clear message
-                hint = "" if Path(path).exists() else " (not a folder; offline mode cannot download)"
+            except Exception as exc:
+                hint = (
+                    "" if Path(path).exists() else " (not a folder; offline mode cannot download)"
+                )
                 raise ModelLoadError(
                     f"cannot load embedding model {path!r}{hint}: {exc}. Set STORYWATCH_MODEL "
                     "to a sentence-transformers folder"
@@ -73,7 +75,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.load().encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)

@@ -46,8 +46,11 @@ def score(gold: Sequence[str], predicted: Sequence[str]) -> Scores:
     """All the measures ``storywatch eval`` prints."""
     precision, recall, f1 = bcubed(gold, predicted)
     return Scores(
-        precision=precision, recall=recall, f1=f1,
+        precision=precision,
+        recall=recall,
+        f1=f1,
         ami=float(adjusted_mutual_info_score(gold, predicted)),
         ari=float(adjusted_rand_score(gold, predicted)),
-        stories=len(set(predicted)), gold_stories=len(set(gold)),
+        stories=len(set(predicted)),
+        gold_stories=len(set(gold)),
     )

@@ -69,8 +69,12 @@ class ClusterRun:
 
 
 def cluster_articles(
-    rows: Sequence[dict[str, Any]], embedder: Embedder, params: ClusterParams, *,
-    max_chars: int, batch_size: int = 256,
+    rows: Sequence[dict[str, Any]],
+    embedder: Embedder,
+    params: ClusterParams,
+    *,
+    max_chars: int,
+    batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
 ) -> ClusterRun:
     """Embed and cluster ``rows`` in file order, one online pass."""
@@ -86,7 +90,7 @@ def cluster_articles(
     assignments: list[Assignment] = []
     embed_s = cluster_s = 0.0
     for start in range(0, len(articles), batch_size):
-        batch = articles[start:start + batch_size]
+        batch = articles[start : start + batch_size]
         t0 = time.perf_counter()
         vectors = embedder.encode([a.embed_text(max_chars) for a in batch])
         t1 = time.perf_counter()
@@ -99,4 +103,3 @@ def cluster_articles(
         if progress:
             progress(len(batch))
     return ClusterRun(assignments, invalid, embed_s, cluster_s)
-

@@ -40,7 +40,9 @@ def parse_article(raw: bytes | None, max_bytes: int) -> Article:
     try:
         payload = json.loads(decoded)
     except json.JSONDecodeError as exc:
-        raise InvalidArticle("not_json", f"{exc.msg} at char {exc.pos}; send one JSON object") from exc
+        raise InvalidArticle(
+            "not_json", f"{exc.msg} at char {exc.pos}; send one JSON object"
+        ) from exc
     return article_from_mapping(payload)
 
 
@@ -62,6 +64,14 @@ def article_from_mapping(payload: Any) -> Article:
         value = payload.get(field)
         if value is not None and not isinstance(value, str):
             raise InvalidArticle("wrong_type", f"'{field}' must be a string or null")
+    for field in ("id", "title", *_OPTIONAL_STRINGS):
+        value = payload.get(field)
+        if isinstance(value, str) and not _encodable(value):
+            raise InvalidArticle(
+                "not_utf8",
+                f"'{field}' holds a lone surrogate escape (\\ud800-\\udfff); "
+                "send valid Unicode text",
+            )
     body = (payload.get("text") or "").strip()
     return Article(
         id=str(payload["id"]),
@@ -73,6 +83,14 @@ def article_from_mapping(payload: Any) -> Article:
         published_at=_parse_time(payload.get("published_at")),
         lang=payload.get("lang") or None,
     )
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_time(value: Any) -> datetime | None:

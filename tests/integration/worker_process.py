@@ -1,0 +1,109 @@
+"""Run `storywatch worker` as a subprocess with its own topics, group and web port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from streams.kafka_local import free_port
+
+TOPIC_NAMES = ("articles", "dlq", "embedded", "stories", "alerts")
+
+
+@dataclass
+class WorkerRun:
+    """One isolated pipeline: random topic names and app id, so tests never share state."""
+
+    bootstrap: str
+    workdir: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def topic(self, name: str) -> str:
+        return f"{name}-{self.run_id}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STORYWATCH_")}
+        env.update({
+            "STORYWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+            "STORYWATCH_APP_ID": f"storywatch-test-{self.run_id}",
+            "STORYWATCH_WEB_PORT": str(self.web_port),
+            "STORYWATCH_DATA_DIR": str(self.workdir / "state"),
+        })
+        env.update({f"STORYWATCH_TOPIC_{n.upper()}": self.topic(n) for n in TOPIC_NAMES})
+        return env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"worker-{self.starts}.log"
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        self.starts += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.log()}")
+            if "Worker]: Ready" in self.log():
+                try:
+                    with urllib.request.urlopen(f"{self.url}/api/stories", timeout=2):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def http(self, path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+
+
+def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> list[Any]:
+    """Read JSON values from the start of ``topic`` until ``expect`` arrived or time is up."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000,
+                             value_deserializer=json.loads)
+    values: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < expect and time.monotonic() < deadline:
+            for message in consumer:
+                values.append(message.value)
+                if len(values) >= expect:
+                    break
+    finally:
+        consumer.close()
+    return values

@@ -1,0 +1,1 @@
+"""Fast, pure unit tests: no Kafka, no model, no network."""

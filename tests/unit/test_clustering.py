@@ -1,0 +1,350 @@
+"""StoryEngine on synthetic unit vectors with known cosines (no model)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streams.engine.article import Article, stable_id
+from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
+
+DIM = 16
+HOUR = 3600.0
+WINDOW = 10 * HOUR
+T0 = 1_700_000_000.0
+PARAMS = ClusterParams(story_threshold=0.55, dup_threshold=0.90, window_s=WINDOW)
+
+
+def e(i: int) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = 1.0
+    return v
+
+
+def mix(cos: float, i: int = 0, j: int = 1) -> np.ndarray:
+    """A unit vector with cosine ``cos`` to ``e(i)`` (the rest along ``e(j)``)."""
+    return (cos * e(i) + math.sqrt(1.0 - cos * cos) * e(j)).astype(np.float32)
+
+
+def art(
+    aid: str,
+    *,
+    title: str | None = None,
+    text: str | None = None,
+    source: str | None = "wire",
+    url: str | None = None,
+    published: float | None = None,
+) -> Article:
+    return Article(
+        id=aid,
+        title=title if title is not None else f"Headline of {aid}",
+        text=text if text is not None else f"Body of article {aid}.",
+        source=source,
+        url=url,
+        published_at=datetime.fromtimestamp(published, tz=UTC) if published is not None else None,
+    )
+
+
+def engine(params: ClusterParams = PARAMS) -> StoryEngine:
+    return StoryEngine(params)
+
+
+def assign(eng: StoryEngine, article: Article, vector: np.ndarray, ts: float = T0) -> Any:
+    assignment, _ = eng.process(article, vector, ts)
+    assert assignment is not None
+    return assignment
+
+
+def test_cluster_params_from_settings() -> None:
+    from config.settings import Settings
+
+    params = ClusterParams.from_settings(
+        Settings(story_threshold=0.6, dup_threshold=0.95, story_window_hours=2)
+    )
+    assert params == ClusterParams(story_threshold=0.6, dup_threshold=0.95, window_s=7200.0)
+
+
+def test_first_article_starts_a_story() -> None:
+    eng = engine()
+    a = art("a", source="reuters", url="https://reuters.com/a")
+    result, changes = eng.process(a, e(0), T0)
+    assert result is not None
+    assert result.decision == "new"
+    assert result.similarity == 1.0
+    assert result.story_id == stable_id("st", "a")
+    assert result.dup_group_id == stable_id("dg", "a")
+    assert result.story_size == 1
+    assert result.source_count == 1
+    assert result.headline == a.title
+    assert result.first_seen == result.last_seen == result.event_time == T0
+    assert (result.source, result.url, result.title) == ("reuters", a.url, a.title)
+    assert eng.active_stories == 1
+    assert set(changes.stories) == {result.story_id}
+    assert set(changes.groups) == {result.dup_group_id}
+    assert set(changes.seen) == {"id:a", a.content_key}
+
+
+def test_similar_joins_and_dissimilar_starts_a_new_story() -> None:
+    eng = engine()
+    first = assign(eng, art("a"), e(0))
+    joined = assign(eng, art("b"), mix(0.8), T0 + 60)
+    assert joined.decision == "joined"
+    assert joined.story_id == first.story_id
+    assert joined.similarity == pytest.approx(0.8, abs=1e-4)
+    assert joined.story_size == 2
+    assert joined.first_seen == T0
+    assert joined.last_seen == T0 + 60
+
+    other = assign(eng, art("c"), e(5), T0 + 120)
+    assert other.decision == "new"
+    assert other.story_id not in (first.story_id,)
+    assert other.story_size == 1
+    assert eng.active_stories == 2
+
+
+def test_below_threshold_starts_a_new_story() -> None:
+    eng = engine()
+    first = assign(eng, art("a"), e(0))
+    below = assign(eng, art("b"), mix(0.5), T0 + 1)  # 0.5 < 0.55
+    assert below.decision == "new"
+    assert below.story_id != first.story_id
+    above = assign(eng, art("c"), mix(0.6, 0, 2), T0 + 2)  # 0.6 >= 0.55 to e0
+    assert above.decision == "joined"
+    assert above.story_id == first.story_id
+
+
+def test_joins_the_most_similar_story() -> None:
+    eng = engine()
+    s0 = assign(eng, art("a"), e(0))
+    s1 = assign(eng, art("b"), e(1), T0 + 1)
+    # cos 0.6 to e0 and 0.8 to e1: both pass the bar, e1's story is nearer.
+    result = assign(eng, art("c"), mix(0.6, 0, 1), T0 + 2)
+    assert result.story_id == s1.story_id != s0.story_id
+    assert result.similarity == pytest.approx(0.8, abs=1e-4)
+
+
+def test_near_duplicates_share_a_group_others_get_their_own() -> None:
+    eng = engine()
+    a = assign(eng, art("a"), e(0))
+    near = assign(eng, art("b"), mix(0.95, 0, 1), T0 + 1)  # cos 0.95 >= dup 0.90
+    assert near.story_id == a.story_id
+    assert near.dup_group_id == a.dup_group_id
+    # cos 0.7 to e0 (and ~0.69 to the centroid): same story, but not a near-duplicate.
+    looser = assign(eng, art("c"), mix(0.7, 0, 2), T0 + 2)
+    assert looser.decision == "joined"
+    assert looser.story_id == a.story_id
+    assert looser.dup_group_id != a.dup_group_id
+    assert looser.dup_group_id == stable_id("dg", "c")
+    assert looser.story_size == 3
+    # A near-duplicate of the looser article joins the looser article's group.
+    near_c = assign(eng, art("d"), mix(0.7, 0, 2) * 0.999 + e(3) * 0.04, T0 + 3)
+    assert near_c.dup_group_id == looser.dup_group_id
+
+
+def test_resent_article_id_is_ignored() -> None:
+    eng = engine()
+    first = assign(eng, art("a"), e(0))
+    again, changes = eng.process(art("a"), e(0), T0 + 5)
+    assert again is None
+    assert changes.stories == {}
+    assert changes.groups == {}
+    # Even with other content and vector, the id was already assigned.
+    again2, _ = eng.process(art("a", title="Changed"), e(7), T0 + 6)
+    assert again2 is None
+    assert eng.active_stories == 1
+    nxt = assign(eng, art("b"), mix(0.9, 0, 1), T0 + 7)
+    assert nxt.story_id == first.story_id
+    assert nxt.story_size == 2  # not 3: the re-send did not count
+
+
+def test_same_content_new_id_is_a_duplicate() -> None:
+    eng = engine()
+    original = assign(eng, art("a", title="Dam bursts", text="Villages evacuated."), e(0))
+    # Same normalized title and text; a different vector proves the content key decides.
+    dup = assign(eng, art("a-copy", title="DAM BURSTS!", text="villages  evacuated"), e(9), T0 + 30)
+    assert dup.decision == "duplicate"
+    assert dup.story_id == original.story_id
+    assert dup.dup_group_id == original.dup_group_id
+    assert dup.similarity == 1.0
+    assert dup.story_size == 1
+    assert dup.article_id == "a-copy"
+    assert eng.active_stories == 1
+    # The duplicate's id is remembered too.
+    again, _ = eng.process(
+        art("a-copy", title="Dam bursts", text="Villages evacuated."), e(0), T0 + 31
+    )
+    assert again is None
+    nxt = assign(eng, art("b"), mix(0.8), T0 + 40)
+    assert nxt.story_size == 2
+
+
+def test_story_expires_after_window_of_inactivity() -> None:
+    eng = engine()
+    old = assign(eng, art("a"), e(0))
+    late = T0 + WINDOW + 60
+    result, changes = eng.process(art("b"), e(0), late)
+    assert result is not None
+    assert result.decision == "new"
+    assert result.story_id != old.story_id
+    assert result.story_size == 1
+    assert changes.stories[old.story_id] is None
+    assert changes.groups[old.dup_group_id] is None
+    assert changes.seen["id:a"] is None
+    assert changes.stories[result.story_id] is not None
+    assert eng.active_stories == 1
+
+
+def test_window_counts_from_last_activity_not_first() -> None:
+    eng = engine()
+    first = assign(eng, art("a"), e(0))
+    assign(eng, art("b"), mix(0.9), T0 + 8 * HOUR)
+    # 16 h after the first article but only 8 h after the story's last one: still active.
+    third = assign(eng, art("c"), mix(0.9, 0, 2), T0 + 16 * HOUR)
+    assert third.decision == "joined"
+    assert third.story_id == first.story_id
+    assert third.story_size == 3
+    assert third.first_seen == T0
+    assert third.last_seen == T0 + 16 * HOUR
+
+
+def test_dated_article_far_from_a_dated_story_starts_a_new_one() -> None:
+    eng = engine()
+    day = 24 * HOUR
+    recent = assign(eng, art("a", published=T0), e(0), T0)
+    # Published 10 days before the story (window 10 h): an old report of another event.
+    old = assign(eng, art("b", published=T0 - 10 * day), e(0), T0 + 1)
+    assert old.decision == "new"
+    assert old.story_id != recent.story_id
+    assert old.event_time == T0 - 10 * day
+    # Within the window of the dated range, it joins.
+    close = assign(eng, art("c", published=T0 - 5 * HOUR), mix(0.95, 0, 1), T0 + 2)
+    assert close.story_id == recent.story_id
+
+
+def test_headline_is_the_title_of_the_largest_group() -> None:
+    eng = engine()
+    first = assign(eng, art("a", title="First report"), e(0))
+    assert first.headline == "First report"
+    # A second group of size 1 (tie): the headline stays.
+    other = assign(eng, art("b", title="Second angle"), mix(0.7, 0, 2), T0 + 1)
+    assert other.dup_group_id != first.dup_group_id
+    assert other.headline == "First report"
+    # A near-duplicate of "Second angle" makes its group the largest (2 > 1).
+    grown = assign(eng, art("c", title="Second angle, updated"), mix(0.7, 0, 2), T0 + 2)
+    assert grown.dup_group_id == other.dup_group_id
+    assert grown.headline == "Second angle"
+
+
+def test_source_count_counts_distinct_sources() -> None:
+    eng = engine()
+    a = assign(eng, art("a", source="reuters"), e(0))
+    assert a.source_count == 1
+    b = assign(eng, art("b", source="ap"), mix(0.9), T0 + 1)
+    assert b.source_count == 2
+    c = assign(eng, art("c", source="reuters"), mix(0.9, 0, 2), T0 + 2)
+    assert c.source_count == 2
+    d = assign(eng, art("d", source=None, url="https://www.bbc.com/x"), mix(0.9, 0, 3), T0 + 3)
+    assert d.source == "bbc.com"
+    assert d.source_count == 3
+    assert d.story_size == 4
+
+
+# --- restore ---------------------------------------------------------------------------
+
+
+def _apply(tables: dict[str, dict[str, Any]], changes: StateChanges) -> None:
+    """Mirror changes like the agent does, serialising records as a changelog would."""
+    for name in ("stories", "groups", "seen"):
+        for key, rec in getattr(changes, name).items():
+            if rec is None:
+                tables[name].pop(key, None)
+            else:
+                tables[name][key] = json.loads(json.dumps(rec))
+
+
+RESCUE = "Boats reached the valley at dawn."
+
+
+def _history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
+    eng = engine()
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    later = T0 + WINDOW + HOUR
+    steps = [
+        (art("gone", source="x"), e(7), T0),  # expires before the rest arrive
+        (art("p", title="Flood in the north", source="a"), e(0), later),
+        (art("q", source="b"), mix(0.95, 0, 1), later + 10),  # near-dup of p
+        (
+            art("r", title="Rescue teams arrive", text=RESCUE, source="c"),
+            mix(0.7, 0, 2),
+            later + 20,
+        ),
+        (art("x", source="a"), e(5), later + 30),  # another story
+        (
+            art("r2", title="rescue teams arrive", text=RESCUE.upper(), source="d"),
+            e(11),
+            later + 40,
+        ),  # dup of r
+    ]
+    for article, vector, ts in steps:
+        _, changes = eng.process(article, vector, ts)
+        _apply(tables, changes)
+    return eng, tables
+
+
+def _restored(tables: dict[str, dict[str, Any]]) -> StoryEngine:
+    fresh = engine()
+    fresh.restore(
+        list(tables["stories"].values()), list(tables["groups"].values()), dict(tables["seen"])
+    )
+    return fresh
+
+
+def test_restore_rebuilds_the_same_state() -> None:
+    a, tables = _history()
+    assert stable_id("st", "gone") not in tables["stories"]
+    b = _restored(tables)
+    assert b.active_stories == a.active_stories == 2
+
+    ts = T0 + WINDOW + 2 * HOUR
+    new = art("n", source="e")
+    vec = mix(0.93, 0, 3)  # near-duplicate of p
+    got_b = assign(b, new, vec, ts)
+    got_a = assign(a, copy.deepcopy(new), vec.copy(), ts)
+    assert got_b == got_a
+    assert got_b.story_id == stable_id("st", "p")
+    assert got_b.dup_group_id == stable_id("dg", "p")
+    assert got_b.decision == "joined"
+    assert got_b.story_size == 4  # p, q, r, n (r2 was a content duplicate)
+    assert got_b.source_count == 4  # a, b, c, e
+    assert got_b.headline == "Flood in the north"
+
+
+def test_restore_keeps_dedup_memory_and_expiry() -> None:
+    _, tables = _history()
+    b = _restored(tables)
+    ts = T0 + WINDOW + 2 * HOUR
+    resent, _ = b.process(art("q", source="b"), mix(0.95, 0, 1), ts)
+    assert resent is None
+    dup = assign(b, art("r3", title="Rescue teams arrive!", text=RESCUE, source="f"), e(12), ts + 1)
+    assert dup.decision == "duplicate"
+    assert dup.story_id == stable_id("st", "p")
+    assert dup.dup_group_id == stable_id("dg", "r")
+    # The expired story is not in the restored index: a vector like it starts a new story.
+    like_gone = assign(b, art("g2"), e(7), ts + 2)
+    assert like_gone.decision == "new"
+    assert like_gone.story_id == stable_id("st", "g2")
+
+
+def test_restore_discards_previous_state() -> None:
+    eng = engine()
+    assign(eng, art("a"), e(0))
+    eng.restore([], [], {})
+    assert eng.active_stories == 0
+    result = assign(eng, art("a"), e(0), T0 + 1)  # id no longer remembered
+    assert result.decision == "new"

@@ -66,7 +66,7 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             assignment, changes = engine.process(
                 item.to_article(), decode_vector(item.vector), item.record_ts
             )
-        except Exception as exc:  # noqa: BLE001 - dead-letter the article, keep the stream going
+        except Exception as exc:
             logger.exception("clustering article %s failed", item.id)
             metrics.articles_invalid.labels("clustering_failed").inc()
             await topics.dlq.send(

@@ -26,15 +26,18 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         host, _, port = configured.split(",")[0].rpartition(":")
         if not port_is_open(host, int(port), timeout_s=5):
-            pytest.fail(f"STORYWATCH_KAFKA_BOOTSTRAP={configured} does not answer: start it or "
-                        "unset the variable so the tests start their own broker")
+            pytest.fail(
+                f"STORYWATCH_KAFKA_BOOTSTRAP={configured} does not answer: start it or "
+                "unset the variable so the tests start their own broker"
+            )
         yield configured
         return
     settings = Settings()
     data_dir = tmp_path_factory.mktemp("kafka")
     try:
-        info = start_broker(settings.kafka_dir, settings.kafka_version, port=free_port(),
-                            data_dir=data_dir)
+        info = start_broker(
+            settings.kafka_dir, settings.kafka_version, port=free_port(), data_dir=data_dir
+        )
     except StorywatchError as exc:
         pytest.fail(f"the test Kafka broker did not start: {exc}")
     yield info.bootstrap

@@ -68,8 +68,12 @@ def first_phase(run: WorkerRun, rows: list[dict[str, Any]]) -> dict[str, Any]:
     expected = FIRST + 1  # the same-id re-send makes no event; the copy with a new id does
     stories = read_topic(run.bootstrap, run.topic("stories"), expect=expected, timeout_s=240)
     dlq = read_topic(run.bootstrap, run.topic("dlq"), expect=len(BAD_RECORDS), timeout_s=30)
-    return {"stories": stories, "dlq": dlq, "copy_id": resend_new_id["id"],
-            "copy_of": rows[1]["id"]}
+    return {
+        "stories": stories,
+        "dlq": dlq,
+        "copy_id": resend_new_id["id"],
+        "copy_of": rows[1]["id"],
+    }
 
 
 def test_every_valid_article_gets_exactly_one_story(first_phase, rows) -> None:
@@ -96,11 +100,18 @@ def test_reworded_reports_share_a_story(first_phase, rows) -> None:
 
 
 def test_worker_matches_offline_mode(first_phase, rows, embedder: Embedder) -> None:
-    offline = cluster_articles(rows[:FIRST], embedder, ClusterParams.from_settings(Settings()),
-                               max_chars=Settings().embed_max_chars)
+    offline = cluster_articles(
+        rows[:FIRST],
+        embedder,
+        ClusterParams.from_settings(Settings()),
+        max_chars=Settings().embed_max_chars,
+    )
     live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in first_phase["stories"]}
-    mismatched = [a.article_id for a in offline.assignments
-                  if live[a.article_id] != (a.story_id, a.dup_group_id)]
+    mismatched = [
+        a.article_id
+        for a in offline.assignments
+        if live[a.article_id] != (a.story_id, a.dup_group_id)
+    ]
     assert not mismatched, f"{len(mismatched)} articles differ, e.g. {mismatched[:5]}"
 
 
@@ -142,11 +153,16 @@ def test_emerging_alerts_are_cloudevents_once_per_story(run: WorkerRun, first_ph
 
 
 METRIC_FAMILIES = [
-    "storywatch_articles_consumed_total", "storywatch_articles_invalid_total",
-    "storywatch_articles_duplicate_total", "storywatch_embedding_batch_size_bucket",
-    "storywatch_embedding_duration_seconds_bucket", "storywatch_clustering_decisions_total",
-    "storywatch_active_stories", "storywatch_alerts_emitted_total",
-    "storywatch_end_to_end_latency_seconds_bucket", "storywatch_faust_messages_received_total",
+    "storywatch_articles_consumed_total",
+    "storywatch_articles_invalid_total",
+    "storywatch_articles_duplicate_total",
+    "storywatch_embedding_batch_size_bucket",
+    "storywatch_embedding_duration_seconds_bucket",
+    "storywatch_clustering_decisions_total",
+    "storywatch_active_stories",
+    "storywatch_alerts_emitted_total",
+    "storywatch_end_to_end_latency_seconds_bucket",
+    "storywatch_faust_messages_received_total",
 ]
 
 
@@ -155,13 +171,19 @@ def test_metrics_endpoint(run: WorkerRun, first_phase) -> None:
     assert status == 200
     for family in METRIC_FAMILIES:
         assert family in text, family
-    consumed = next(line for line in text.splitlines()
-                    if line.startswith("storywatch_articles_consumed_total"))
+    consumed = next(
+        line for line in text.splitlines() if line.startswith("storywatch_articles_consumed_total")
+    )
     assert float(consumed.split()[-1]) == FIRST + len(BAD_RECORDS) + 2
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: run `make system-deps` (Debian package prometheus)"
-    check = subprocess.run([promtool, "check", "metrics"], check=False, input=text.encode(),
-                           capture_output=True, timeout=60)
+    check = subprocess.run(
+        [promtool, "check", "metrics"],
+        check=False,
+        input=text.encode(),
+        capture_output=True,
+        timeout=60,
+    )
     # promtool exits 1 on lint *warnings* too (e.g. Faust's own metric names); errors fail here.
     assert b"error while linting" not in check.stderr + check.stdout, check.stderr
     assert not any(line.startswith(b"error") for line in check.stderr.splitlines())
@@ -173,14 +195,30 @@ def test_dashboard_in_a_real_browser(run: WorkerRun, first_phase, tmp_path: Path
     _, body = run.http("/api/stories?limit=5")
     top = json.loads(body)["stories"][0]
     dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=8000", "--dump-dom", f"{run.url}/"],
-        capture_output=True, timeout=120, check=True).stdout.decode()
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            f"{run.url}/",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout.decode()
     assert 'class="story"' in dom
-    assert top["headline"].replace("&", "&amp;").replace("'", "&#39;")[:30] in dom or \
-        top["headline"][:20] in dom
+    assert (
+        top["headline"].replace("&", "&amp;").replace("'", "&#39;")[:30] in dom
+        or top["headline"][:20] in dom
+    )
     assert "active stories" in dom
 
 
@@ -190,14 +228,18 @@ def test_restart_keeps_running_stories(run: WorkerRun, first_phase, rows, embedd
     produce_rows(rows[FIRST:], run.bootstrap, run.topic("articles"))
     expected = len(first_phase["stories"]) + SECOND
     stories = read_topic(run.bootstrap, run.topic("stories"), expect=expected, timeout_s=240)
-    later = stories[len(first_phase["stories"]):]
+    later = stories[len(first_phase["stories"]) :]
     assert {e["article_id"] for e in later} == {row["id"] for row in rows[FIRST:]}
     earlier_ids = {e["story_id"] for e in first_phase["stories"]}
     joined_old = [e for e in later if e["story_id"] in earlier_ids]
     assert joined_old, "no article after the restart joined a story from before it"
     # Exactly what one uninterrupted offline pass gives: the state survived the restart.
-    offline = cluster_articles(rows, embedder, ClusterParams.from_settings(Settings()),
-                               max_chars=Settings().embed_max_chars)
+    offline = cluster_articles(
+        rows,
+        embedder,
+        ClusterParams.from_settings(Settings()),
+        max_chars=Settings().embed_max_chars,
+    )
     expected_ids = {a.article_id: a.story_id for a in offline.assignments}
     assert all(e["story_id"] == expected_ids[e["article_id"]] for e in later)
     assert "Restore complete" in run.log()

@@ -37,12 +37,14 @@ class WorkerRun:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STORYWATCH_")}
-        env.update({
-            "STORYWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
-            "STORYWATCH_APP_ID": f"storywatch-test-{self.run_id}",
-            "STORYWATCH_WEB_PORT": str(self.web_port),
-            "STORYWATCH_DATA_DIR": str(self.workdir / "state"),
-        })
+        env.update(
+            {
+                "STORYWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+                "STORYWATCH_APP_ID": f"storywatch-test-{self.run_id}",
+                "STORYWATCH_WEB_PORT": str(self.web_port),
+                "STORYWATCH_DATA_DIR": str(self.workdir / "state"),
+            }
+        )
         env.update({f"STORYWATCH_TOPIC_{n.upper()}": self.topic(n) for n in TOPIC_NAMES})
         return env
 
@@ -59,8 +61,11 @@ class WorkerRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=self.env, stdout=log,
-                stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -93,9 +98,14 @@ class WorkerRun:
 
 def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> list[Any]:
     """Read JSON values from the start of ``topic`` until ``expect`` arrived or time is up."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1000,
-                             value_deserializer=json.loads)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+        value_deserializer=json.loads,
+    )
     values: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:

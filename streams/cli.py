@@ -177,9 +177,10 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 
 @main.command()
 @click.option("--topic", default=None, help="Stories topic [STORYWATCH_TOPIC_STORIES].")
+@click.option("--alerts-topic", default=None, help="Also print this alerts topic's events.")
 @click.option("--from-beginning/--new-only", default=True, show_default=True)
 @_clean_errors
-def watch(topic: str | None, from_beginning: bool) -> None:
+def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> None:
     """Print story assignments as they happen (Ctrl-C stops)."""
     from streams.watch import follow_stories
 
@@ -192,6 +193,7 @@ def watch(topic: str | None, from_beginning: bool) -> None:
             print_line=click.echo,
             stop=lambda: False,
             from_beginning=from_beginning,
+            alerts_topic=alerts_topic,
         )
 
 

@@ -93,7 +93,11 @@ def run_demo(settings: Settings, sample: Path, rate: float) -> None:
         )
         producer.start()
         follow_stories(
-            bootstrap, stories_topic, print_line=click.echo, stop=lambda: worker.poll() is not None
+            bootstrap,
+            stories_topic,
+            print_line=click.echo,
+            stop=lambda: worker.poll() is not None,
+            alerts_topic=env["STORYWATCH_TOPIC_ALERTS"],
         )
     except KeyboardInterrupt:
         click.echo("\nstopping the worker (Kafka keeps running: `storywatch kafka stop`)")

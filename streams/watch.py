@@ -1,29 +1,45 @@
-"""Follow the ``stories`` topic and print each assignment as a line a person can read."""
+"""Follow the ``stories`` (and ``alerts``) topics and print each event as a readable line."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaConsumer
 
-__all__ = ["format_story_event", "follow_stories"]
+__all__ = ["follow_stories", "format_alert", "format_story_event"]
 
-# Why 60 chars: one event per terminal line, with the counts beside the headline.
+# Why 60 chars: one event per terminal line, with the counts beside the title.
 _HEADLINE_CHARS = 60
 
 
-def format_story_event(event: dict) -> str:
-    """One line: time, decision, story id, size/sources, similarity, headline."""
+def format_story_event(event: dict[str, Any]) -> str:
+    """Time, decision, story id, size/sources, similarity, the article's title and, when it
+    joined a story, that story's headline."""
     when = datetime.fromtimestamp(event["event_time"], tz=UTC).strftime("%m-%d %H:%M")
     decision = {"new": "NEW   ", "joined": "JOINED", "duplicate": "DUP   "}.get(
         event["decision"], event["decision"]
     )
-    headline = event["headline"][:_HEADLINE_CHARS]
-    return (
+    title = event.get("title") or event["headline"]
+    line = (
         f"{when} {decision} {event['story_id']} size={event['story_size']:<3} "
-        f"sources={event['source_count']:<3} sim={event['similarity']:.2f}  {headline}"
+        f"sources={event['source_count']:<3} sim={event['similarity']:.2f}  "
+        f"{title[:_HEADLINE_CHARS]}"
+    )
+    if event["decision"] != "new" and event["headline"] != title:
+        line += f"  [story: {event['headline'][:_HEADLINE_CHARS]}]"
+    return line
+
+
+def format_alert(alert: dict[str, Any]) -> str:
+    """One line for a CloudEvent alert."""
+    data = alert.get("data", {})
+    return (
+        f"*** ALERT {alert.get('type', '?')} {data.get('story_id', '?')}: "
+        f"{str(data.get('headline', ''))[:_HEADLINE_CHARS]} ({data.get('size')} articles, "
+        f"{len(data.get('sources', []))} sources)"
     )
 
 
@@ -34,10 +50,12 @@ def follow_stories(
     print_line: Callable[[str], None],
     stop: Callable[[], bool],
     from_beginning: bool = True,
+    alerts_topic: str | None = None,
 ) -> int:
-    """Print story events until ``stop()`` is true; returns how many were printed."""
+    """Print story events (and alerts) until ``stop()`` is true; returns how many printed."""
+    topics = [topic] + ([alerts_topic] if alerts_topic else [])
     consumer = KafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -48,7 +66,10 @@ def follow_stories(
     try:
         while not stop():
             for message in consumer:
-                print_line(format_story_event(message.value))
+                is_alert = message.topic == alerts_topic
+                print_line(
+                    format_alert(message.value) if is_alert else format_story_event(message.value)
+                )
                 seen += 1
                 if stop():
                     break

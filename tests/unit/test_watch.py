@@ -66,3 +66,38 @@ def test_pipeline_topic_partitions() -> None:
     assert plan["emb"] == 1
     assert plan == {"in": 6, "articles-dlq": 1, "emb": 1, "stories": 1, "alerts": 1}
     assert pipeline_topic_partitions(Settings())["articles"] == 1
+
+
+def test_format_alert_names_story_size_and_sources() -> None:
+    from streams.watch import format_alert
+
+    line = format_alert(
+        {
+            "type": "io.storywatch.story.emerging",
+            "data": {
+                "story_id": "st-1",
+                "headline": "Quake",
+                "size": 7,
+                "sources": ["a", "b", "c"],
+            },
+        }
+    )
+    assert "st-1" in line and "Quake" in line and "7 articles" in line and "3 sources" in line
+
+
+def test_joined_event_shows_article_title_and_story_headline() -> None:
+    from streams.watch import format_story_event
+
+    line = format_story_event(
+        {
+            "event_time": 0,
+            "decision": "joined",
+            "story_id": "st-9",
+            "story_size": 2,
+            "source_count": 2,
+            "similarity": 0.7,
+            "headline": "Big quake",
+            "title": "Quake hits",
+        }
+    )
+    assert "Quake hits" in line and "[story: Big quake]" in line

@@ -13,13 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment, ClusterParams, StoryEngine
 from streams.engine.embedding import Embedder
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import InputFileError
 
-__all__ = ["ClusterRun", "cluster_articles", "read_jsonl", "replay_timestamps"]
+__all__ = [
+    "ClusterRun",
+    "EmbeddedStream",
+    "cluster_articles",
+    "cluster_stream",
+    "embed_rows",
+    "read_jsonl",
+    "replay_timestamps",
+]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -57,9 +68,20 @@ def replay_timestamps(articles: Sequence[Article]) -> list[int]:
 
 
 @dataclass(frozen=True)
+class EmbeddedStream:
+    """A file's valid articles in order, their embeddings and replay clock."""
+
+    articles: list[Article]
+    vectors: npt.NDArray[np.float32]
+    stamps_ms: list[int]
+    invalid: list[tuple[int, str]]  # (1-based row number, reason): skipped, as the DLQ would
+    embed_seconds: float
+
+
+@dataclass(frozen=True)
 class ClusterRun:
     assignments: list[Assignment]
-    invalid: list[tuple[int, str]]  # (1-based row number, reason): skipped, as the DLQ would
+    invalid: list[tuple[int, str]]
     embed_seconds: float
     cluster_seconds: float
 
@@ -68,38 +90,62 @@ class ClusterRun:
         return self.embed_seconds + self.cluster_seconds
 
 
+def embed_rows(
+    rows: Sequence[dict[str, Any]],
+    embedder: Embedder,
+    *,
+    max_chars: int,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> EmbeddedStream:
+    """Validate and embed ``rows`` in file order (invalid rows are reported, not embedded)."""
+    articles: list[Article] = []
+    invalid: list[tuple[int, str]] = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            articles.append(article_from_mapping(row))
+        except InvalidArticle as exc:
+            invalid.append((number, str(exc)))
+    if progress and invalid:
+        progress(len(invalid))
+    chunks = []
+    started = time.perf_counter()
+    for start in range(0, len(articles), batch_size):
+        batch = articles[start : start + batch_size]
+        chunks.append(embedder.encode([a.embed_text(max_chars) for a in batch]))
+        if progress:
+            progress(len(batch))
+    seconds = time.perf_counter() - started
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+    return EmbeddedStream(articles, vectors, replay_timestamps(articles), invalid, seconds)
+
+
+def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
+    """One online pass of the engine over an embedded stream, in order."""
+    engine = StoryEngine(params)
+    assignments: list[Assignment] = []
+    started = time.perf_counter()
+    for article, vector, stamp in zip(
+        stream.articles, stream.vectors, stream.stamps_ms, strict=True
+    ):
+        assignment, _ = engine.process(article, vector, stamp / 1000.0)
+        if assignment is not None:
+            assignments.append(assignment)
+    seconds = time.perf_counter() - started
+    return ClusterRun(assignments, stream.invalid, stream.embed_seconds, seconds)
+
+
 def cluster_articles(
     rows: Sequence[dict[str, Any]],
     embedder: Embedder,
     params: ClusterParams,
     *,
     max_chars: int,
-    batch_size: int = 256,
+    batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> ClusterRun:
     """Embed and cluster ``rows`` in file order, one online pass."""
-    articles = []
-    invalid = []
-    for number, row in enumerate(rows, start=1):
-        try:
-            articles.append(article_from_mapping(row))
-        except InvalidArticle as exc:
-            invalid.append((number, str(exc)))
-    stamps = replay_timestamps(articles)
-    engine = StoryEngine(params)
-    assignments: list[Assignment] = []
-    embed_s = cluster_s = 0.0
-    for start in range(0, len(articles), batch_size):
-        batch = articles[start : start + batch_size]
-        t0 = time.perf_counter()
-        vectors = embedder.encode([a.embed_text(max_chars) for a in batch])
-        t1 = time.perf_counter()
-        for article, vector, stamp in zip(batch, vectors, stamps[start:], strict=False):
-            assignment, _ = engine.process(article, vector, stamp / 1000.0)
-            if assignment is not None:
-                assignments.append(assignment)
-        cluster_s += time.perf_counter() - t1
-        embed_s += t1 - t0
-        if progress:
-            progress(len(batch))
-    return ClusterRun(assignments, invalid, embed_s, cluster_s)
+    stream = embed_rows(
+        rows, embedder, max_chars=max_chars, batch_size=batch_size, progress=progress
+    )
+    return cluster_stream(stream, params)

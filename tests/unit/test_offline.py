@@ -150,7 +150,8 @@ def test_cluster_articles_skips_invalid_rows_and_assigns_the_rest() -> None:
     assert [len(b) for b in embedder.batches] == [2, 2, 1]
     assert embedder.batches[0] == ["Quake hits c", "Election cal"]
     assert all(len(t) <= 12 for b in embedder.batches for t in b)
-    assert progressed == [2, 2, 1]
+    # Progress covers every row: the two invalid ones first, then each embedded batch.
+    assert progressed == [2, 2, 2, 1]
     assert run.seconds == pytest.approx(run.embed_seconds + run.cluster_seconds)
     assert run.embed_seconds >= 0 and run.cluster_seconds >= 0
 

@@ -71,6 +71,11 @@ class StoryEvent(faust.Record, serializer="json"):
     url: str | None
     title: str
     produced_at: float
+    # The evidence behind the join (see streams.engine.clustering.Assignment):
+    lexical_similarity: float = 0.0
+    entity_share: float | None = None
+    shared_terms: list[str] | None = None  # None (not []): Faust shares mutable defaults
+    keywords: list[str] | None = None
 
     @classmethod
     def build(cls, assignment: Assignment, produced_at: float) -> StoryEvent:
@@ -81,4 +86,6 @@ class StoryEvent(faust.Record, serializer="json"):
 
     def to_assignment(self) -> Assignment:
         fields = {name: getattr(self, name) for name in Assignment.__dataclass_fields__}
+        fields["shared_terms"] = list(self.shared_terms or [])
+        fields["keywords"] = list(self.keywords or [])
         return Assignment(**fields)

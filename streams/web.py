@@ -9,6 +9,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
+from streams.engine.clustering import story_keywords
 from streams.tables import PipelineTables
 
 __all__ = ["register_views"]
@@ -23,11 +24,12 @@ _DASHBOARD = """<!doctype html>
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;width:100%}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;
 text-align:left}th{background:#f4f4f4}td.n{text-align:right}#status{color:#666}
+td.kw{color:#555;font-size:.9em}
 </style></head><body>
 <h1>Storywatch: live stories</h1>
 <p id="status">loading…</p>
-<table><thead><tr><th>Headline</th><th>Articles</th><th>Sources</th><th>Last seen (UTC)</th>
-</tr></thead><tbody id="stories"></tbody></table>
+<table><thead><tr><th>Headline</th><th>Keywords</th><th>Articles</th><th>Sources</th>
+<th>Last seen (UTC)</th></tr></thead><tbody id="stories"></tbody></table>
 <script>
 async function refresh() {
   try {
@@ -36,7 +38,8 @@ async function refresh() {
     const rows = data.stories.map(s => {
       const tr = document.createElement('tr');
       tr.className = 'story';
-      for (const [v, cls] of [[s.headline, ''], [s.size, 'n'], [s.source_count, 'n'],
+      for (const [v, cls] of [[s.headline, ''], [s.keywords.join(', '), 'kw'],
+                              [s.size, 'n'], [s.source_count, 'n'],
                               [new Date(s.last_seen * 1000).toISOString().slice(0, 16), '']]) {
         const td = document.createElement('td'); td.textContent = v; td.className = cls;
         tr.appendChild(td);
@@ -64,6 +67,7 @@ def story_summary(record: dict[str, Any]) -> dict[str, Any]:
         "source_count": len(record["sources"]),
         "first_seen": record["first_seen"],
         "last_seen": record["last_seen"],
+        "keywords": story_keywords(record.get("terms", {})),
     }
 
 

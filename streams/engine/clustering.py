@@ -8,6 +8,7 @@ are returned as records so the agent can mirror them into changelog-backed table
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,10 +17,41 @@ import numpy as np
 
 from config.settings import Settings
 from streams.engine.article import Article, stable_id
+from streams.engine.evidence import (
+    TERM_BODY_CHARS,
+    DocumentFrequencies,
+    entities,
+    term_vector,
+    terms,
+)
 from streams.engine.story_index import StoryIndex
 from streams.engine.vectors import Vector, decode_vector, encode_vector, unit
 
-__all__ = ["Assignment", "ClusterParams", "StateChanges", "StoryEngine"]
+__all__ = ["Assignment", "ClusterParams", "StateChanges", "StoryEngine", "story_keywords"]
+
+# Why 5: a story summary a person reads at a glance; also the size of shared-term evidence.
+_TOP_TERMS = 5
+
+
+def story_keywords(profile: dict[str, float]) -> list[str]:
+    """The story's top terms by summed TF-IDF weight."""
+    return [t for t, _ in sorted(profile.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TERMS]]
+
+
+def _cosine(vector: dict[str, float], profile: dict[str, float]) -> float:
+    """Cosine of a unit sparse vector with a (non-unit) sparse profile."""
+    if not profile:
+        return 0.0
+    dot = sum(w * profile.get(t, 0.0) for t, w in vector.items())
+    norm = math.sqrt(sum(w * w for w in profile.values()))
+    return dot / norm if norm else 0.0
+
+
+def _strongest_shared(vector: dict[str, float], profile: dict[str, float]) -> list[str]:
+    """The terms contributing most to the article-story lexical similarity."""
+    shared = [(w * profile[t], t) for t, w in vector.items() if t in profile]
+    return [t for _, t in sorted(shared, key=lambda x: (-x[0], x[1]))[:_TOP_TERMS]]
+
 
 Decision = Literal["new", "joined", "duplicate"]
 Record = dict[str, Any]
@@ -29,9 +61,14 @@ Record = dict[str, Any]
 class ClusterParams:
     """The clustering knobs (see :class:`config.Settings` for why each default)."""
 
-    story_threshold: float = 0.55
+    story_threshold: float = 0.35
     dup_threshold: float = 0.90
     window_s: float = 72 * 3600.0
+    lexical_weight: float = 0.30
+    entity_share: float = 0.10
+    entity_min: int = 6
+    entity_override: float = 0.90
+    candidates: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
@@ -39,7 +76,24 @@ class ClusterParams:
             story_threshold=settings.story_threshold,
             dup_threshold=settings.dup_threshold,
             window_s=settings.story_window_hours * 3600.0,
+            lexical_weight=settings.lexical_weight,
+            entity_share=settings.entity_share,
+            entity_min=settings.entity_min,
+            entity_override=settings.entity_override,
+            candidates=settings.candidate_stories,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """Why an article joins (or not) one candidate story."""
+
+    story_id: str
+    dense: float
+    lexical: float
+    score: float
+    entity_share: float | None  # None: too few entities in the article to judge
+    accepted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +104,7 @@ class Assignment:
     story_id: str
     dup_group_id: str
     decision: Decision
-    similarity: float
+    similarity: float  # dense cosine to the story centroid (1.0 for a new story)
     story_size: int
     source_count: int
     first_seen: float
@@ -60,6 +114,11 @@ class Assignment:
     source: str
     url: str | None
     title: str
+    # The evidence behind the decision:
+    lexical_similarity: float = 0.0  # TF-IDF cosine to the story's term profile
+    entity_share: float | None = None  # IDF-weighted share of the article's names the story has
+    shared_terms: list[str] = field(default_factory=list)  # strongest terms shared with the story
+    keywords: list[str] = field(default_factory=list)  # the story's top terms
 
 
 @dataclass
@@ -98,10 +157,10 @@ class _Story:
     first_seen: float
     last_seen: float
     last_active: float
-    dated_lo: float | None
-    dated_hi: float | None
     headline: str
     headline_group_size: int
+    terms: dict[str, float] = field(default_factory=dict)  # summed unit TF-IDF vectors
+    entities: dict[str, int] = field(default_factory=dict)  # entity -> members mentioning it
     group_ids: list[str] = field(default_factory=list)
 
     def record(self) -> Record:
@@ -113,16 +172,21 @@ class _Story:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "last_active": self.last_active,
-            "dated_lo": self.dated_lo,
-            "dated_hi": self.dated_hi,
             "headline": self.headline,
             "headline_group_size": self.headline_group_size,
+            "terms": dict(self.terms),
+            "entities": dict(self.entities),
         }
 
     @classmethod
     def from_record(cls, rec: Record) -> _Story:
-        fields = {k: v for k, v in rec.items() if k != "centroid_sum"}
+        fields = {k: v for k, v in rec.items() if k in _STORY_FIELDS}
+        fields["terms"] = dict(rec.get("terms", {}))
+        fields["entities"] = dict(rec.get("entities", {}))
         return cls(centroid_sum=decode_vector(rec["centroid_sum"]), **fields)
+
+
+_STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {"centroid_sum", "group_ids"}
 
 
 class StoryEngine:
@@ -135,6 +199,8 @@ class StoryEngine:
         self._groups: dict[str, _Group] = {}
         self._seen: OrderedDict[str, Record] = OrderedDict()  # oldest first
         self._index: StoryIndex | None = None
+        self._term_df = DocumentFrequencies()
+        self._entity_df = DocumentFrequencies()
 
     @property
     def active_stories(self) -> int:
@@ -170,33 +236,79 @@ class StoryEngine:
             self._remember(id_key, story.id, same_content["group_id"], changes)
             return assignment, changes
 
-        published = article.published_at.timestamp() if article.published_at else None
-        best = index.nearest(vector, published, self.params.window_s)
+        article_terms = set(terms(article.title) + terms(article.text[:TERM_BODY_CHARS]))
+        article_entities = entities(article.title, article.text)
+        self._term_df.add(article_terms)
+        self._entity_df.add(article_entities)
+        term_vec = term_vector(article.title, article.text, self._term_df)
+        candidates = index.candidates(vector, self.params.candidates)
+        evidence = [
+            self._weigh(self._stories[sid], dense, term_vec, article_entities)
+            for sid, dense in candidates
+        ]
+        accepted = [e for e in evidence if e.accepted]
+        chosen = max(accepted, key=lambda e: e.score) if accepted else None
         decision: Decision
-        if best is not None and best[1] >= self.params.story_threshold:
-            story = self._stories[best[0]]
-            similarity, decision = best[1], "joined"
+        if chosen is not None:
+            story = self._stories[chosen.story_id]
+            decision = "joined"
             story.centroid_sum = story.centroid_sum + vector
             story.size += 1
         else:
             story = self._new_story(article, vector, event_time)
-            similarity, decision = 1.0, "new"
-        self._update_times(story, event_time, published, article.source_name)
+            decision = "new"
+        shared = _strongest_shared(term_vec, story.terms) if chosen else []
+        for term, weight in term_vec.items():
+            story.terms[term] = story.terms.get(term, 0.0) + weight
+        for name in article_entities:
+            story.entities[name] = story.entities.get(name, 0) + 1
+        self._update_times(story, event_time, article.source_name)
         group = self._place_in_group(story, article, vector, changes)
-        index.upsert(story.id, unit(story.centroid_sum), story.dated_lo, story.dated_hi)
+        index.upsert(story.id, unit(story.centroid_sum))
         self._stories.move_to_end(story.id)
         changes.stories[story.id] = story.record()
-        self._remember(id_key, story.id, group.id, changes)
+        self._remember(
+            id_key,
+            story.id,
+            group.id,
+            changes,
+            terms=sorted(article_terms),
+            entities=sorted(article_entities),
+        )
         self._remember(article.content_key, story.id, group.id, changes)
         assignment = self._assignment(
             article=article,
             story=story,
             group_id=group.id,
             decision=decision,
-            similarity=similarity,
+            similarity=chosen.dense if chosen else 1.0,
             event_time=event_time,
+            lexical=chosen.lexical if chosen else 1.0,
+            entity_share=chosen.entity_share if chosen else None,
+            shared_terms=shared,
         )
         return assignment, changes
+
+    def _weigh(
+        self, story: _Story, dense: float, term_vec: dict[str, float], names: set[str]
+    ) -> _Evidence:
+        """Dense cosine plus weighted lexical cosine must clear the story bar; an article with
+        enough entities must also share some of the story's usual ones (different events of
+        the same kind share the topic, not the names and numbers)."""
+        params = self.params
+        lexical = _cosine(term_vec, story.terms)
+        score = dense + params.lexical_weight * lexical
+        accepted = score >= params.story_threshold
+        share: float | None = None
+        if len(names) >= params.entity_min:
+            weights = {name: self._entity_df.idf(name) for name in names}
+            total = sum(weights.values())
+            if total > 0:
+                mentioned = sum(w * story.entities.get(n, 0) for n, w in weights.items())
+                share = mentioned / (total * story.size)
+                if accepted and score < params.entity_override:
+                    accepted = share >= params.entity_share
+        return _Evidence(story.id, dense, lexical, score, share, accepted)
 
     def restore(self, stories: list[Record], groups: list[Record], seen: dict[str, Record]) -> None:
         """Rebuild the state from table records (after a restart or a rebalance)."""
@@ -206,7 +318,7 @@ class StoryEngine:
             self._stories[story.id] = story
             self.clock = max(self.clock, story.last_seen)
             index = self._ensure_index(story.centroid_sum.shape[0])
-            index.upsert(story.id, unit(story.centroid_sum), story.dated_lo, story.dated_hi)
+            index.upsert(story.id, unit(story.centroid_sum))
         for rec in groups:
             if rec["story_id"] in self._stories:
                 group = _Group(
@@ -220,6 +332,15 @@ class StoryEngine:
                 self._stories[group.story_id].group_ids.append(group.id)
         for key, rec in sorted(seen.items(), key=lambda kv: kv[1]["ts"]):
             self._seen[key] = rec
+            if "terms" in rec:
+                self._term_df.add(rec["terms"])
+                self._entity_df.add(rec["entities"])
+
+    def _forget_frequencies(self, rec: Record) -> None:
+        """An article left the window: it no longer counts in the document frequencies."""
+        if "terms" in rec:
+            self._term_df.remove(rec["terms"])
+            self._entity_df.remove(rec["entities"])
 
     # -- internals -----------------------------------------------------------------------
 
@@ -237,23 +358,16 @@ class StoryEngine:
             first_seen=event_time,
             last_seen=event_time,
             last_active=self.clock,
-            dated_lo=None,
-            dated_hi=None,
             headline=article.title,
             headline_group_size=0,
         )
         self._stories[story.id] = story
         return story
 
-    def _update_times(
-        self, story: _Story, event_time: float, published: float | None, source: str
-    ) -> None:
+    def _update_times(self, story: _Story, event_time: float, source: str) -> None:
         story.first_seen = min(story.first_seen, event_time)
         story.last_seen = max(story.last_seen, event_time)
         story.last_active = self.clock
-        if published is not None:
-            story.dated_lo = published if story.dated_lo is None else min(story.dated_lo, published)
-            story.dated_hi = published if story.dated_hi is None else max(story.dated_hi, published)
         story.sources[source] = story.sources.get(source, 0) + 1
 
     def _place_in_group(
@@ -276,8 +390,10 @@ class StoryEngine:
         changes.groups[group.id] = group.record()
         return group
 
-    def _remember(self, key: str, story_id: str, group_id: str, changes: StateChanges) -> None:
-        rec = {"story_id": story_id, "group_id": group_id, "ts": self.clock}
+    def _remember(
+        self, key: str, story_id: str, group_id: str, changes: StateChanges, **extra: Any
+    ) -> None:
+        rec = {"story_id": story_id, "group_id": group_id, "ts": self.clock, **extra}
         self._seen[key] = rec
         changes.seen[key] = rec
 
@@ -300,6 +416,7 @@ class StoryEngine:
                 break
             del self._seen[key]
             changes.seen[key] = None
+            self._forget_frequencies(rec)
 
     def _assignment(
         self,
@@ -310,6 +427,9 @@ class StoryEngine:
         decision: Decision,
         similarity: float,
         event_time: float,
+        lexical: float = 1.0,
+        entity_share: float | None = None,
+        shared_terms: list[str] | None = None,
     ) -> Assignment:
         return Assignment(
             article_id=article.id,
@@ -317,6 +437,10 @@ class StoryEngine:
             dup_group_id=group_id,
             decision=decision,
             similarity=round(similarity, 4),
+            lexical_similarity=round(lexical, 4),
+            entity_share=None if entity_share is None else round(entity_share, 4),
+            shared_terms=shared_terms or [],
+            keywords=story_keywords(story.terms),
             story_size=story.size,
             source_count=len(story.sources),
             first_seen=story.first_seen,

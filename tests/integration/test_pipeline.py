@@ -84,19 +84,21 @@ def test_every_valid_article_gets_exactly_one_story(first_phase, rows) -> None:
 
 
 def test_reworded_reports_share_a_story(first_phase, rows) -> None:
-    gold = {row["id"]: row["label"] for row in rows}
+    """Each big gold story is recognised as one: most of its differently worded headlines
+    land in a single story. (Precision is measured by `storywatch eval`, docs/QUALITY.md.)"""
+    gold = {row["id"]: row["label"] for row in rows[:FIRST]}
     titles = {row["id"]: row["title"] for row in rows}
+    story_of = {e["article_id"]: e["story_id"] for e in first_phase["stories"]}
     members: dict[str, list[str]] = defaultdict(list)
-    for event in first_phase["stories"]:
-        if event["article_id"] in gold:
-            members[event["story_id"]].append(event["article_id"])
-    # The biggest stories gather differently worded headlines of ONE gold story.
-    big = sorted(members.values(), key=len, reverse=True)[:3]
+    for article_id, label in gold.items():
+        members[label].append(article_id)
+    big = [ids for ids in members.values() if len(ids) >= 25]
+    assert len(big) >= 4, "the sample should hold several big stories"
     for ids in big:
-        assert len(ids) >= 10
-        assert len({titles[i] for i in ids}) >= 5, "not re-wordings, only copies"
-        labels = Counter(gold[i] for i in ids)
-        assert labels.most_common(1)[0][1] / len(ids) >= 0.9
+        story, count = Counter(story_of[i] for i in ids).most_common(1)[0]
+        assert count > len(ids) / 2, f"gold story of {len(ids)} split, largest part {count}"
+        together = {titles[i] for i in ids if story_of[i] == story}
+        assert len(together) >= 5, "only copies joined, not re-wordings"
 
 
 def test_worker_matches_offline_mode(first_phase, rows, embedder: Embedder) -> None:

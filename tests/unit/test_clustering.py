@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from streams.engine.article import Article, stable_id
-from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
+from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine, story_keywords
+from streams.engine.evidence import entities, term_vector, terms
 
 DIM = 16
 HOUR = 3600.0
@@ -65,9 +66,29 @@ def test_cluster_params_from_settings() -> None:
     from config.settings import Settings
 
     params = ClusterParams.from_settings(
-        Settings(story_threshold=0.6, dup_threshold=0.95, story_window_hours=2)
+        Settings(
+            story_threshold=0.6,
+            dup_threshold=0.95,
+            story_window_hours=2,
+            lexical_weight=0.2,
+            entity_share=0.15,
+            entity_min=4,
+            entity_override=0.8,
+            candidate_stories=3,
+        )
     )
-    assert params == ClusterParams(story_threshold=0.6, dup_threshold=0.95, window_s=7200.0)
+    assert params == ClusterParams(
+        story_threshold=0.6,
+        dup_threshold=0.95,
+        window_s=7200.0,
+        lexical_weight=0.2,
+        entity_share=0.15,
+        entity_min=4,
+        entity_override=0.8,
+        candidates=3,
+    )
+    # The defaults agree.
+    assert ClusterParams.from_settings(Settings()) == ClusterParams()
 
 
 def test_first_article_starts_a_story() -> None:
@@ -110,13 +131,54 @@ def test_similar_joins_and_dissimilar_starts_a_new_story() -> None:
 
 def test_below_threshold_starts_a_new_story() -> None:
     eng = engine()
-    first = assign(eng, art("a"), e(0))
-    below = assign(eng, art("b"), mix(0.5), T0 + 1)  # 0.5 < 0.55
+    # Titles and bodies share no words, so the lexical bonus is 0 and the dense cosine decides.
+    first = assign(eng, art("a", title="Flood hits valley", text="Rivers rose overnight."), e(0))
+    below = assign(
+        eng,
+        art("b", title="Election results delayed", text="Counting continues slowly."),
+        mix(0.5),
+        T0 + 1,
+    )  # 0.5 + 0 < 0.55
     assert below.decision == "new"
     assert below.story_id != first.story_id
-    above = assign(eng, art("c"), mix(0.6, 0, 2), T0 + 2)  # 0.6 >= 0.55 to e0
+    above = assign(
+        eng,
+        art("c", title="Parliament passes budget", text="Lawmakers voted late."),
+        mix(0.6, 0, 2),
+        T0 + 2,
+    )  # 0.6 + 0 >= 0.55 to e0
     assert above.decision == "joined"
     assert above.story_id == first.story_id
+    assert above.lexical_similarity == 0.0
+    assert above.shared_terms == []
+
+
+def test_default_bar_is_on_dense_plus_lexical_score() -> None:
+    # Default params: bar 0.35 on dense + 0.3 * lexical. Dense 0.3 alone is clearly below.
+    params = ClusterParams(window_s=WINDOW)
+    assert params.story_threshold == pytest.approx(0.35)
+    eng = engine(params)
+    first = assign(eng, art("a", title="Flood hits valley", text="Rivers rose overnight."), e(0))
+    below = assign(
+        eng,
+        art("b", title="Election results delayed", text="Counting continues slowly."),
+        mix(0.3),
+        T0 + 1,
+    )  # 0.3 + 0.3 * 0 < 0.35
+    assert below.decision == "new"
+    assert below.story_id != first.story_id
+    # The same dense cosine with shared wording clears the bar.
+    joined = assign(
+        eng,
+        art("c", title="Flood hits valley towns", text="Rivers rose overnight in the valley."),
+        mix(0.3, 0, 2),
+        T0 + 2,
+    )
+    assert joined.decision == "joined"
+    assert joined.story_id == first.story_id
+    assert joined.similarity == pytest.approx(0.3, abs=1e-4)
+    assert joined.similarity + 0.3 * joined.lexical_similarity >= 0.35
+    assert {"flood", "valley", "rivers"} <= set(joined.shared_terms)
 
 
 def test_joins_the_most_similar_story() -> None:
@@ -213,18 +275,37 @@ def test_window_counts_from_last_activity_not_first() -> None:
     assert third.last_seen == T0 + 16 * HOUR
 
 
-def test_dated_article_far_from_a_dated_story_starts_a_new_one() -> None:
+def test_quiet_story_is_not_joined_by_a_later_similar_article() -> None:
+    eng = engine()
+    text = "Rivers rose overnight across the valley."
+    old = assign(eng, art("a", title="Flood hits valley", text=text, published=T0), e(0), T0)
+    # Published past the window of inactivity: same vector, same wording, still a new story.
+    late = T0 + WINDOW + 1
+    result, changes = eng.process(
+        art("b", title="Flood hits valley again", text=text, published=late), e(0), T0 + 5
+    )
+    assert result is not None
+    assert result.decision == "new"
+    assert result.story_id != old.story_id
+    assert result.event_time == late
+    assert changes.stories[old.story_id] is None
+    assert eng.active_stories == 1
+
+
+def test_dated_follow_up_weeks_before_the_story_still_joins_it() -> None:
+    # No dated-range rule: coverage of one event dated far apart stays one story, as long as
+    # the story is active (the clock is the latest event time and never runs backwards).
     eng = engine()
     day = 24 * HOUR
     recent = assign(eng, art("a", published=T0), e(0), T0)
-    # Published 10 days before the story (window 10 h): an old report of another event.
-    old = assign(eng, art("b", published=T0 - 10 * day), e(0), T0 + 1)
-    assert old.decision == "new"
-    assert old.story_id != recent.story_id
+    old = assign(eng, art("b", published=T0 - 10 * day), mix(0.9), T0 + 1)
+    assert old.decision == "joined"
+    assert old.story_id == recent.story_id
     assert old.event_time == T0 - 10 * day
-    # Within the window of the dated range, it joins.
-    close = assign(eng, art("c", published=T0 - 5 * HOUR), mix(0.95, 0, 1), T0 + 2)
-    assert close.story_id == recent.story_id
+    assert old.first_seen == T0 - 10 * day
+    assert old.last_seen == T0
+    assert eng.clock == T0
+    assert eng.active_stories == 1
 
 
 def test_headline_is_the_title_of_the_largest_group() -> None:
@@ -348,3 +429,231 @@ def test_restore_discards_previous_state() -> None:
     assert eng.active_stories == 0
     result = assign(eng, art("a"), e(0), T0 + 1)  # id no longer remembered
     assert result.decision == "new"
+
+
+# --- lexical and entity evidence (default bar 0.35 on dense + 0.3 * lexical) -----------
+
+EVIDENCE_PARAMS = ClusterParams(window_s=WINDOW)
+
+BACKGROUND = [
+    ("Central bank holds interest rates", "Policy makers kept borrowing costs unchanged."),
+    ("Parliament passes budget bill", "Lawmakers voted late into the night on spending."),
+    ("Storm cuts power to thousands", "Crews worked to restore electricity after winds."),
+    ("Football club signs striker", "The club agreed a fee for the forward on a long deal."),
+]
+
+ICAHN = (
+    "Icahn urges eBay to spin off PayPal",
+    "Activist investor Carl Icahn called on eBay to "
+    "separate its PayPal payments arm, arguing the two businesses are worth more apart.",
+)
+ICAHN_REWORDED = (
+    "eBay rejects Icahn push for PayPal split",
+    "The online marketplace said "
+    "Carl Icahn's proposal to split off PayPal was not in shareholders' interest.",
+)
+UNRELATED = ("Drought hits wheat harvest", "Farmers across the plains expect lower yields.")
+
+CHILE = (
+    "Magnitude 8.8 earthquake strikes central Chile",
+    "A magnitude 8.8 earthquake struck off the coast of Maule early on Saturday, killing at "
+    "least 300 people. Homes collapsed in Concepcion and Talca, and Michelle Bachelet declared "
+    "a state of catastrophe. A tsunami warning was issued for Valparaiso and Arauco.",
+)
+HAITI = (
+    "Haiti hit by magnitude 7.0 earthquake",
+    "A magnitude 7.0 earthquake struck near Port-au-Prince late on Tuesday, killing thousands "
+    "of people. Houses fell in Leogane and Jacmel, and Rene Preval said the national palace "
+    "was destroyed. Rescuers rushed to Carrefour and Petionville.",
+)
+CHILE_FOLLOW_UP = (
+    "Chile quake death toll rises as Bachelet visits Concepcion",
+    "Rescuers in Concepcion and Talca pulled survivors from rubble as Michelle Bachelet toured "
+    "Maule. The 8.8 quake left 300 dead and Valparaiso counted damage to its port.",
+)
+
+
+def _with_background(params: ClusterParams = EVIDENCE_PARAMS) -> StoryEngine:
+    """An engine that has seen a few unrelated stories, so document frequencies mean something."""
+    eng = engine(params)
+    for i, (title, text) in enumerate(BACKGROUND):
+        assign(eng, art(f"bg{i}", title=title, text=text), e(8 + i), T0)
+    return eng
+
+
+def _text(aid: str, pair: tuple[str, str]) -> Article:
+    return art(aid, title=pair[0], text=pair[1])
+
+
+def test_reworded_report_of_one_event_joins_with_shared_terms() -> None:
+    eng = _with_background()
+    first = assign(eng, _text("icahn1", ICAHN), e(0), T0 + 1)
+    again = assign(eng, _text("icahn2", ICAHN_REWORDED), mix(0.5), T0 + 2)
+    assert again.decision == "joined"
+    assert again.story_id == first.story_id
+    assert again.similarity == pytest.approx(0.5, abs=1e-4)
+    assert again.lexical_similarity > 0.2
+    assert {"icahn", "ebay", "paypal"} <= set(again.shared_terms)
+    assert len(again.shared_terms) <= 5
+    assert again.entity_share is None  # too few entities to judge (< entity_min)
+
+
+def test_shared_wording_lifts_a_weak_dense_match_over_the_bar() -> None:
+    # Dense 0.25 alone is below 0.35: the re-worded report joins, an unrelated one does not.
+    results = {}
+    for name, pair in (("reworded", ICAHN_REWORDED), ("unrelated", UNRELATED)):
+        eng = _with_background()
+        first = assign(eng, _text("icahn1", ICAHN), e(0), T0 + 1)
+        got = assign(eng, _text("second", pair), mix(0.25), T0 + 2)
+        results[name] = (got, first.story_id)
+    reworded, story = results["reworded"]
+    assert reworded.decision == "joined"
+    assert reworded.story_id == story
+    assert 0.25 + 0.3 * reworded.lexical_similarity >= 0.35
+    unrelated, story = results["unrelated"]
+    assert unrelated.decision == "new"
+    assert unrelated.story_id != story
+
+
+def test_different_events_of_one_kind_stay_apart_on_entities() -> None:
+    eng = _with_background()
+    chile = assign(eng, _text("chile", CHILE), e(0), T0 + 1)
+    assert len(entities(*HAITI)) >= EVIDENCE_PARAMS.entity_min
+    # Dense 0.7 is well above the 0.35 bar, but Haiti names none of Chile's places or people.
+    haiti = assign(eng, _text("haiti", HAITI), mix(0.7, 0, 1), T0 + 2)
+    assert haiti.decision == "new"
+    assert haiti.story_id != chile.story_id
+    assert eng.active_stories == len(BACKGROUND) + 2
+
+    # The evidence the engine weighed (the Chile story did not change when Haiti went new).
+    story = eng._stories[chile.story_id]
+    vec = term_vector(HAITI[0], HAITI[1], eng._term_df)
+    evidence = eng._weigh(story, 0.7, vec, entities(*HAITI))
+    assert evidence.score >= EVIDENCE_PARAMS.story_threshold  # would pass the bar...
+    assert evidence.score < EVIDENCE_PARAMS.entity_override
+    assert evidence.entity_share is not None
+    assert evidence.entity_share < EVIDENCE_PARAMS.entity_share  # ...but the names veto it
+    assert not evidence.accepted
+
+    # A follow-up of the Chile quake, naming its places and people, joins Chile.
+    follow = assign(eng, _text("chile2", CHILE_FOLLOW_UP), mix(0.7, 0, 2), T0 + 3)
+    assert follow.decision == "joined"
+    assert follow.story_id == chile.story_id
+    assert follow.entity_share is not None
+    assert follow.entity_share >= EVIDENCE_PARAMS.entity_share
+    assert {"bachelet", "concepcion"} <= set(follow.shared_terms)
+
+
+def test_without_the_entity_check_the_other_event_would_join() -> None:
+    # Control for the test above: the split is the entity veto's doing, not the score's.
+    eng = _with_background(ClusterParams(window_s=WINDOW, entity_share=0.0))
+    chile = assign(eng, _text("chile", CHILE), e(0), T0 + 1)
+    haiti = assign(eng, _text("haiti", HAITI), mix(0.7, 0, 1), T0 + 2)
+    assert haiti.decision == "joined"
+    assert haiti.story_id == chile.story_id
+    assert haiti.entity_share is not None
+    assert haiti.entity_share < 0.10
+
+
+def test_near_identical_text_joins_whatever_its_entities() -> None:
+    eng = _with_background()
+    chile = assign(eng, _text("chile", CHILE), e(0), T0 + 1)
+    # Dense 0.95: score >= 0.9 (entity_override), so the low entity share does not veto.
+    same = assign(eng, _text("haiti", HAITI), mix(0.95, 0, 1), T0 + 2)
+    assert same.decision == "joined"
+    assert same.story_id == chile.story_id
+    assert same.entity_share is not None
+    assert same.entity_share < EVIDENCE_PARAMS.entity_share
+    # With the override out of reach, the same article is vetoed.
+    strict = _with_background(ClusterParams(window_s=WINDOW, entity_override=2.0))
+    chile2 = assign(strict, _text("chile", CHILE), e(0), T0 + 1)
+    split = assign(strict, _text("haiti", HAITI), mix(0.95, 0, 1), T0 + 2)
+    assert split.decision == "new"
+    assert split.story_id != chile2.story_id
+
+
+def test_keywords_are_the_story_top_terms() -> None:
+    eng = _with_background()
+    first = assign(eng, _text("icahn1", ICAHN), e(0), T0 + 1)
+    story = eng._stories[first.story_id]
+    assert first.keywords == story_keywords(story.terms)
+    assert len(first.keywords) == 5
+    # A new story's top terms: the (doubled) title words come first.
+    assert set(first.keywords) <= set(terms(ICAHN[0]))
+    joined = assign(eng, _text("icahn2", ICAHN_REWORDED), mix(0.5), T0 + 2)
+    profile = eng._stories[first.story_id].terms
+    assert joined.keywords == story_keywords(profile)
+    ranked = sorted(profile, key=lambda t: -profile[t])
+    assert joined.keywords == ranked[:5]
+    # Terms in both members' titles rank first.
+    assert set(joined.keywords[:3]) == {"icahn", "ebay", "paypal"}
+
+
+def test_story_keywords_orders_by_weight_then_name() -> None:
+    profile = {"b": 1.0, "a": 1.0, "c": 3.0, "d": 0.5, "e": 0.2, "f": 0.1}
+    assert story_keywords(profile) == ["c", "a", "b", "d", "e"]
+    assert story_keywords({}) == []
+
+
+def _evidence_history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
+    eng = engine(EVIDENCE_PARAMS)
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    later = T0 + WINDOW + HOUR
+    steps = [
+        # Expires before the rest arrive: its terms must leave the document frequencies.
+        (_text("gone", ("Icahn sells Apple stake", "Carl Icahn sold his Apple shares.")), e(7), T0),
+        (_text("chile", CHILE), e(0), later),
+        (_text("haiti", HAITI), mix(0.7, 0, 1), later + 10),
+        (_text("icahn1", ICAHN), e(5), later + 20),
+        (_text("icahn2", ICAHN_REWORDED), mix(0.5, 5, 6), later + 30),
+        (art("icahn1-copy", title=ICAHN[0].upper(), text=ICAHN[1]), e(11), later + 40),
+    ]
+    for article, vector, ts in steps:
+        _, changes = eng.process(article, vector, ts)
+        _apply(tables, changes)
+    return eng, tables
+
+
+def test_restore_rebuilds_document_frequencies() -> None:
+    a, tables = _evidence_history()
+    b = engine(EVIDENCE_PARAMS)
+    b.restore(
+        list(tables["stories"].values()), list(tables["groups"].values()), dict(tables["seen"])
+    )
+    assert b._term_df.documents == a._term_df.documents == 4  # the copy and "gone" don't count
+    assert b._term_df.counts == a._term_df.counts
+    assert b._entity_df.counts == a._entity_df.counts
+    assert "apple" not in b._term_df.counts  # only the expired article used it
+
+    ts = T0 + WINDOW + 2 * HOUR
+    new = _text("chile3", CHILE_FOLLOW_UP)
+    got_b = assign(b, new, mix(0.6, 0, 3), ts)
+    got_a = assign(a, copy.deepcopy(new), mix(0.6, 0, 3), ts)
+    assert got_b == got_a
+    assert got_b.decision == "joined"
+    assert got_b.story_id == stable_id("st", "chile")
+    assert got_b.lexical_similarity > 0
+    assert got_b.entity_share is not None and got_b.entity_share >= 0.10
+
+    # Without the frequencies, the same story state gives a different lexical similarity.
+    c = engine(EVIDENCE_PARAMS)
+    seen_without_terms = {
+        k: {f: v for f, v in rec.items() if f not in ("terms", "entities")}
+        for k, rec in tables["seen"].items()
+    }
+    c.restore(list(tables["stories"].values()), list(tables["groups"].values()), seen_without_terms)
+    got_c = assign(c, copy.deepcopy(new), mix(0.6, 0, 3), ts)
+    assert got_c.lexical_similarity != got_a.lexical_similarity
+
+
+def test_expired_articles_leave_the_document_frequencies() -> None:
+    eng = engine(EVIDENCE_PARAMS)
+    assign(eng, _text("chile", CHILE), e(0), T0)
+    assert eng._term_df.documents == 1
+    assert eng._term_df.counts["maule"] == 1
+    assert eng._entity_df.counts["bachelet"] == 1
+    assign(eng, _text("icahn1", ICAHN), e(5), T0 + WINDOW + 1)
+    assert eng._term_df.documents == 1
+    assert "maule" not in eng._term_df.counts
+    assert "bachelet" not in eng._entity_df.counts
+    assert eng._term_df.counts["icahn"] == 1

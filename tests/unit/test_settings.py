@@ -39,7 +39,12 @@ def test_defaults() -> None:
     assert s.max_record_bytes == 1_000_000
     assert s.model == DEFAULT_MODEL
     assert s.embed_batch_size == 32
-    assert s.story_threshold == pytest.approx(0.55)
+    assert s.story_threshold == pytest.approx(0.35)
+    assert s.lexical_weight == pytest.approx(0.30)
+    assert s.entity_share == pytest.approx(0.10)
+    assert s.entity_min == 6
+    assert s.entity_override == pytest.approx(0.90)
+    assert s.candidate_stories == 5
     assert s.dup_threshold == pytest.approx(0.90)
     assert s.story_window_hours == pytest.approx(72.0)
     assert (s.emerging_min_articles, s.emerging_min_sources) == (5, 3)
@@ -93,7 +98,14 @@ def test_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("var", "value"),
     [
-        ("STORYWATCH_STORY_THRESHOLD", "2"),
+        ("STORYWATCH_STORY_THRESHOLD", "3"),
+        ("STORYWATCH_STORY_THRESHOLD", "-1"),
+        ("STORYWATCH_STORY_THRESHOLD", "0"),
+        ("STORYWATCH_LEXICAL_WEIGHT", "1.5"),
+        ("STORYWATCH_ENTITY_SHARE", "-0.1"),
+        ("STORYWATCH_ENTITY_MIN", "0"),
+        ("STORYWATCH_ENTITY_OVERRIDE", "0"),
+        ("STORYWATCH_CANDIDATE_STORIES", "0"),
         ("STORYWATCH_DUP_THRESHOLD", "0"),
         ("STORYWATCH_WEB_PORT", "70000"),
         ("STORYWATCH_EMBED_BATCH_SIZE", "not-a-number"),
@@ -111,8 +123,15 @@ def test_invalid_value_names_the_variable(
     assert isinstance(info.value, ValueError)
 
 
-def test_invalid_value_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_story_threshold_may_exceed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bar is on dense cosine + lexical bonus, which can exceed 1 (upper bound 2).
     monkeypatch.setenv("STORYWATCH_STORY_THRESHOLD", "2")
+    assert load_settings().story_threshold == pytest.approx(2.0)
+    assert Settings(story_threshold=1.2).story_threshold == pytest.approx(1.2)
+
+
+def test_invalid_value_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYWATCH_STORY_THRESHOLD", "3")
     with pytest.raises(SettingsError):
         load_settings()
     monkeypatch.setenv("STORYWATCH_STORY_THRESHOLD", "0.6")

@@ -1,4 +1,4 @@
-"""StoryIndex: nearest lookup, swap-removal bookkeeping, growth and date eligibility."""
+"""StoryIndex: nearest and top-k lookups, swap-removal bookkeeping and growth."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from streams.engine.story_index import StoryIndex
 
 DIM = 8
-DAY = 86_400.0
 
 
 def basis(i: int, dim: int = DIM) -> np.ndarray:
@@ -20,16 +19,16 @@ def basis(i: int, dim: int = DIM) -> np.ndarray:
 def test_nearest_on_empty_index_is_none() -> None:
     index = StoryIndex(DIM)
     assert len(index) == 0
-    assert index.nearest(basis(0), None, DAY) is None
-    assert index.nearest(basis(0), 1_000.0, DAY) is None
+    assert index.nearest(basis(0)) is None
+    assert index.candidates(basis(0), 3) == []
 
 
 def test_nearest_returns_the_most_similar_and_its_cosine() -> None:
     index = StoryIndex(DIM)
-    index.upsert("a", basis(0), None, None)
-    index.upsert("b", basis(1), None, None)
+    index.upsert("a", basis(0))
+    index.upsert("b", basis(1))
     query = (0.6 * basis(0) + 0.8 * basis(1)).astype(np.float32)
-    story, sim = index.nearest(query, None, DAY) or ("", 0.0)
+    story, sim = index.nearest(query) or ("", 0.0)
     assert story == "b"
     assert sim == pytest.approx(0.8)
     assert "a" in index and "b" in index and "c" not in index
@@ -37,60 +36,51 @@ def test_nearest_returns_the_most_similar_and_its_cosine() -> None:
 
 def test_upsert_replaces_an_existing_story() -> None:
     index = StoryIndex(DIM)
-    index.upsert("a", basis(0), None, None)
-    index.upsert("a", basis(3), None, None)
+    index.upsert("a", basis(0))
+    index.upsert("a", basis(3))
     assert len(index) == 1
-    assert index.nearest(basis(3), None, DAY) == ("a", pytest.approx(1.0))
-    assert index.nearest(basis(0), None, DAY) == ("a", pytest.approx(0.0))
+    assert index.nearest(basis(3)) == ("a", pytest.approx(1.0))
+    assert index.nearest(basis(0)) == ("a", pytest.approx(0.0))
 
 
 def test_remove_middle_row_keeps_ids_mapped_to_their_vectors() -> None:
     index = StoryIndex(DIM)
     for i, name in enumerate("abcde"):
-        index.upsert(name, basis(i), None, None)
+        index.upsert(name, basis(i))
     index.remove("b")  # the last row ("e") is swapped into b's hole
     assert len(index) == 4
     assert "b" not in index
     for i, name in enumerate("abcde"):
         if name == "b":
             continue
-        assert index.nearest(basis(i), None, DAY) == (name, pytest.approx(1.0))
+        assert index.nearest(basis(i)) == (name, pytest.approx(1.0))
     # Only four stories remain, none along b's axis.
-    assert index.nearest(basis(1), None, DAY) is not None
-    assert index.nearest(basis(1), None, DAY)[1] == pytest.approx(0.0)  # type: ignore[index]
+    assert index.nearest(basis(1)) is not None
+    assert index.nearest(basis(1))[1] == pytest.approx(0.0)  # type: ignore[index]
+    assert {sid for sid, _ in index.candidates(basis(1), 10)} == set("acde")
 
     # An update to the moved story lands on its new row, not on the old one.
-    index.upsert("e", basis(6), None, None)
-    assert index.nearest(basis(6), None, DAY) == ("e", pytest.approx(1.0))
-    assert index.nearest(basis(4), None, DAY)[1] == pytest.approx(0.0)  # type: ignore[index]
+    index.upsert("e", basis(6))
+    assert index.nearest(basis(6)) == ("e", pytest.approx(1.0))
+    assert index.nearest(basis(4))[1] == pytest.approx(0.0)  # type: ignore[index]
     # A new story after a removal does not clobber a live one.
-    index.upsert("f", basis(7), None, None)
+    index.upsert("f", basis(7))
     for i, name in ((0, "a"), (2, "c"), (3, "d"), (6, "e"), (7, "f")):
-        assert index.nearest(basis(i), None, DAY) == (name, pytest.approx(1.0))
-
-
-def test_remove_moves_date_range_with_the_row() -> None:
-    index = StoryIndex(DIM)
-    index.upsert("old", basis(0), 0.0, 0.0)
-    index.upsert("mid", basis(1), None, None)
-    index.upsert("new", basis(2), 100 * DAY, 100 * DAY)
-    index.remove("old")  # "new" moves into row 0 and must take its dates along
-    assert index.nearest(basis(2), 100 * DAY, DAY) == ("new", pytest.approx(1.0))
-    # At day 0 "new" is out of range, so only the undated "mid" is eligible.
-    assert index.nearest(basis(2), 0.0, DAY) == ("mid", pytest.approx(0.0))
+        assert index.nearest(basis(i)) == (name, pytest.approx(1.0))
 
 
 def test_remove_absent_and_last() -> None:
     index = StoryIndex(DIM)
     index.remove("nothing")
-    index.upsert("a", basis(0), None, None)
-    index.upsert("b", basis(1), None, None)
+    index.upsert("a", basis(0))
+    index.upsert("b", basis(1))
     index.remove("b")
     index.remove("b")
     assert len(index) == 1
-    assert index.nearest(basis(1), None, DAY) == ("a", pytest.approx(0.0))
+    assert index.nearest(basis(1)) == ("a", pytest.approx(0.0))
     index.remove("a")
-    assert index.nearest(basis(0), None, DAY) is None
+    assert index.nearest(basis(0)) is None
+    assert index.candidates(basis(0), 1) == []
 
 
 def test_grows_past_initial_capacity() -> None:
@@ -101,38 +91,60 @@ def test_grows_past_initial_capacity() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = StoryIndex(dim)
     for i, v in enumerate(vectors):
-        index.upsert(f"s{i}", v, float(i), float(i))
+        index.upsert(f"s{i}", v)
     assert len(index) == count
     for i in (0, 1023, 1024, 1025, 2047, 2048, count - 1):
-        assert index.nearest(vectors[i], None, 1.0)[0] == f"s{i}"  # type: ignore[index]
-        # Dates survived the growth too: at date i only stories i-1..i+1 are eligible.
-        found = index.nearest(vectors[i], float(i), 1.0)
-        assert found is not None
-        assert found[0] == f"s{i}"
-    far = index.nearest(vectors[0], float(count + 10), 1.0)
-    assert far is None
+        assert index.nearest(vectors[i]) == (f"s{i}", pytest.approx(1.0, abs=1e-5))
+    assert len(index.candidates(vectors[0], count + 5)) == count
 
 
-def test_dated_query_outside_window_is_excluded() -> None:
+# --- candidates ------------------------------------------------------------------------
+
+
+def _graded_index() -> tuple[StoryIndex, np.ndarray, dict[str, float]]:
+    """Five stories whose cosines to the query are known and all distinct."""
+    query = np.full(DIM, 1.0 / np.sqrt(DIM), dtype=np.float32)
     index = StoryIndex(DIM)
-    index.upsert("dated", basis(0), 10 * DAY, 12 * DAY)
-    window = 3 * DAY
-    # Inside the range, and within the window on either side: eligible.
-    for when in (11 * DAY, 7 * DAY, 15 * DAY):
-        assert index.nearest(basis(0), when, window) == ("dated", pytest.approx(1.0))
-    # Beyond the window on either side: excluded, even with cosine 1.
-    for when in (7 * DAY - 1, 15 * DAY + 1, 100 * DAY, 0.0):
-        assert index.nearest(basis(0), when, window) is None
+    cosines: dict[str, float] = {}
+    # Inserted out of order so that row order != similarity order.
+    for name, weight in (("c", 0.5), ("a", 0.9), ("e", 0.1), ("b", 0.7), ("d", 0.3)):
+        # Unit vector with cosine ``weight`` to the query: weight*query + rest on a basis
+        # direction made orthogonal to the query.
+        other = basis(0) - query * float(query[0])
+        other /= np.linalg.norm(other)
+        v = (weight * query + np.sqrt(1 - weight * weight) * other).astype(np.float32)
+        index.upsert(name, v)
+        cosines[name] = weight
+    return index, query, cosines
 
 
-def test_undated_stories_are_always_eligible() -> None:
-    index = StoryIndex(DIM)
-    index.upsert("dated", basis(0), 10 * DAY, 10 * DAY)
-    index.upsert("undated", basis(1), None, None)
-    query = (0.9 * basis(0) + np.sqrt(0.19) * basis(1)).astype(np.float32)
-    # Near the dated story's date, the dated one wins on similarity.
-    assert index.nearest(query, 10 * DAY, DAY)[0] == "dated"  # type: ignore[index]
-    # Far from it, only the undated story is eligible.
-    assert index.nearest(query, 500 * DAY, DAY)[0] == "undated"  # type: ignore[index]
-    # An undated query ignores dates altogether.
-    assert index.nearest(query, None, DAY)[0] == "dated"  # type: ignore[index]
+def test_candidates_are_ordered_best_first_with_their_cosines() -> None:
+    index, query, cosines = _graded_index()
+    top = index.candidates(query, 3)
+    assert [sid for sid, _ in top] == ["a", "b", "c"]
+    for sid, sim in top:
+        assert sim == pytest.approx(cosines[sid], abs=1e-5)
+    sims = [sim for _, sim in index.candidates(query, 5)]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_candidates_with_k_larger_than_the_count_returns_all_in_order() -> None:
+    index, query, _ = _graded_index()
+    everything = index.candidates(query, 50)
+    assert [sid for sid, _ in everything] == ["a", "b", "c", "d", "e"]
+    assert index.candidates(query, 5) == everything
+
+
+def test_candidates_with_k_one_equals_nearest() -> None:
+    index, query, _ = _graded_index()
+    assert index.candidates(query, 1) == [index.nearest(query)]
+    assert index.candidates(query, 1)[0][0] == "a"
+    for i in range(DIM):
+        assert index.candidates(basis(i), 1) == [index.nearest(basis(i))]
+
+
+def test_candidates_after_removal_skip_the_removed_story() -> None:
+    index, query, _ = _graded_index()
+    index.remove("a")
+    assert [sid for sid, _ in index.candidates(query, 2)] == ["b", "c"]
+    assert index.nearest(query)[0] == "b"  # type: ignore[index]

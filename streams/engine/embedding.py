@@ -50,6 +50,9 @@ class Embedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             path = resolve_model_path(self.model_name)
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # a bar per load clutters worker logs
 
             try:
                 self._model = SentenceTransformer(path, device=self.device)

@@ -17,8 +17,10 @@ _NON_WORD = re.compile(r"[^\w\s]")
 
 def normalize_text(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form of ``text``."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if not folded.isascii():  # accents only exist outside ASCII: skip the per-char pass
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACE.sub(" ", _NON_WORD.sub(" ", folded)).strip()
 
 

@@ -38,13 +38,8 @@ def story_keywords(profile: dict[str, float]) -> list[str]:
     return [t for t, _ in sorted(profile.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TERMS]]
 
 
-def _cosine(vector: dict[str, float], profile: dict[str, float]) -> float:
-    """Cosine of a unit sparse vector with a (non-unit) sparse profile."""
-    if not profile:
-        return 0.0
-    dot = sum(w * profile.get(t, 0.0) for t, w in vector.items())
-    norm = math.sqrt(sum(w * w for w in profile.values()))
-    return dot / norm if norm else 0.0
+def _dot(vector: dict[str, float], profile: dict[str, float]) -> float:
+    return sum(w * profile.get(t, 0.0) for t, w in vector.items())
 
 
 def _strongest_shared(vector: dict[str, float], profile: dict[str, float]) -> list[str]:
@@ -162,6 +157,12 @@ class _Story:
     terms: dict[str, float] = field(default_factory=dict)  # summed unit TF-IDF vectors
     entities: dict[str, int] = field(default_factory=dict)  # entity -> members mentioning it
     group_ids: list[str] = field(default_factory=list)
+    terms_norm_sq: float | None = None  # cache of |terms|^2, derived (not in the record)
+
+    def profile_norm_sq(self) -> float:
+        if self.terms_norm_sq is None:
+            self.terms_norm_sq = sum(w * w for w in self.terms.values())
+        return self.terms_norm_sq
 
     def record(self) -> Record:
         return {
@@ -186,7 +187,11 @@ class _Story:
         return cls(centroid_sum=decode_vector(rec["centroid_sum"]), **fields)
 
 
-_STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {"centroid_sum", "group_ids"}
+_STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {
+    "centroid_sum",
+    "group_ids",
+    "terms_norm_sq",
+}
 
 
 class StoryEngine:
@@ -222,7 +227,8 @@ class StoryEngine:
             return None, changes
         vector = unit(np.asarray(vector, dtype=np.float32))
         index = self._ensure_index(vector.shape[0])
-        same_content = self._seen.get(article.content_key)
+        content_key = article.content_key
+        same_content = self._seen.get(content_key)
         if same_content is not None and same_content["story_id"] in self._stories:
             story = self._stories[same_content["story_id"]]
             assignment = self._assignment(
@@ -258,6 +264,8 @@ class StoryEngine:
             story = self._new_story(article, vector, event_time)
             decision = "new"
         shared = _strongest_shared(term_vec, story.terms) if chosen else []
+        # |p + x|^2 = |p|^2 + 2 p.x + |x|^2 (x is unit): the norm stays O(article terms).
+        story.terms_norm_sq = story.profile_norm_sq() + 2 * _dot(term_vec, story.terms) + 1.0
         for term, weight in term_vec.items():
             story.terms[term] = story.terms.get(term, 0.0) + weight
         for name in article_entities:
@@ -275,7 +283,7 @@ class StoryEngine:
             terms=sorted(article_terms),
             entities=sorted(article_entities),
         )
-        self._remember(article.content_key, story.id, group.id, changes)
+        self._remember(content_key, story.id, group.id, changes)
         assignment = self._assignment(
             article=article,
             story=story,
@@ -296,7 +304,8 @@ class StoryEngine:
         enough entities must also share some of the story's usual ones (different events of
         the same kind share the topic, not the names and numbers)."""
         params = self.params
-        lexical = _cosine(term_vec, story.terms)
+        norm_sq = story.profile_norm_sq()
+        lexical = _dot(term_vec, story.terms) / math.sqrt(norm_sq) if norm_sq > 0 else 0.0
         score = dense + params.lexical_weight * lexical
         accepted = score >= params.story_threshold
         share: float | None = None

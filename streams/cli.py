@@ -151,8 +151,10 @@ def worker(loglevel: str) -> None:
     ensure_topics(_require_broker(settings), settings)
     from faust.worker import Worker
 
-    from streams.app import app
+    from streams.app import app, embedder
 
+    # Load the model before consuming: otherwise the first batch after a start waits for it.
+    embedder.load()
     Worker(app, loglevel=loglevel).execute_from_commandline()
 
 

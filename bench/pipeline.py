@@ -1,0 +1,265 @@
+"""Pipeline efficiency, naive-peer ratio and end-to-end latency of the real Kafka pipeline.
+
+Why: embedding is the cost, so the pipeline (produce -> embed agent -> articles-embedded ->
+cluster agent -> `stories`) should deliver nearly the raw model throughput (target >= 0.90 of
+``Embedder.encode`` at the same batch size), beat a naive one-message-at-a-time consumer by
+>= 5x, and keep p99 latency <= 2 s when not saturated.
+
+Per kind (headlines: UCI titles; full articles: ECB+ "title. text"), in ONE run, side by side:
+1. raw: ``Embedder.encode`` on the same texts in batches of settings.embed_batch_size;
+2. pipeline: a real broker (``streams.kafka_local.start_broker``, temp dir, free port) and
+   the real worker as a subprocess (``tests/integration/worker_process.WorkerRun``, isolated
+   topics). The worker loads the model lazily on its first batch, so a few warm-up articles
+   (other rows) go through first and that cold start is reported apart. The clock starts
+   when the first measured article is produced and stops when its last story event is read;
+3. raw again (the two raw figures bracket the pipeline run: they show drift from the load);
+4. naive peer: a plain kafka-python loop, in this process, that consumes the same articles
+   one message at a time, encodes each alone (batch 1), runs the same ``StoryEngine`` and
+   produces the story event (clock stops after the last event is flushed: its favour);
+5. latency: other rows of the same file, produced with ``produce_rows(rate=...)`` at half the
+   pipeline's measured articles/s; latency = the story event's Kafka timestamp minus the
+   article's Kafka produce timestamp (``produced_at`` in the event), p50/p95/p99.
+
+Run: .venv/bin/python bench/pipeline.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)  # the worker subprocess runs `python -m streams.cli` from here
+
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+
+from config.settings import Settings  # noqa: E402
+from streams.engine.clustering import ClusterParams, StoryEngine  # noqa: E402
+from streams.engine.embedding import Embedder  # noqa: E402
+from streams.engine.offline import read_jsonl  # noqa: E402
+from streams.engine.validation import article_from_mapping, parse_article  # noqa: E402
+from streams.kafka_local import free_port, start_broker, stop_broker  # noqa: E402
+from streams.producer import produce_rows  # noqa: E402
+from tests.integration.worker_process import WorkerRun  # noqa: E402
+
+UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
+ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
+SETTINGS = Settings()
+BATCH = SETTINGS.embed_batch_size
+
+
+def load_rows(kind: str) -> list[dict]:
+    """Valid rows without the gold label (never shown to the engine)."""
+    path = (UCI if UCI.exists() else UCI_FALLBACK) if kind == "headlines" else ECB
+    return [{k: v for k, v in r.items() if k != "label"} for r in read_jsonl(path)]
+
+
+def texts_of(rows: list[dict]) -> list[str]:
+    return [article_from_mapping(r).embed_text(SETTINGS.embed_max_chars) for r in rows]
+
+
+def raw_rate(embedder: Embedder, texts: list[str]) -> float:
+    """texts/s of Embedder.encode in consecutive batches of BATCH."""
+    started = time.perf_counter()
+    for start in range(0, len(texts), BATCH):
+        embedder.encode(texts[start : start + BATCH])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def story_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    consumer.subscribe([topic])
+    consumer.poll(timeout_ms=1000)  # join + first metadata before any clock starts
+    return consumer
+
+
+def wait_events(consumer: KafkaConsumer, ids: set[str], timeout_s: float) -> dict[str, tuple]:
+    """Read story events until every article id in ``ids`` has one; returns
+    id -> (story event Kafka timestamp s, article produce timestamp s, local read time)."""
+    got: dict[str, tuple] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(got) < len(ids) and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            now = time.time()
+            for msg in records:
+                event = json.loads(msg.value)
+                if event["article_id"] in ids:
+                    got[event["article_id"]] = (msg.timestamp / 1000, event["produced_at"], now)
+    if len(got) < len(ids):
+        raise RuntimeError(f"only {len(got)}/{len(ids)} story events within {timeout_s:.0f}s")
+    return got
+
+
+def pipeline_run(
+    bootstrap: str,
+    workdir: Path,
+    kind: str,
+    *,
+    rows: list[dict],
+    warm: list[dict],
+    late: list[dict],
+    embedder: Embedder,
+) -> dict:
+    texts = texts_of(rows)
+    out: dict = {"kind": kind, "articles": len(rows)}
+    out["raw_before"] = raw_rate(embedder, texts)
+    worker = WorkerRun(bootstrap, workdir / kind)
+    try:
+        started = time.perf_counter()
+        worker.start()
+        out["worker_start_s"] = time.perf_counter() - started
+        consumer = story_consumer(bootstrap, worker.topic("stories"))
+        # Warm-up: the worker loads its model on the first batch.
+        started = time.perf_counter()
+        produce_rows(warm, bootstrap, worker.topic("articles"))
+        wait_events(consumer, {r["id"] for r in warm}, 300)
+        out["cold_first_batch_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        produce_rows(rows, bootstrap, worker.topic("articles"))
+        wait_events(consumer, {r["id"] for r in rows}, 600)
+        out["pipeline"] = len(rows) / (time.perf_counter() - started)
+        out["raw_after"] = raw_rate(embedder, texts)
+
+        rate = out["pipeline"] / 2
+        out["latency_rate"] = rate
+        out["latency_articles"] = len(late)
+        produce_rows(late, bootstrap, worker.topic("articles"), rate=rate)
+        events = wait_events(consumer, {r["id"] for r in late}, 300)
+        lat = np.array([ts - produced for ts, produced, _ in events.values()])
+        out["latency_p50"], out["latency_p95"], out["latency_p99"] = np.percentile(
+            lat, [50, 95, 99]
+        )
+        out["latency_max"] = float(lat.max())
+        consumer.close()
+    finally:
+        worker.stop()
+    return out
+
+
+def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
+    """articles/s of a one-message-at-a-time consume -> encode -> cluster -> produce loop."""
+    suffix = uuid.uuid4().hex[:8]
+    src, dst = f"naive-articles-{suffix}", f"naive-stories-{suffix}"
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    consumer.subscribe([src])
+    consumer.poll(timeout_ms=1000)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer.send(dst, b"{}").get(timeout=30)  # create the output topic before the clock
+    engine = StoryEngine(ClusterParams.from_settings(SETTINGS))
+    embedder.batch_size = 1
+    done, started = 0, time.perf_counter()
+    produce_rows(rows, bootstrap, src)
+    try:
+        while done < len(rows):
+            for msg in consumer:
+                headers = dict(msg.headers or [])
+                article = parse_article(msg.value, SETTINGS.max_record_bytes)
+                vector = embedder.encode([article.embed_text(SETTINGS.embed_max_chars)])[0]
+                stamp = int(headers.get("storywatch-replay-time", msg.timestamp)) / 1000
+                assignment, _ = engine.process(article, vector, stamp)
+                if assignment is not None:
+                    value = {**asdict(assignment), "produced_at": msg.timestamp / 1000}
+                    producer.send(
+                        dst, key=assignment.story_id.encode(), value=json.dumps(value).encode()
+                    )
+                done += 1
+                if done == len(rows):
+                    break
+        producer.flush()
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        embedder.batch_size = BATCH
+        consumer.close()
+        producer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer articles, < 1 minute")
+    args = parser.parse_args()
+    # (measured, warm-up, latency) article counts per kind
+    # Why these counts: this CPU embeds ~50-100 headlines/s and ~5-10 full articles/s; the
+    # full run must stay under 5 minutes, --quick under 1 (headlines only).
+    sizes = (
+        {"headlines": (100, 16, 50)}
+        if args.quick
+        else {"headlines": (600, 32, 300), "articles": (100, 16, 50)}
+    )
+    embedder = Embedder(SETTINGS.model, SETTINGS.embed_device, BATCH)
+    embedder.load()
+    embedder.encode(["warm-up"] * BATCH)
+    print(f"batch size {BATCH}, nproc {os.cpu_count()}, loadavg {os.getloadavg()[0]:.1f} at start")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="storywatch-bench-") as tmp:
+        broker_dir = Path(tmp) / "kafka"
+        started = time.perf_counter()
+        broker = start_broker(
+            SETTINGS.kafka_dir, SETTINGS.kafka_version, port=free_port(), data_dir=broker_dir
+        )
+        print(f"broker {broker.bootstrap} up in {time.perf_counter() - started:.1f}s")
+        try:
+            for kind, (n, n_warm, n_late) in sizes.items():
+                rows = load_rows(kind)
+                measured, late, warm = rows[:n], rows[n : n + n_late], rows[-n_warm:]
+                res = pipeline_run(
+                    broker.bootstrap,
+                    Path(tmp),
+                    kind,
+                    rows=measured,
+                    warm=warm,
+                    late=late,
+                    embedder=embedder,
+                )
+                res["naive"] = naive_run(broker.bootstrap, measured, embedder)
+                results.append(res)
+                print("raw:", res, flush=True)
+        finally:
+            stop_broker(broker_dir)
+    print(f"loadavg {os.getloadavg()[0]:.1f} at end")
+
+    print(
+        "\n| kind | articles | raw encode before / after (texts/s) | pipeline articles/s "
+        "| efficiency vs mean raw (target >= 0.90) | naive articles/s "
+        "| pipeline / naive (target >= 5x) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        raw = (r["raw_before"] + r["raw_after"]) / 2
+        print(
+            f"| {r['kind']} | {r['articles']} | {r['raw_before']:.1f} / {r['raw_after']:.1f} "
+            f"| {r['pipeline']:.1f} | {r['pipeline'] / raw:.2f} "
+            f"(vs before {r['pipeline'] / r['raw_before']:.2f}, after "
+            f"{r['pipeline'] / r['raw_after']:.2f}) | {r['naive']:.1f} "
+            f"| {r['pipeline'] / r['naive']:.2f}x |"
+        )
+    print(
+        "\n| kind | articles | offered rate (1/2 pipeline max) | p50 s | p95 s | p99 s "
+        "(target <= 2 s) | max s | cold first batch s (model load) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['kind']} | {r['latency_articles']} | {r['latency_rate']:.1f}/s "
+            f"| {r['latency_p50']:.3f} | {r['latency_p95']:.3f} | {r['latency_p99']:.3f} "
+            f"| {r['latency_max']:.3f} | {r['cold_first_batch_s']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -12,12 +12,10 @@ What it does, for N active stories:
   times ``StoryEngine.process()`` for new articles: half re-word an existing story (its
   centroid + noise, cosine ~0.8: "joined"), half are random ("new" story).
 - index: fills a ``StoryIndex`` directly and times the lookup the engine makes alone
-  (``candidates(q, k)`` top-k, or ``nearest(q, published, window)`` with the dated filter in
-  the older API) and ``nearest()`` (the bare mat-vec + argmax). The script follows whichever
-  API and record format the working tree has (the engine was changing as it was written).
+  (``candidates(q, k)`` top-k) and ``nearest()`` (the bare mat-vec + argmax).
 Titles of new articles and story headlines/term profiles are real UCI headlines.
 Vectors: random unit vectors, dim 384 (all-MiniLM-L6-v2). All stories are active (inside the
-72 h window; dated where the record format has dates), so nothing expires and every row is
+72 h window), so nothing expires and every row is
 scanned: the worst case.
 
 RSS (VmRSS from /proc/self/status) is read in a fresh subprocess: before, after building the
@@ -47,18 +45,12 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.engine.article import Article, stable_id
-from streams.engine.clustering import ClusterParams, StoryEngine, _Story
+from streams.engine.clustering import ClusterParams, StoryEngine
+from streams.engine.evidence import DocumentFrequencies, entities, term_vector, terms
 from streams.engine.offline import read_jsonl
 from streams.engine.story_index import StoryIndex
 from streams.engine.vectors import encode_vector
 
-# The engine is being changed while this is written: follow whichever record format and index
-# API the working tree has (dated ranges or not, lexical term/entity profiles or not).
-STORY_FIELDS = set(_Story.__dataclass_fields__)
-DATED = "dated_lo" in STORY_FIELDS
-LEXICAL = "terms" in STORY_FIELDS
-if LEXICAL:
-    from streams.engine.evidence import DocumentFrequencies, entities, term_vector, terms
 _UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
 _SAMPLE = Path(__file__).resolve().parents[1] / "streams/samples/uci-headlines-sample.jsonl"
 TITLES = [r["title"] for r in read_jsonl(_UCI if _UCI.exists() else _SAMPLE)]
@@ -86,18 +78,18 @@ def synthetic_state(n: int, rng: np.random.Generator):
     all active within the last hour. Returns (stories, groups, seen, centroids)."""
     centroids = unit_rows(rng, n)
     stories, groups, seen = [], [], {}
+    # real headline terms, as the engine would have summed them (2 members)
+    df = DocumentFrequencies()
+    for title in TITLES:
+        df.add(terms(title))
     profiles = {}
-    if LEXICAL:  # real headline terms, as the engine would have summed them (2 members)
-        df = DocumentFrequencies()
-        for title in TITLES:
-            df.add(terms(title))
-        for title in TITLES:
-            vec = term_vector(title, "", df)
-            profiles[title] = (
-                {t: 2 * w for t, w in vec.items()},
-                sorted(terms(title)),
-                sorted(entities(title, "")),
-            )
+    for title in TITLES:
+        vec = term_vector(title, "", df)
+        profiles[title] = (
+            {t: 2 * w for t, w in vec.items()},
+            sorted(terms(title)),
+            sorted(entities(title, "")),
+        )
     for i in range(n):
         t = T0 + 3600.0 * i / n
         sid, gid = stable_id("st", f"a{i}"), stable_id("dg", f"a{i}")
@@ -113,13 +105,9 @@ def synthetic_state(n: int, rng: np.random.Generator):
             "headline": title,
             "headline_group_size": 2,
         }
-        extra: dict = {}
-        if DATED:
-            story.update(dated_lo=t, dated_hi=t)
-        if LEXICAL:
-            summed, article_terms, names = profiles[title]
-            story.update(terms=summed, entities=dict.fromkeys(names, 2))
-            extra = {"terms": article_terms, "entities": names}
+        summed, article_terms, names = profiles[title]
+        story.update(terms=summed, entities=dict.fromkeys(names, 2))
+        extra = {"terms": article_terms, "entities": names}
         stories.append(story)
         groups.append(
             {
@@ -231,18 +219,13 @@ def bench_index(n: int, count: int, rng: np.random.Generator):
     index = StoryIndex(DIM)
     rows = unit_rows(rng, n)
     for i in range(n):
-        index.upsert(f"s{i}", rows[i], T0, T0) if DATED else index.upsert(f"s{i}", rows[i])
+        index.upsert(f"s{i}", rows[i])
     # Fewer queries on the biggest matrices keep the run bounded (1M: p99 ~ max of 30).
     queries = unit_rows(rng, min(count, max(30, 20_000_000 // n)))
     out = {"n": n, "queries": len(queries)}
-    if DATED:  # the old API: nearest() with the dated-range filter (dated query) or without
-        lookups = {
-            "lookup": lambda q: index.nearest(q, T0 + 60.0, 72 * 3600.0),
-            "matvec": lambda q: index.nearest(q, None, 72 * 3600.0),
-        }
-    else:  # the new API: the engine asks for its top-k candidates; nearest() is top-1
-        k = ClusterParams().candidates
-        lookups = {"lookup": lambda q: index.candidates(q, k), "matvec": index.nearest}
+    # the engine asks for its top-k candidates; nearest() is top-1 (the bare mat-vec + argmax)
+    k = ClusterParams().candidates
+    lookups = {"lookup": lambda q: index.candidates(q, k), "matvec": index.nearest}
     lookups["lookup_blas1"] = lookups["lookup"]
     for name, lookup in lookups.items():
         with threadpool_limits(limits=1 if name.endswith("blas1") else None):
@@ -283,12 +266,8 @@ def main() -> None:
     for row in [mem, *engine_rows, *index_rows]:
         print(row)
 
-    lookup = "nearest(dated)" if DATED else f"candidates(k={ClusterParams().candidates})"
-    matvec = "nearest(undated)" if DATED else "nearest"
-    print(
-        f"\nindex API: {'dated ranges' if DATED else 'top-k candidates'}; engine "
-        f"{'with' if LEXICAL else 'without'} lexical evidence"
-    )
+    lookup = f"candidates(k={ClusterParams().candidates})"
+    matvec = "nearest"
     print(
         f"\n| active stories | engine.process median µs | engine.process p99 µs "
         f"| engine.process, BLAS 1 thread, median / p99 µs "

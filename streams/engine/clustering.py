@@ -8,6 +8,7 @@ are returned as records so the agent can mirror them into changelog-backed table
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ _TOP_TERMS = 5
 
 def story_keywords(profile: dict[str, float]) -> list[str]:
     """The story's top terms by summed TF-IDF weight."""
-    return [t for t, _ in sorted(profile.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TERMS]]
+    best = heapq.nsmallest(_TOP_TERMS, profile.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [t for t, _ in best]
 
 
 def _dot(vector: dict[str, float], profile: dict[str, float]) -> float:
@@ -158,6 +160,7 @@ class _Story:
     entities: dict[str, int] = field(default_factory=dict)  # entity -> members mentioning it
     group_ids: list[str] = field(default_factory=list)
     terms_norm_sq: float | None = None  # cache of |terms|^2, derived (not in the record)
+    group_matrix: Vector | None = None  # rows = group vectors in group_ids order, derived
 
     def profile_norm_sq(self) -> float:
         if self.terms_norm_sq is None:
@@ -191,6 +194,7 @@ _STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {
     "centroid_sum",
     "group_ids",
     "terms_norm_sq",
+    "group_matrix",
 }
 
 
@@ -384,16 +388,19 @@ class StoryEngine:
     ) -> _Group:
         group: _Group | None = None
         if story.group_ids:
-            members = [self._groups[g] for g in story.group_ids]
-            sims = np.stack([g.vector for g in members]) @ vector
+            if story.group_matrix is None or len(story.group_matrix) != len(story.group_ids):
+                story.group_matrix = np.stack([self._groups[g].vector for g in story.group_ids])
+            sims = story.group_matrix @ vector
             best = int(np.argmax(sims))
             if sims[best] >= self.params.dup_threshold:
-                group = members[best]
+                group = self._groups[story.group_ids[best]]
                 group.size += 1
         if group is None:
             group = _Group(stable_id("dg", article.id), story.id, vector, 1, article.title)
             self._groups[group.id] = group
             story.group_ids.append(group.id)
+            if story.group_matrix is not None:
+                story.group_matrix = np.vstack([story.group_matrix, vector])
         if group.size > story.headline_group_size:
             story.headline, story.headline_group_size = group.title, group.size
         changes.groups[group.id] = group.record()

@@ -38,9 +38,9 @@ async function refresh() {
     const rows = data.stories.map(s => {
       const tr = document.createElement('tr');
       tr.className = 'story';
+      const seen = new Date(s.last_seen * 1000).toISOString().slice(0, 16).replace('T', ' ');
       for (const [v, cls] of [[s.headline, ''], [s.keywords.join(', '), 'kw'],
-                              [s.size, 'n'], [s.source_count, 'n'],
-                              [new Date(s.last_seen * 1000).toISOString().slice(0, 16), '']]) {
+                              [s.size, 'n'], [s.source_count, 'n'], [seen, '']]) {
         const td = document.createElement('td'); td.textContent = v; td.className = cls;
         tr.appendChild(td);
       }

@@ -76,6 +76,9 @@ class StoryEvent(faust.Record, serializer="json"):
     entity_share: float | None = None
     shared_terms: list[str] | None = None  # None (not []): Faust shares mutable defaults
     keywords: list[str] | None = None
+    rejected_story_id: str | None = None
+    rejected_score: float | None = None
+    rejected_entity_share: float | None = None
 
     @classmethod
     def build(cls, assignment: Assignment, produced_at: float) -> StoryEvent:

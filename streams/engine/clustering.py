@@ -8,6 +8,7 @@ are returned as records so the agent can mirror them into changelog-backed table
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import OrderedDict
@@ -116,6 +117,11 @@ class Assignment:
     entity_share: float | None = None  # IDF-weighted share of the article's names the story has
     shared_terms: list[str] = field(default_factory=list)  # strongest terms shared with the story
     keywords: list[str] = field(default_factory=list)  # the story's top terms
+    # For a new story: the closest story it did NOT join, and that story's score (why not:
+    # below story_threshold, or entity_share below its bar).
+    rejected_story_id: str | None = None
+    rejected_score: float | None = None
+    rejected_entity_share: float | None = None
 
 
 @dataclass
@@ -299,6 +305,16 @@ class StoryEngine:
             entity_share=chosen.entity_share if chosen else None,
             shared_terms=shared,
         )
+        if chosen is None and evidence:
+            nearest = max(evidence, key=lambda e: e.score)
+            assignment = dataclasses.replace(
+                assignment,
+                rejected_story_id=nearest.story_id,
+                rejected_score=round(nearest.score, 4),
+                rejected_entity_share=None
+                if nearest.entity_share is None
+                else round(nearest.entity_share, 4),
+            )
         return assignment, changes
 
     def _weigh(

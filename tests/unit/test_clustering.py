@@ -524,6 +524,12 @@ def test_different_events_of_one_kind_stay_apart_on_entities() -> None:
     assert haiti.decision == "new"
     assert haiti.story_id != chile.story_id
     assert eng.active_stories == len(BACKGROUND) + 2
+    # The new story's event says which story it did not join, and why (the names).
+    assert haiti.rejected_story_id == chile.story_id
+    assert haiti.rejected_score is not None
+    assert haiti.rejected_score >= EVIDENCE_PARAMS.story_threshold
+    assert haiti.rejected_entity_share is not None
+    assert haiti.rejected_entity_share < EVIDENCE_PARAMS.entity_share
 
     # The evidence the engine weighed (the Chile story did not change when Haiti went new).
     story = eng._stories[chile.story_id]

@@ -329,12 +329,13 @@ def evaluate(file: Path, sweep: bool) -> None:
     help="JSONL stream to replay.",
 )
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Articles per second.")
+@click.option("--exit-when-done", is_flag=True, help="Stop once the stream is produced and shown.")
 @_clean_errors
-def demo(file: Path, rate: float) -> None:
+def demo(file: Path, rate: float, exit_when_done: bool) -> None:
     """Start Kafka and a worker, stream the sample, and show stories forming (Ctrl-C stops)."""
     from streams.demo import run_demo
 
-    run_demo(load_settings(), file, rate)
+    run_demo(load_settings(), file, rate, exit_when_done=exit_when_done)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,9 @@ __all__ = ["run_demo"]
 
 # Why 180 s: the worker loads torch and the model, then joins its consumer group.
 _WORKER_READY_S = 180.0
+# Why 15 s: once the stream is produced, the worker's last batches are embedded and clustered
+# well within this; a longer silence means there is nothing more to show.
+_QUIET_S = 15.0
 
 
 def _wait_for_http(url: str, timeout_s: float, worker: subprocess.Popen[bytes]) -> None:
@@ -40,7 +43,9 @@ def _wait_for_http(url: str, timeout_s: float, worker: subprocess.Popen[bytes]) 
     raise BrokerError(f"the worker did not answer at {url} within {timeout_s:.0f}s: read its log")
 
 
-def run_demo(settings: Settings, sample: Path, rate: float) -> None:
+def run_demo(
+    settings: Settings, sample: Path, rate: float, *, exit_when_done: bool = False
+) -> None:
     """Run the whole pipeline on ``sample`` until the stream is done and Ctrl-C is pressed."""
     if settings.kafka_bootstrap:
         bootstrap = settings.kafka_bootstrap
@@ -92,12 +97,35 @@ def run_demo(settings: Settings, sample: Path, rate: float) -> None:
             daemon=True,
         )
         producer.start()
-        follow_stories(
+        last_event = [time.monotonic()]
+
+        def show(line: str) -> None:
+            click.echo(line)
+            last_event[0] = time.monotonic()
+
+        def finished() -> bool:
+            if worker.poll() is not None:
+                return True
+            quiet = time.monotonic() - last_event[0] > _QUIET_S
+            return exit_when_done and not producer.is_alive() and quiet
+
+        shown = follow_stories(
             bootstrap,
             stories_topic,
-            print_line=click.echo,
-            stop=lambda: worker.poll() is not None,
+            print_line=show,
+            stop=finished,
             alerts_topic=env["STORYWATCH_TOPIC_ALERTS"],
+        )
+        if worker.poll() is not None:
+            raise BrokerError(
+                f"the worker stopped (status {worker.returncode}): read {log_path} and fix "
+                "what it says"
+            )
+        click.echo(
+            f"\nthe stream is done: {shown} events shown; the dashboard stays at {web}/ "
+            "until you stop the demo"
+            if not exit_when_done
+            else f"\nthe stream is done: {shown} events shown"
         )
     except KeyboardInterrupt:
         click.echo("\nstopping the worker (Kafka keeps running: `storywatch kafka stop`)")

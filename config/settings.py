@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         return value.strip() or None if value is not None else None
 
     @property
+    def bootstrap(self) -> str:
+        """The broker address: the configured one, else the local broker's port."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
     def kafka_dir(self) -> Path:
         """Folder of this Kafka version's jars and local broker."""
         return self.kafka_home / f"kafka-{self.kafka_version}"

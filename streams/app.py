@@ -21,11 +21,6 @@ from streams.web import register_views
 __all__ = ["app", "embedder", "metrics", "registry", "settings", "tables", "topics"]
 
 
-def bootstrap_server(settings: Settings) -> str:
-    """The broker address: the configured one, else the local broker's port."""
-    return settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
-
-
 def _create_app(settings: Settings) -> faust.App:
     credentials = None
     if settings.kafka_sasl_username and settings.kafka_sasl_password:
@@ -35,7 +30,7 @@ def _create_app(settings: Settings) -> faust.App:
         )
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{bootstrap_server(settings)}",
+        broker=f"kafka://{settings.bootstrap}",
         broker_credentials=credentials,
         autodiscover=["agents"],
         origin="streams.app",

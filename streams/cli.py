@@ -117,7 +117,7 @@ def _require_broker(settings: Settings) -> str:
     from streams.exceptions import BrokerUnavailable
     from streams.kafka_local import port_is_open
 
-    address = settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
+    address = settings.bootstrap
     host, _, port = address.split(",")[0].rpartition(":")
     if not port_is_open(host or "127.0.0.1", int(port), timeout_s=3.0):
         source = (

@@ -20,11 +20,10 @@ import numpy as np
 from config.settings import Settings
 from streams.engine.article import Article, stable_id
 from streams.engine.evidence import (
-    TERM_BODY_CHARS,
     DocumentFrequencies,
     entities,
-    term_vector,
-    terms,
+    term_counts,
+    weigh_terms,
 )
 from streams.engine.story_index import StoryIndex
 from streams.engine.vectors import Vector, decode_vector, encode_vector, unit
@@ -252,11 +251,12 @@ class StoryEngine:
             self._remember(id_key, story.id, same_content["group_id"], changes)
             return assignment, changes
 
-        article_terms = set(terms(article.title) + terms(article.text[:TERM_BODY_CHARS]))
+        counts = term_counts(article.title, article.text)
+        article_terms = set(counts)
         article_entities = entities(article.title, article.text)
         self._term_df.add(article_terms)
         self._entity_df.add(article_entities)
-        term_vec = term_vector(article.title, article.text, self._term_df)
+        term_vec = weigh_terms(counts, self._term_df)
         candidates = index.candidates(vector, self.params.candidates)
         evidence = [
             self._weigh(self._stories[sid], dense, term_vec, article_entities)

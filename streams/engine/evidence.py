@@ -16,8 +16,10 @@ __all__ = [
     "DocumentFrequencies",
     "entities",
     "is_title_case",
+    "term_counts",
     "term_vector",
     "terms",
+    "weigh_terms",
 ]
 
 _STOPWORDS = frozenset(
@@ -121,9 +123,18 @@ class DocumentFrequencies:
         return math.log((self.documents + 1) / (self.counts.get(key, 0) + 0.5))
 
 
+def term_counts(title: str, text: str) -> Counter[str]:
+    """Term frequencies of the title (weighted) and the lead: what :func:`weigh_terms` reads."""
+    return Counter(terms(title) * TITLE_WEIGHT + terms(text[:TERM_BODY_CHARS]))
+
+
 def term_vector(title: str, text: str, frequencies: DocumentFrequencies) -> dict[str, float]:
     """Unit-length TF-IDF vector (sublinear tf) of the title (weighted) and the lead."""
-    counts = Counter(terms(title) * TITLE_WEIGHT + terms(text[:TERM_BODY_CHARS]))
+    return weigh_terms(term_counts(title, text), frequencies)
+
+
+def weigh_terms(counts: Counter[str], frequencies: DocumentFrequencies) -> dict[str, float]:
+    """Unit-length TF-IDF vector (sublinear tf) of term ``counts``."""
     weights = {t: (1 + math.log(c)) * frequencies.idf(t) for t, c in counts.items()}
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
     return {t: w / norm for t, w in weights.items()}

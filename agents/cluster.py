@@ -41,6 +41,13 @@ def restore_engine() -> None:
     _restore_needed[0] = False
 
 
+def merge_changes(pending: StateChanges, changes: StateChanges) -> None:
+    """Fold ``changes`` into ``pending``: the latest record (or deletion) per key wins."""
+    pending.stories.update(changes.stories)
+    pending.groups.update(changes.groups)
+    pending.seen.update(changes.seen)
+
+
 def apply_changes(changes: StateChanges) -> None:
     """Mirror the engine's state changes into the tables (and so their changelogs)."""
     for table, records in (
@@ -55,41 +62,54 @@ def apply_changes(changes: StateChanges) -> None:
                 table[key] = record
 
 
+async def _dead_letter(item: EmbeddedArticle, exc: Exception) -> None:
+    logger.exception("clustering article %s failed", item.id)
+    metrics.articles_invalid.labels("clustering_failed").inc()
+    await topics.dlq.send(
+        key=item.id,
+        value={
+            "reason": "clustering_failed",
+            "topic": settings.topic_embedded,
+            "error": f"{type(exc).__name__}: {exc}; report it with this record",
+            "value_text": item.dumps().decode(),
+        },
+    )
+
+
 @app.agent(topics.embedded)
 async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
-    """One story event per new article; exact re-sends of an id are counted and dropped."""
-    async for item in stream:
+    """One story event per new article; exact re-sends of an id are counted and dropped.
+
+    Articles come in small batches: each is decided and its story event sent in order, and
+    the batch's table changes are written once at the end (latest record per key), so the
+    events of a batch are out before its state: a crash replays the batch from the last
+    committed offset and re-sends its events (at least once), never loses one.
+    """
+    async for items in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
         if _restore_needed[0]:
             restore_engine()
-        started = time.perf_counter()
-        try:
-            assignment, changes = engine.process(
-                item.to_article(), decode_vector(item.vector), item.record_ts
+        pending = StateChanges()
+        for item in items:
+            started = time.perf_counter()
+            try:
+                assignment, changes = engine.process(
+                    item.to_article(), decode_vector(item.vector), item.record_ts
+                )
+            except Exception as exc:  # noqa: BLE001 - reported in the dead letter
+                await _dead_letter(item, exc)
+                continue
+            metrics.clustering_duration.observe(time.perf_counter() - started)
+            merge_changes(pending, changes)
+            if assignment is None:
+                metrics.articles_duplicate.labels("id").inc()
+                continue
+            if assignment.decision == "duplicate":
+                metrics.articles_duplicate.labels("content").inc()
+            else:
+                metrics.clustering_decisions.labels(assignment.decision).inc()
+            await topics.stories.send(
+                key=assignment.story_id, value=StoryEvent.build(assignment, item.produced_at)
             )
-        except Exception as exc:
-            logger.exception("clustering article %s failed", item.id)
-            metrics.articles_invalid.labels("clustering_failed").inc()
-            await topics.dlq.send(
-                key=item.id,
-                value={
-                    "reason": "clustering_failed",
-                    "topic": settings.topic_embedded,
-                    "error": f"{type(exc).__name__}: {exc}; report it with this record",
-                    "value_text": item.dumps().decode(),
-                },
-            )
-            continue
-        metrics.clustering_duration.observe(time.perf_counter() - started)
-        apply_changes(changes)
+            metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))
+        apply_changes(pending)
         metrics.active_stories.set(engine.active_stories)
-        if assignment is None:
-            metrics.articles_duplicate.labels("id").inc()
-            continue
-        if assignment.decision == "duplicate":
-            metrics.articles_duplicate.labels("content").inc()
-        else:
-            metrics.clustering_decisions.labels(assignment.decision).inc()
-        await topics.stories.send(
-            key=assignment.story_id, value=StoryEvent.build(assignment, item.produced_at)
-        )
-        metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))

@@ -118,10 +118,15 @@ def synthetic_state(n: int, rng: np.random.Generator):
                 "title": title,
             }
         )
-        for key in (f"id:a{i}", f"id:b{i}"):
-            seen[key] = {"story_id": sid, "group_id": gid, "ts": t, **extra}
-        for key in (stable_id("c", f"a{i}"), stable_id("c", f"b{i}")):
-            seen[key] = {"story_id": sid, "group_id": gid, "ts": t}
+        for member in (f"a{i}", f"b{i}"):
+            content = stable_id("c", member)
+            seen[f"id:{member}"] = {
+                "story_id": sid,
+                "group_id": gid,
+                "ts": t,
+                **extra,
+                "content": content,
+            }
     return stories, groups, seen, centroids
 
 

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=32, ge=1)
     # Why 0.2 s: long enough to fill batches under load, short next to the 2 s p99 target.
     embed_max_wait_s: float = Field(default=0.2, gt=0)
+    # Why 64 / 0.05 s: the cluster and alert agents take embedded articles and story events
+    # in batches and write each touched story's table record once per batch (a burst on one
+    # story costs one changelog record, not one per article), adding at most 50 ms latency.
+    stage_batch_size: int = Field(default=64, ge=1)
+    stage_max_wait_s: float = Field(default=0.05, gt=0)
     # Why 2000 chars: all-MiniLM-L6-v2 reads at most 256 word pieces (~1,000 chars of English);
     # cutting earlier only saves tokenizer time on long articles, the model truncates the rest.
     embed_max_chars: int = Field(default=2000, ge=64)
@@ -92,6 +97,12 @@ class Settings(BaseSettings):
     # Why 5: lexical work only for the few stories the embedding ranks highest; more changes
     # nothing measurable (docs/QUALITY.md) and costs Python time per article.
     candidate_stories: int = Field(default=5, ge=1)
+    # Why 8,192: up to this many active stories a full scan is exact and about 1 ms; past
+    # it the index scans only the nearest k-means lists (bench/clustering_cost.py).
+    index_exact_max: int = Field(default=8192, ge=1)
+    # Why 16: recall of the exact top candidates >= 0.99 on real headline embeddings while
+    # reading ~2% of the centroids at 100k stories (docs/BENCHMARKS.md section 1).
+    index_probes: int = Field(default=16, ge=1)
     # Why 0.90: above this cosine two texts are the same report re-published or lightly edited.
     dup_threshold: float = Field(default=0.90, gt=0, le=1)
     # Why 72 h: news stories mostly go quiet within three days; a later article starts anew.

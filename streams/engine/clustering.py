@@ -25,7 +25,7 @@ from streams.engine.evidence import (
     term_counts,
     weigh_terms,
 )
-from streams.engine.story_index import StoryIndex
+from streams.engine.story_index import DEFAULT_EXACT_MAX, DEFAULT_PROBES, StoryIndex
 from streams.engine.vectors import Vector, decode_vector, encode_vector, unit
 
 __all__ = ["Assignment", "ClusterParams", "StateChanges", "StoryEngine", "story_keywords"]
@@ -66,6 +66,8 @@ class ClusterParams:
     entity_min: int = 6
     entity_override: float = 0.90
     candidates: int = 5
+    index_exact_max: int = DEFAULT_EXACT_MAX
+    index_probes: int = DEFAULT_PROBES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
@@ -78,6 +80,8 @@ class ClusterParams:
             entity_min=settings.entity_min,
             entity_override=settings.entity_override,
             candidates=settings.candidate_stories,
+            index_exact_max=settings.index_exact_max,
+            index_probes=settings.index_probes,
         )
 
 
@@ -203,6 +207,11 @@ _STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {
 }
 
 
+def _where(seen: Record) -> Record:
+    """The part of a seen record a later copy of the same text needs."""
+    return {"story_id": seen["story_id"], "group_id": seen["group_id"], "ts": seen["ts"]}
+
+
 class StoryEngine:
     """Holds active stories and assigns each new article; see the module docstring."""
 
@@ -211,7 +220,10 @@ class StoryEngine:
         self.clock = float("-inf")
         self._stories: OrderedDict[str, _Story] = OrderedDict()  # least recently active first
         self._groups: dict[str, _Group] = {}
-        self._seen: OrderedDict[str, Record] = OrderedDict()  # oldest first
+        self._seen: OrderedDict[str, Record] = OrderedDict()  # "id:<id>" -> record, oldest first
+        # content key -> where that text went; derived from the seen records (their "content"
+        # field), so it costs no table write of its own.
+        self._content: OrderedDict[str, Record] = OrderedDict()
         self._index: StoryIndex | None = None
         self._term_df = DocumentFrequencies()
         self._entity_df = DocumentFrequencies()
@@ -237,7 +249,7 @@ class StoryEngine:
         vector = unit(np.asarray(vector, dtype=np.float32))
         index = self._ensure_index(vector.shape[0])
         content_key = article.content_key
-        same_content = self._seen.get(content_key)
+        same_content = self._content.get(content_key)
         if same_content is not None and same_content["story_id"] in self._stories:
             story = self._stories[same_content["story_id"]]
             assignment = self._assignment(
@@ -282,7 +294,9 @@ class StoryEngine:
             story.entities[name] = story.entities.get(name, 0) + 1
         self._update_times(story, event_time, article.source_name)
         group = self._place_in_group(story, article, vector, changes)
-        index.upsert(story.id, unit(story.centroid_sum))
+        # A new story's centroid is its first article's vector: the same object the index
+        # was just queried with, whose coarse scores it reuses.
+        index.upsert(story.id, vector if chosen is None else unit(story.centroid_sum))
         self._stories.move_to_end(story.id)
         changes.stories[story.id] = story.record()
         self._remember(
@@ -292,8 +306,8 @@ class StoryEngine:
             changes,
             terms=sorted(article_terms),
             entities=sorted(article_entities),
+            content=content_key,
         )
-        self._remember(content_key, story.id, group.id, changes)
         assignment = self._assignment(
             article=article,
             story=story,
@@ -361,6 +375,8 @@ class StoryEngine:
                 self._stories[group.story_id].group_ids.append(group.id)
         for key, rec in sorted(seen.items(), key=lambda kv: kv[1]["ts"]):
             self._seen[key] = rec
+            if "content" in rec:
+                self._content[rec["content"]] = _where(rec)
             if "terms" in rec:
                 self._term_df.add(rec["terms"])
                 self._entity_df.add(rec["entities"])
@@ -375,7 +391,9 @@ class StoryEngine:
 
     def _ensure_index(self, dim: int) -> StoryIndex:
         if self._index is None:
-            self._index = StoryIndex(dim)
+            self._index = StoryIndex(
+                dim, exact_max=self.params.index_exact_max, probes=self.params.index_probes
+            )
         return self._index
 
     def _new_story(self, article: Article, vector: Vector, event_time: float) -> _Story:
@@ -428,6 +446,8 @@ class StoryEngine:
         rec = {"story_id": story_id, "group_id": group_id, "ts": self.clock, **extra}
         self._seen[key] = rec
         changes.seen[key] = rec
+        if "content" in rec:
+            self._content[rec["content"]] = _where(rec)
 
     def _expire(self, changes: StateChanges) -> None:
         cutoff = self.clock - self.params.window_s
@@ -449,6 +469,8 @@ class StoryEngine:
             del self._seen[key]
             changes.seen[key] = None
             self._forget_frequencies(rec)
+        while self._content and next(iter(self._content.values()))["ts"] < cutoff:
+            self._content.popitem(last=False)
 
     def _assignment(
         self,

@@ -81,6 +81,15 @@ def _embedded(article_id: str, title: str, angle: float, source: str = "s") -> E
     )
 
 
+async def _until(recorder: Recorder, count: int) -> None:
+    """The cluster and alert agents take batches (closed after stage_max_wait_s): wait for
+    ``count`` sends, at most 10 s."""
+    for _ in range(100):
+        if len(recorder.sent) >= count:
+            return
+        await asyncio.sleep(0.1)
+
+
 def _value(metric: Any, **labels: str) -> float:
     target = metric.labels(**labels) if labels else metric
     return float(target._value.get())
@@ -93,6 +102,8 @@ async def test_cluster_agent_assigns_and_persists(sent, fresh_state) -> None:
         await agent.put(_embedded("a2", "Earthquake strikes the city", 0.2))  # cos 0.98
         await agent.put(_embedded("a3", "Election results are in", 1.5))  # cos 0.07
         await agent.put(_embedded("a1", "Quake hits city", 0.0))  # exact re-send of a1
+        await _until(sent["stories"], 3)
+        await asyncio.sleep(0.2)  # a 4th event (the re-send) would come after this
     events = [s["value"] for s in sent["stories"].sent]
     assert [e.article_id for e in events] == ["a1", "a2", "a3"]
     assert events[0].story_id == events[1].story_id != events[2].story_id
@@ -106,11 +117,13 @@ async def test_cluster_agent_assigns_and_persists(sent, fresh_state) -> None:
 async def test_cluster_agent_restores_from_tables(sent, fresh_state) -> None:
     async with cluster_agent.cluster_articles.test_context() as agent:
         await agent.put(_embedded("b1", "Storm floods coast", 0.0))
+        await _until(sent["stories"], 1)
     first = sent["stories"].sent[0]["value"].story_id
     cluster_agent.engine.restore([], [], {})  # the in-memory index is gone, tables remain
     cluster_agent._restore_needed[0] = True
     async with cluster_agent.cluster_articles.test_context() as agent:
         await agent.put(_embedded("b2", "Coast flooded by storm", 0.1))
+        await _until(sent["stories"], 2)
     assert sent["stories"].sent[1]["value"].story_id == first
     assert sent["stories"].sent[1]["value"].story_size == 2
 
@@ -140,6 +153,8 @@ async def test_alerts_agent_emits_one_cloudevent_per_story(sent, fresh_state) ->
     async with alerts_agent.evaluate_alerts.test_context() as agent:
         for n in range(1, rule.min_articles + 3):
             await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}"))
+        await _until(sent["alerts"], 1)
+        await asyncio.sleep(0.2)  # a second alert for the same story would come after this
     assert len(sent["alerts"].sent) == 1
     event = sent["alerts"].sent[0]["value"]
     assert event["specversion"] == "1.0" and event["type"] == "io.storywatch.story.emerging"

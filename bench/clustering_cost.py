@@ -1,28 +1,32 @@
 """Per-article cost of story assignment as the number of active stories grows.
 
 Why: clustering runs on ONE ordered stream (one partition, one worker), so its per-article
-cost caps the whole pipeline. The index is a brute-force matrix (one mat-vec per article),
-whose cost grows linearly with the active stories. The issue's target: <= 1 ms per article
-with 100k active stories, and the worker's memory (RSS) at 100k active stories.
+cost caps the whole pipeline. The issue's target: <= 1 ms per article with 100k active
+stories, and the worker's memory (RSS) at 100k active stories.
+
+Two configurations, side by side on the same state and the same articles:
+- exact: ``index_exact_max`` = 10^9, every lookup scans every centroid (brute force);
+- default: exact up to ``index_exact_max`` (50,000) stories, then k-means lists (16 probes)
+  plus the stories sharing the article's rarest terms (approximate).
 
 What it does, for N active stories:
 - engine: builds N synthetic stories in the engine's own table-record format
   (``_Story.record()`` / ``_Group.record()`` / seen records, exactly what the cluster agent
-  writes into its tables), loads them with ``StoryEngine.restore()`` (the recovery path), then
-  times ``StoryEngine.process()`` for new articles: half re-word an existing story (its
-  centroid + noise, cosine ~0.8: "joined"), half are random ("new" story).
-- index: fills a ``StoryIndex`` directly and times the lookup the engine makes alone
-  (``candidates(q, k)`` top-k) and ``nearest()`` (the bare mat-vec + argmax).
+  writes into its tables), loads them with ``StoryEngine.restore()`` (the recovery path) into
+  both engines, then times ``StoryEngine.process()`` for new articles, each through both
+  engines in turns: half re-word an existing story (its centroid + noise, cosine ~0.8:
+  "joined"), half are random ("new" story). Reports how often the default engine picks the
+  same story as the exact one.
+- index: fills ``StoryIndex`` objects directly and times the top-k lookup the engine makes
+  (``candidates(q, k)``), exact (default BLAS threads and 1 thread) and default.
 Titles of new articles and story headlines/term profiles are real UCI headlines.
-Vectors: random unit vectors, dim 384 (all-MiniLM-L6-v2). All stories are active (inside the
-72 h window), so nothing expires and every row is
-scanned: the worst case.
+Vectors: random unit vectors, dim 384 (all-MiniLM-L6-v2): no cluster structure, the hardest
+case for the lists (recall on real embeddings: docs/BENCHMARKS.md). All stories are active
+(inside the 72 h window), so nothing expires: the worst case.
 
 RSS (VmRSS from /proc/self/status) is read in a fresh subprocess: before, after building the
 table records of 100k stories (the worker's Faust tables are ``memory://``, so it holds these
-too), and after restore() (the engine's in-memory state on top). Engine and index are also
-timed with BLAS limited to 1 thread, side by side, because the machine has 2 shared cores
-and OpenBLAS threads suffer under contention.
+too), and after restore() (the engine's in-memory state on top).
 
 Run: .venv/bin/python bench/clustering_cost.py [--quick]
 """
@@ -183,55 +187,69 @@ def memory_in_subprocess(n: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+EXACT = ClusterParams(index_exact_max=10**9)  # never partitions: the brute-force curve
+DEFAULT = ClusterParams()  # exact up to index_exact_max, then lists + term postings
+
+
 def bench_engine(n: int, count: int, rng: np.random.Generator):
+    """The same state and the same articles through an always-exact engine and a default
+    one, article by article in turns (side by side under the same load)."""
     stories, groups, seen, centroids = synthetic_state(n, rng)
-    engine = StoryEngine(ClusterParams())
-    started = time.perf_counter()
-    engine.restore(stories, groups, seen)
-    restore_s = time.perf_counter() - started
+    engines, restore_s = {}, {}
+    for label, params in (("exact", EXACT), ("default", DEFAULT)):
+        engine = StoryEngine(params)
+        started = time.perf_counter()
+        engine.restore(stories, groups, seen)
+        restore_s[label] = time.perf_counter() - started
+        engines[label] = engine
     del stories, groups, seen
     gc.collect()
     arts, vecs = new_articles(count, centroids, rng)
-    # Articles alternate in pairs (one join, one new) between default BLAS threads and BLAS
-    # limited to 1 thread: both variants see the same load, side by side.
-    times: dict[bool, list[float]] = {False: [], True: []}
+    times: dict[str, list[float]] = {label: [] for label in engines}
+    chosen: dict[str, list[str]] = {label: [] for label in engines}
     decisions = {"new": 0, "joined": 0, "duplicate": 0}
     record_ts = T0 + 3600.0
+    order = list(engines)
     for j, (art, vec) in enumerate(zip(arts, vecs, strict=True)):
-        one_thread = (j // 2) % 2 == 1
-        with threadpool_limits(limits=1 if one_thread else None):
+        for label in order if j % 2 == 0 else reversed(order):
             t = time.perf_counter()
-            assignment, _ = engine.process(art, vec, record_ts)
-            times[one_thread].append(time.perf_counter() - t)
-        decisions[assignment.decision] += 1
-    med, p99 = stats_us(times[False])
-    med1, p991 = stats_us(times[True])
-    result = {
-        "n": n,
-        "median_us": med,
-        "p99_us": p99,
-        "blas1_median_us": med1,
-        "blas1_p99_us": p991,
-        "restore_s": restore_s,
-        "decisions": decisions,
-    }
-    del engine
+            assignment, _ = engines[label].process(art, vec, record_ts)
+            times[label].append(time.perf_counter() - t)
+            chosen[label].append(assignment.story_id)
+            if label == "default":
+                decisions[assignment.decision] += 1
+    agree = sum(a == b for a, b in zip(chosen["exact"], chosen["default"], strict=True))
+    result = {"n": n, "decisions": decisions, "agree_with_exact": agree / count}
+    for label in engines:
+        med, p99 = stats_us(times[label])
+        result[f"{label}_median_us"], result[f"{label}_p99_us"] = med, p99
+        result[f"{label}_restore_s"] = restore_s[label]
+    result["partitioned"] = engines["default"]._index.partitioned  # type: ignore[union-attr]
+    del engines
     gc.collect()
     return result
 
 
 def bench_index(n: int, count: int, rng: np.random.Generator):
-    index = StoryIndex(DIM)
     rows = unit_rows(rng, n)
+    exact = StoryIndex(DIM, exact_max=10**9)
+    default = StoryIndex(DIM, exact_max=DEFAULT.index_exact_max, probes=DEFAULT.index_probes)
+    started = time.perf_counter()
     for i in range(n):
-        index.upsert(f"s{i}", rows[i])
+        default.upsert(f"s{i}", rows[i])
+    fill_s = time.perf_counter() - started
+    for i in range(n):
+        exact.upsert(f"s{i}", rows[i])
     # Fewer queries on the biggest matrices keep the run bounded (1M: p99 ~ max of 30).
     queries = unit_rows(rng, min(count, max(30, 20_000_000 // n)))
-    out = {"n": n, "queries": len(queries)}
-    # the engine asks for its top-k candidates; nearest() is top-1 (the bare mat-vec + argmax)
-    k = ClusterParams().candidates
-    lookups = {"lookup": lambda q: index.candidates(q, k), "matvec": index.nearest}
-    lookups["lookup_blas1"] = lookups["lookup"]
+    out = {"n": n, "queries": len(queries), "default_fill_s": fill_s}
+    out["default_lists"] = default.list_count
+    k = DEFAULT.candidates
+    lookups = {
+        "exact": lambda q: exact.candidates(q, k),
+        "exact_blas1": lambda q: exact.candidates(q, k),
+        "default": lambda q: default.candidates(q, k),
+    }
     for name, lookup in lookups.items():
         with threadpool_limits(limits=1 if name.endswith("blas1") else None):
             lookup(queries[0])  # warm-up
@@ -259,6 +277,7 @@ def main() -> None:
     blas = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
     print(
         f"numpy {np.__version__}, BLAS pools {blas}, {count} articles per size, "
+        f"exact up to {DEFAULT.index_exact_max:,} stories then {DEFAULT.index_probes} probes, "
         f"loadavg {os.getloadavg()[0]:.1f} at start"
     )
 
@@ -271,41 +290,44 @@ def main() -> None:
     for row in [mem, *engine_rows, *index_rows]:
         print(row)
 
-    lookup = f"candidates(k={ClusterParams().candidates})"
-    matvec = "nearest"
     print(
-        f"\n| active stories | engine.process median µs | engine.process p99 µs "
-        f"| engine.process, BLAS 1 thread, median / p99 µs "
-        f"| index.{lookup} median / p99 µs | index.{matvec} median / p99 µs "
-        f"| index.{lookup}, BLAS 1 thread, median / p99 µs |"
+        "\n| active stories | engine.process exact, median / p99 µs "
+        "| engine.process default, median / p99 µs | default decisions = exact "
+        "| index exact, median / p99 µs | index exact, BLAS 1 thread, median / p99 µs "
+        "| index default, median / p99 µs | default lists |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     by_n = {r["n"]: r for r in engine_rows}
     for ix in index_rows:
         e = by_n.get(ix["n"])
         eng = (
-            f"{e['median_us']:.0f} | {e['p99_us']:.0f} | {e['blas1_median_us']:.0f} / "
-            f"{e['blas1_p99_us']:.0f}"
+            f"{e['exact_median_us']:.0f} / {e['exact_p99_us']:.0f} | "
+            f"{e['default_median_us']:.0f} / {e['default_p99_us']:.0f} | "
+            f"{e['agree_with_exact']:.1%}"
             if e
             else "not run | not run | not run"
         )
         print(
-            f"| {ix['n']:,} | {eng} | {ix['lookup_median_us']:.0f} / {ix['lookup_p99_us']:.0f} "
-            f"| {ix['matvec_median_us']:.0f} / {ix['matvec_p99_us']:.0f} "
-            f"| {ix['lookup_blas1_median_us']:.0f} / {ix['lookup_blas1_p99_us']:.0f} |"
+            f"| {ix['n']:,} | {eng} | {ix['exact_median_us']:.0f} / {ix['exact_p99_us']:.0f} "
+            f"| {ix['exact_blas1_median_us']:.0f} / {ix['exact_blas1_p99_us']:.0f} "
+            f"| {ix['default_median_us']:.0f} / {ix['default_p99_us']:.0f} "
+            f"| {ix['default_lists']} |"
         )
     big = engine_rows[-1]
     print(
         f"\nmemory at {mem_n:,} active stories (fresh process, VmRSS): engine state "
         f"+{mem['engine_mib']:.0f} MiB, table records (as memory:// tables hold them) "
         f"+{mem['records_mib']:.0f} MiB, process RSS {mem['rss_start_mib']:.0f} -> "
-        f"{mem['rss_end_mib']:.0f} MiB; restore() of {big['n']:,} took {big['restore_s']:.1f} s"
+        f"{mem['rss_end_mib']:.0f} MiB; restore() of {big['n']:,}: exact "
+        f"{big['exact_restore_s']:.1f} s, default {big['default_restore_s']:.1f} s"
     )
-    verdict = "meets" if big["p99_us"] <= 1000 else "MISSES"
-    print(
-        f"target <= 1 ms/article at {big['n']:,}: median {big['median_us']:.0f} µs, "
-        f"p99 {big['p99_us']:.0f} µs -> {verdict} (p99)"
-    )
+    for label in ("exact", "default"):
+        verdict = "meets" if big[f"{label}_p99_us"] <= 1000 else "MISSES"
+        print(
+            f"target <= 1 ms/article at {big['n']:,}, {label}: median "
+            f"{big[f'{label}_median_us']:.0f} µs, p99 {big[f'{label}_p99_us']:.0f} µs "
+            f"-> {verdict} (p99)"
+        )
 
 
 if __name__ == "__main__":

@@ -97,11 +97,12 @@ class Settings(BaseSettings):
     # Why 5: lexical work only for the few stories the embedding ranks highest; more changes
     # nothing measurable (docs/QUALITY.md) and costs Python time per article.
     candidate_stories: int = Field(default=5, ge=1)
-    # Why 8,192: up to this many active stories a full scan is exact and about 1 ms; past
-    # it the index scans only the nearest k-means lists (bench/clustering_cost.py).
-    index_exact_max: int = Field(default=8192, ge=1)
-    # Why 16: recall of the exact top candidates >= 0.99 on real headline embeddings while
-    # reading ~2% of the centroids at 100k stories (docs/BENCHMARKS.md section 1).
+    # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at
+    # 50k here, about a headline's embedding cost); past it, k-means lists + term postings
+    # keep clustering under ~1 ms per article at some cost in recall (docs/BENCHMARKS.md).
+    index_exact_max: int = Field(default=50_000, ge=1)
+    # Why 16: ~2% of the centroids read at 100k stories (the scan stays under 1 ms); more
+    # probes trade speed for fewer missed weak joins.
     index_probes: int = Field(default=16, ge=1)
     # Why 0.90: above this cosine two texts are the same report re-published or lightly edited.
     dup_threshold: float = Field(default=0.90, gt=0, le=1)

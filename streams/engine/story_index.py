@@ -1,12 +1,12 @@
 """Active story centroids for nearest-story lookups: exact while small, partitioned when large.
 
-Up to ``exact_max`` stories every lookup scans every centroid (one mat-vec: exact, and the
-cheapest thing at that size). Past it, the centroids are partitioned into ``lists`` by
-k-means (an inverted-file index, IVF): a lookup scans only the ``probes`` lists whose coarse
-centres are nearest to the query, so its cost grows with N / lists, not with N. The scores it
-returns are exact cosines; only the candidate set is approximate (a story whose centroid sits
-in an unprobed list is missed). Partitions are rebuilt when the index has grown ``_REBUILD_GROWTH``
-times since the last build, so the coarse centres follow the stream.
+Up to ``exact_max`` stories every lookup scans every centroid (one mat-vec: exact). Past
+it, the centroids are partitioned into lists by k-means (an inverted-file index, IVF): a
+lookup scans only the ``probes`` lists whose coarse centres are nearest to the query, so
+its cost grows with N / lists, not with N. The scores it returns are exact cosines; only the
+candidate set is approximate (a story whose centroid sits in an unprobed list is missed).
+The lists are rebuilt when the index has grown ``_REBUILD_GROWTH`` times since the last
+build, so the coarse centres follow the stream.
 
 Every step is deterministic for the same sequence of calls, so the worker and the offline
 mode (which make the same calls) see the same candidates.
@@ -20,11 +20,14 @@ from streams.engine.vectors import Vector
 
 __all__ = ["StoryIndex"]
 
-# Why 8,192: below this a full scan (8k x 384 float32 = 12 MiB) costs about 1 ms here and
-# is exact; the benchmark's brute-force curve shows where scanning starts to dominate.
-DEFAULT_EXACT_MAX = 8192
-# Why 16 probes: measured recall@5 >= 0.99 of the exact top 5 on real MiniLM headline
-# embeddings and on clustered synthetic data (bench/clustering_cost.py), at ~2% of rows read.
+# Why 50,000: an exact scan reads every centroid (50k x 384 float32 = 73 MiB, ~8-10 ms
+# here), about what the model spends per headline; past that the scan, not the model, would
+# cap throughput, so lookups turn approximate. Below it every decision is exact.
+DEFAULT_EXACT_MAX = 50_000
+# Why 16 probes of up to 1,024 lists (~2% of the centroids at 100k): the scan stays well
+# under 1 ms. Approximate: on real headlines weakly similar joins (cosine 0.35-0.5) fall in
+# other lists; the engine adds the stories that share the article's rarest terms
+# (docs/BENCHMARKS.md section 1 measures what is lost).
 DEFAULT_PROBES = 16
 # Why 1,024 lists at most: the coarse lookup (lists x 384) stays in cache (1.5 MiB), and at
 # 100k stories a list holds ~100 centroids, so 16 probes read ~1,600 rows.
@@ -159,6 +162,12 @@ class StoryIndex:
             (probed[lst].ids[row - starts[lst]], float(sims[row]))
             for row, lst in zip(ranked.tolist(), owners.tolist(), strict=True)
         ]
+
+    def similarities(self, story_ids: list[str], vector: Vector) -> list[float]:
+        """Exact cosines of ``vector`` to the given stories' centroids (all must be present)."""
+        places = [self._where[sid] for sid in story_ids]
+        rows = np.stack([self._lists[lst].rows[pos] for lst, pos in places])
+        return [float(x) for x in rows @ vector]
 
     # -- internals -----------------------------------------------------------------------
 

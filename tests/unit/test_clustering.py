@@ -75,6 +75,8 @@ def test_cluster_params_from_settings() -> None:
             entity_min=4,
             entity_override=0.8,
             candidate_stories=3,
+            index_exact_max=1000,
+            index_probes=4,
         )
     )
     assert params == ClusterParams(
@@ -86,6 +88,8 @@ def test_cluster_params_from_settings() -> None:
         entity_min=4,
         entity_override=0.8,
         candidates=3,
+        index_exact_max=1000,
+        index_probes=4,
     )
     # The defaults agree.
     assert ClusterParams.from_settings(Settings()) == ClusterParams()
@@ -664,3 +668,62 @@ def test_expired_articles_leave_the_document_frequencies() -> None:
     assert "maule" not in eng._term_df.counts
     assert "bachelet" not in eng._entity_df.counts
     assert eng._term_df.counts["icahn"] == 1
+
+
+# --- large active sets: the partitioned index and term postings ----------------------------
+
+WORDS = (
+    "harbor lantern quarry meadow falcon glacier orchard velvet canyon ember tundra "
+    "saffron bastion cobalt marble thistle lagoon summit walnut prairie"
+).split()
+
+
+def _many_stories(params: ClusterParams) -> tuple[StoryEngine, np.ndarray]:
+    """40 unrelated stories (random directions in 64-d, two distinct words each) and one on
+    a Chilean quake; ``params`` decide when the index partitions and how many lists it probes."""
+    rng = np.random.default_rng(8)
+    vectors = rng.standard_normal((41, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    eng = StoryEngine(params)
+    for i in range(40):
+        title = f"{WORDS[i % 20]} {WORDS[(i * 7 + 3) % 20]} report {i}"
+        assign(eng, art(f"s{i}", title=title, text=""), vectors[i], T0 + i)
+    assign(eng, art("quake", title="Maule quake shakes Concepcion", text=""), vectors[40], T0 + 50)
+    return eng, vectors
+
+
+def _away_from_its_list(eng: StoryEngine, target: np.ndarray, cos: float) -> np.ndarray:
+    """A unit vector with cosine ``cos`` to ``target`` whose nearest index list is not the
+    target's: the rest points at another list's centre (orthogonal to ``target``)."""
+    index = eng._index
+    assert index is not None and index._centres is not None
+    centres = index._centres
+    other = centres[int(np.argmin(centres @ target))]
+    rest = other - (other @ target) * target
+    rest /= np.linalg.norm(rest)
+    return (cos * target + math.sqrt(1 - cos * cos) * rest).astype(np.float32)
+
+
+def test_shared_rare_terms_find_a_story_the_partitioned_index_misses() -> None:
+    params = ClusterParams(window_s=WINDOW, index_exact_max=16, index_probes=1)
+    eng, vectors = _many_stories(params)
+    assert eng._index is not None and eng._index.partitioned and eng._index.list_count == 2
+    quake = stable_id("st", "quake")
+    vector = _away_from_its_list(eng, vectors[40], 0.40)
+    missed = {sid for sid, _ in eng._index.candidates(vector, params.candidates)}
+    assert quake not in missed  # the one dense list probed does not hold the quake story
+    follow_up = art("q2", title="Concepcion shaken by Maule quake", text="")
+    joined = assign(eng, follow_up, vector, T0 + 60)
+    assert joined.story_id == quake and joined.decision == "joined"
+    assert joined.similarity == pytest.approx(0.40, abs=1e-4)  # an exact cosine
+    assert {"maule", "concepcion"} <= set(joined.shared_terms)
+
+
+def test_expired_stories_leave_the_term_postings() -> None:
+    params = ClusterParams(window_s=WINDOW, index_exact_max=16, index_probes=1)
+    eng, _ = _many_stories(params)
+    assert stable_id("st", "quake") in eng._postings["maule"]
+    late = art("late", title="Unrelated later news", text="")
+    assign(eng, late, e(0).repeat(4), T0 + WINDOW + 100)
+    assert "maule" not in eng._postings
+    assert all(holders for holders in eng._postings.values())

@@ -45,6 +45,8 @@ def test_defaults() -> None:
     assert s.entity_min == 6
     assert s.entity_override == pytest.approx(0.90)
     assert s.candidate_stories == 5
+    assert (s.index_exact_max, s.index_probes) == (50_000, 16)
+    assert (s.stage_batch_size, s.stage_max_wait_s) == (64, pytest.approx(0.05))
     assert s.dup_threshold == pytest.approx(0.90)
     assert s.story_window_hours == pytest.approx(72.0)
     assert (s.emerging_min_articles, s.emerging_min_sources) == (5, 3)
@@ -106,6 +108,8 @@ def test_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STORYWATCH_ENTITY_MIN", "0"),
         ("STORYWATCH_ENTITY_OVERRIDE", "0"),
         ("STORYWATCH_CANDIDATE_STORIES", "0"),
+        ("STORYWATCH_INDEX_PROBES", "0"),
+        ("STORYWATCH_STAGE_MAX_WAIT_S", "0"),
         ("STORYWATCH_DUP_THRESHOLD", "0"),
         ("STORYWATCH_WEB_PORT", "70000"),
         ("STORYWATCH_EMBED_BATCH_SIZE", "not-a-number"),

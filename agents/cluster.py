@@ -41,21 +41,15 @@ def restore_engine() -> None:
     _restore_needed[0] = False
 
 
-def merge_changes(pending: StateChanges, changes: StateChanges) -> None:
-    """Fold ``changes`` into ``pending``: the latest record (or deletion) per key wins."""
-    pending.stories.update(changes.stories)
-    pending.groups.update(changes.groups)
-    pending.seen.update(changes.seen)
-
-
 def apply_changes(changes: StateChanges) -> None:
     """Mirror the engine's state changes into the tables (and so their changelogs)."""
-    for table, records in (
-        (tables.stories, changes.stories),
-        (tables.groups, changes.groups),
-        (tables.seen, changes.seen),
+    records = changes.records()
+    for table, name in (
+        (tables.stories, "stories"),
+        (tables.groups, "groups"),
+        (tables.seen, "seen"),
     ):
-        for key, record in records.items():
+        for key, record in records[name].items():
             if record is None:
                 table.pop(key, None)
             else:
@@ -99,7 +93,7 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                 await _dead_letter(item, exc)
                 continue
             metrics.clustering_duration.observe(time.perf_counter() - started)
-            merge_changes(pending, changes)
+            pending.merge(changes)
             if assignment is None:
                 metrics.articles_duplicate.labels("id").inc()
                 continue

@@ -32,13 +32,14 @@ __all__ = ["Assignment", "ClusterParams", "StateChanges", "StoryEngine", "story_
 
 # Why 5: a story summary a person reads at a glance; also the size of shared-term evidence.
 _TOP_TERMS = 5
-# Why the article's 4 heaviest terms and at most 128 stories, skipping terms in more than
-# 256 stories: a partitioned index can miss a story that a headline joins at cosine 0.35-0.5
-# (10% of UCI joins); 99% of joins share terms with their story, and the rarest terms of the
-# article name it. The caps bound the extra exact cosines per article.
+# Why the article's 4 heaviest terms, at most 64 stories, skipping terms held by more than
+# 64 stories: a partitioned index can miss a story that a headline joins at cosine 0.35-0.5
+# (10% of UCI joins); 99% of joins share terms with their story, and an article's rarest
+# terms name few stories. A term in more stories than that does not single one out; the caps
+# bound the extra exact cosines per article.
 _POSTING_TERMS = 4
-_POSTING_STORIES = 128
-_POSTING_MAX_LIST = 256
+_POSTING_STORIES = 64
+_POSTING_MAX_LIST = 64
 
 
 def story_keywords(profile: dict[str, float]) -> list[str]:
@@ -136,11 +137,30 @@ class Assignment:
 
 @dataclass
 class StateChanges:
-    """Records to write (``None`` = delete) into the stories / groups / seen tables."""
+    """What to write (``None`` = delete) into the stories / groups / seen tables.
 
-    stories: dict[str, Record | None] = field(default_factory=dict)
-    groups: dict[str, Record | None] = field(default_factory=dict)
+    Stories and groups are held as the engine's live objects and serialised only by
+    :meth:`records`: a caller that writes once per batch serialises a story touched by many
+    articles once, with its latest state; the offline mode, which writes nothing, never does.
+    """
+
+    stories: dict[str, _Story | None] = field(default_factory=dict)
+    groups: dict[str, _Group | None] = field(default_factory=dict)
     seen: dict[str, Record | None] = field(default_factory=dict)
+
+    def merge(self, later: StateChanges) -> None:
+        """Fold ``later`` into these changes: the latest entry (or deletion) per key wins."""
+        self.stories.update(later.stories)
+        self.groups.update(later.groups)
+        self.seen.update(later.seen)
+
+    def records(self) -> dict[str, dict[str, Record | None]]:
+        """Table name ("stories", "groups", "seen") -> key -> record (None = delete)."""
+        return {
+            "stories": {k: v.record() if v else None for k, v in self.stories.items()},
+            "groups": {k: v.record() if v else None for k, v in self.groups.items()},
+            "seen": dict(self.seen),
+        }
 
 
 @dataclass(slots=True)
@@ -305,7 +325,7 @@ class StoryEngine:
         # was just queried with, whose coarse scores it reuses.
         index.upsert(story.id, vector if chosen is None else unit(story.centroid_sum))
         self._stories.move_to_end(story.id)
-        changes.stories[story.id] = story.record()
+        changes.stories[story.id] = story
         self._remember(
             id_key,
             story.id,
@@ -482,7 +502,7 @@ class StoryEngine:
                 story.group_matrix = np.vstack([story.group_matrix, vector])
         if group.size > story.headline_group_size:
             story.headline, story.headline_group_size = group.title, group.size
-        changes.groups[group.id] = group.record()
+        changes.groups[group.id] = group
         return group
 
     def _remember(

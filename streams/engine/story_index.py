@@ -165,9 +165,9 @@ class StoryIndex:
 
     def similarities(self, story_ids: list[str], vector: Vector) -> list[float]:
         """Exact cosines of ``vector`` to the given stories' centroids (all must be present)."""
-        places = [self._where[sid] for sid in story_ids]
-        rows = np.stack([self._lists[lst].rows[pos] for lst, pos in places])
-        return [float(x) for x in rows @ vector]
+        lists = self._lists
+        rows = [lists[lst].rows[pos] for lst, pos in map(self._where.__getitem__, story_ids)]
+        return (np.array(rows) @ vector).tolist()
 
     # -- internals -----------------------------------------------------------------------
 

@@ -346,8 +346,8 @@ def test_source_count_counts_distinct_sources() -> None:
 
 def _apply(tables: dict[str, dict[str, Any]], changes: StateChanges) -> None:
     """Mirror changes like the agent does, serialising records as a changelog would."""
-    for name in ("stories", "groups", "seen"):
-        for key, rec in getattr(changes, name).items():
+    for name, records in changes.records().items():
+        for key, rec in records.items():
             if rec is None:
                 tables[name].pop(key, None)
             else:
@@ -381,6 +381,37 @@ def _history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
         _, changes = eng.process(article, vector, ts)
         _apply(tables, changes)
     return eng, tables
+
+
+def test_changes_merged_over_a_batch_write_the_same_tables() -> None:
+    """The agent writes a batch's merged changes once; the tables end up as if it had
+    written after every article (latest record per key, deletions kept)."""
+    _, per_article = _history()
+    eng = engine()
+    pending = StateChanges()
+    later = T0 + WINDOW + HOUR
+    for article, vector, ts in [
+        (art("gone", source="x"), e(7), T0),
+        (art("p", title="Flood in the north", source="a"), e(0), later),
+        (art("q", source="b"), mix(0.95, 0, 1), later + 10),
+        (
+            art("r", title="Rescue teams arrive", text=RESCUE, source="c"),
+            mix(0.7, 0, 2),
+            later + 20,
+        ),
+        (art("x", source="a"), e(5), later + 30),
+        (
+            art("r2", title="rescue teams arrive", text=RESCUE.upper(), source="d"),
+            e(11),
+            later + 40,
+        ),
+    ]:
+        _, changes = eng.process(article, vector, ts)
+        pending.merge(changes)
+    batched: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    _apply(batched, pending)
+    assert batched == per_article
+    assert batched["stories"][stable_id("st", "p")]["size"] == 3  # p, q, r (r2 is a copy)
 
 
 def _restored(tables: dict[str, dict[str, Any]]) -> StoryEngine:

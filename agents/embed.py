@@ -85,20 +85,31 @@ async def _dead_letter(event: EventT, error: InvalidArticle) -> None:
     await topics.dlq.send(key=event.message.key, value=record)
 
 
-async def _embed(batch: list[tuple[Article, EventT]]) -> list[tuple[Article, EventT, Any]]:
-    """Embed a batch; if the model fails on it, embed one by one and dead-letter the articles
-    it fails on, so one poisoned text never stops the stream."""
-    loop = asyncio.get_running_loop()
-    texts = [article.embed_text(settings.embed_max_chars) for article, _ in batch]
+def _timed_encode(texts: list[str]) -> Any:
     started = time.perf_counter()
+    vectors = embedder.encode(texts)
+    metrics.embedding_duration.observe(time.perf_counter() - started)
+    return vectors
+
+
+def _encode_soon(texts: list[str]) -> asyncio.Future[Any]:
+    """Queue ``texts`` on the model's thread; the event loop goes on meanwhile."""
+    return asyncio.get_running_loop().run_in_executor(_model_executor(), _timed_encode, texts)
+
+
+async def _embedded(
+    batch: list[tuple[Article, EventT]], texts: list[str], encoding: asyncio.Future[Any]
+) -> list[tuple[Article, EventT, Any]]:
+    """The batch's vectors; if the model fails on the batch, embed one by one and dead-letter
+    the articles it fails on, so one poisoned text never stops the stream."""
     try:
-        vectors = await loop.run_in_executor(_model_executor(), embedder.encode, texts)
+        vectors = await encoding
     except Exception:
         logger.exception("embedding a batch of %d failed; retrying one by one", len(batch))
         embedded = []
         for (article, event), text in zip(batch, texts, strict=True):
             try:
-                one = await loop.run_in_executor(_model_executor(), embedder.encode, [text])
+                one = await _encode_soon([text])
             except Exception as exc:  # noqa: BLE001 - reported in the dead letter
                 await _dead_letter(
                     event,
@@ -109,14 +120,32 @@ async def _embed(batch: list[tuple[Article, EventT]]) -> list[tuple[Article, Eve
             else:
                 embedded.append((article, event, one[0]))
         return embedded
-    metrics.embedding_duration.observe(time.perf_counter() - started)
     metrics.embedding_batch_size.observe(len(batch))
     return [(a, e, v) for (a, e), v in zip(batch, vectors, strict=True)]
 
 
+async def _forward(
+    batch: list[tuple[Article, EventT]],
+    texts: list[str],
+    encoding: asyncio.Future[Any],
+) -> None:
+    """Send the batch's embedded records once its vectors are ready."""
+    for article, event, vector in await _embedded(batch, texts, encoding):
+        record = EmbeddedArticle.build(
+            article, encode_vector(vector), _stream_time(event), event.message.timestamp
+        )
+        await topics.embedded.send(value=record)
+
+
 @app.agent(topics.articles)
 async def embed_articles(stream: StreamT[bytes]) -> None:
-    """Batch articles (size or time bound), embed off the event loop, forward or dead-letter."""
+    """Batch articles (size or time bound), embed off the event loop, forward or dead-letter.
+
+    Two batches overlap: while the model encodes one, the event loop sends the previous
+    one's records and gathers the next, so the model does not wait on Kafka between batches.
+    At most one batch waits behind the one encoding (back-pressure on the consumer).
+    """
+    forwarding: asyncio.Task[None] | None = None
     # take_events (not take): the DLQ needs each record's topic/partition/offset.
     async for events in stream.take_events(  # type: ignore[attr-defined]
         settings.embed_batch_size, settings.embed_max_wait_s
@@ -130,8 +159,10 @@ async def embed_articles(stream: StreamT[bytes]) -> None:
                 await _dead_letter(event, error)
         if not batch:
             continue
-        for article, event, vector in await _embed(batch):
-            record = EmbeddedArticle.build(
-                article, encode_vector(vector), _stream_time(event), event.message.timestamp
-            )
-            await topics.embedded.send(value=record)
+        texts = [article.embed_text(settings.embed_max_chars) for article, _ in batch]
+        encoding = _encode_soon(texts)  # queued behind the batch the model may be encoding
+        if forwarding is not None:
+            # The previous batch, encoded and sent while this one waits for the model: one
+            # batch forwards at a time, so ``articles-embedded`` keeps the input order.
+            await forwarding
+        forwarding = asyncio.ensure_future(_forward(batch, texts, encoding))

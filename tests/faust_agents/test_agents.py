@@ -182,3 +182,29 @@ async def test_embed_agent_forwards_valid_and_dead_letters_invalid(sent, embedde
     assert [f.id for f in forwarded] == ["g1"]
     vector = np.frombuffer(base64.b64decode(forwarded[0].vector), dtype="<f4")
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
+
+
+async def test_embed_agent_isolates_a_text_the_model_fails_on(sent) -> None:
+    """A batch the model fails on is retried one by one: the poisoned article goes to the
+    DLQ with reason embedding_failed, the others are forwarded in input order."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        if any("POISON" in t for t in texts):
+            raise RuntimeError("model choked")
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        out[:, 0] = 1.0
+        return out
+
+    rows = [{"id": f"p{i}", "title": f"Story {i}", "text": "Body."} for i in range(4)]
+    rows[2]["title"] = "POISON pill"
+    with patch.object(embed_agent.embedder, "encode", encode):
+        async with embed_agent.embed_articles.test_context() as agent:
+            for row in rows:
+                await agent.put(json.dumps(row).encode(), key=row["id"].encode())
+            await _until(sent["embedded"], 3)
+            await _until(sent["dlq"], 1)
+    assert [s["value"].id for s in sent["embedded"].sent] == ["p0", "p1", "p3"]
+    dead = sent["dlq"].sent[0]["value"]
+    assert dead["reason"] == "embedding_failed"
+    assert "model choked" in dead["error"]
+    assert json.loads(dead["value_text"])["id"] == "p2"

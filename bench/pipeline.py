@@ -18,7 +18,9 @@ Per kind (headlines: UCI titles; full articles: ECB+ "title. text"), in ONE run,
    produces the story event (clock stops after the last event is flushed: its favour);
 5. latency: other rows of the same file, produced with ``produce_rows(rate=...)`` at half the
    pipeline's measured articles/s; latency = the story event's Kafka timestamp minus the
-   article's Kafka produce timestamp (``produced_at`` in the event), p50/p95/p99.
+   article's Kafka produce timestamp (``produced_at`` in the event), p50/p95/p99;
+6. the batching windows' share: the same latency rows, same rate, through a second worker
+   whose batching waits are near zero (``SHORT_WINDOWS``); 1 - p50(short) / p50(default).
 
 Run: .venv/bin/python bench/pipeline.py [--quick]
 """
@@ -137,17 +139,44 @@ def pipeline_run(
         rate = out["pipeline"] / 2
         out["latency_rate"] = rate
         out["latency_articles"] = len(late)
-        produce_rows(late, bootstrap, worker.topic("articles"), rate=rate)
-        events = wait_events(consumer, {r["id"] for r in late}, 300)
-        lat = np.array([ts - produced for ts, produced, _ in events.values()])
-        out["latency_p50"], out["latency_p95"], out["latency_p99"] = np.percentile(
-            lat, [50, 95, 99]
-        )
-        out["latency_max"] = float(lat.max())
+        out.update(measure_latency(bootstrap, worker, consumer, late, rate))
         consumer.close()
     finally:
         worker.stop()
     return out
+
+
+def measure_latency(
+    bootstrap: str, worker: WorkerRun, consumer: KafkaConsumer, rows: list[dict], rate: float
+) -> dict:
+    """Produce ``rows`` at ``rate``/s; percentiles of story event time - produce time."""
+    produce_rows(rows, bootstrap, worker.topic("articles"), rate=rate)
+    events = wait_events(consumer, {r["id"] for r in rows}, 300)
+    lat = np.array([ts - produced for ts, produced, _ in events.values()])
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+    return {"latency_p50": p50, "latency_p95": p95, "latency_p99": p99, "latency_max": lat.max()}
+
+
+# Why these: the shortest waits that still let a batch form (10 ms for the model's batch,
+# 5 ms for the cluster / alert stages), to see what the default windows add to latency.
+SHORT_WINDOWS = {"STORYWATCH_EMBED_MAX_WAIT_S": "0.01", "STORYWATCH_STAGE_MAX_WAIT_S": "0.005"}
+
+
+def short_windows_run(
+    bootstrap: str, workdir: Path, *, warm: list[dict], late: list[dict], rate: float
+) -> dict:
+    """The same latency measurement on a worker whose batching windows are near zero."""
+    worker = WorkerRun(bootstrap, workdir, settings=SHORT_WINDOWS)
+    try:
+        worker.start()
+        consumer = story_consumer(bootstrap, worker.topic("stories"))
+        produce_rows(warm, bootstrap, worker.topic("articles"))
+        wait_events(consumer, {r["id"] for r in warm}, 300)
+        result = measure_latency(bootstrap, worker, consumer, late, rate)
+        consumer.close()
+    finally:
+        worker.stop()
+    return {f"short_{k}": v for k, v in result.items()}
 
 
 def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
@@ -227,6 +256,15 @@ def main() -> None:
                     embedder=embedder,
                 )
                 res["naive"] = naive_run(broker.bootstrap, measured, embedder)
+                res.update(
+                    short_windows_run(
+                        broker.bootstrap,
+                        Path(tmp) / f"{kind}-short",
+                        warm=warm,
+                        late=late,
+                        rate=res["latency_rate"],
+                    )
+                )
                 results.append(res)
                 print("raw:", res, flush=True)
         finally:
@@ -250,14 +288,17 @@ def main() -> None:
         )
     print(
         "\n| kind | articles | offered rate (1/2 pipeline max) | p50 s | p95 s | p99 s "
-        "(target <= 2 s) | max s | cold first batch s (model load) |"
+        "(target <= 2 s) | max s | cold first batch s (model load) "
+        "| near-zero windows: p50 / p99 s | windows' share of p50 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        share = 1 - r["short_latency_p50"] / r["latency_p50"]
         print(
             f"| {r['kind']} | {r['latency_articles']} | {r['latency_rate']:.1f}/s "
             f"| {r['latency_p50']:.3f} | {r['latency_p95']:.3f} | {r['latency_p99']:.3f} "
-            f"| {r['latency_max']:.3f} | {r['cold_first_batch_s']:.1f} |"
+            f"| {r['latency_max']:.3f} | {r['cold_first_batch_s']:.1f} "
+            f"| {r['short_latency_p50']:.3f} / {r['short_latency_p99']:.3f} | {share:.0%} |"
         )
 
 

@@ -30,6 +30,7 @@ class WorkerRun:
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    settings: dict[str, str] = field(default_factory=dict)  # extra STORYWATCH_* variables
 
     def topic(self, name: str) -> str:
         return f"{name}-{self.run_id}"
@@ -46,6 +47,7 @@ class WorkerRun:
             }
         )
         env.update({f"STORYWATCH_TOPIC_{n.upper()}": self.topic(n) for n in TOPIC_NAMES})
+        env.update(self.settings)
         return env
 
     @property

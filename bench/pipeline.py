@@ -59,6 +59,8 @@ UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
 ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
 SETTINGS = Settings()
 BATCH = SETTINGS.embed_batch_size
+# STORYWATCH_* settings for the workers (and the naive peer's model): --backend/--max-tokens.
+WORKER_SETTINGS: dict[str, str] = {}
 
 
 def load_rows(kind: str) -> list[dict]:
@@ -114,11 +116,16 @@ def pipeline_run(
     warm: list[dict],
     late: list[dict],
     embedder: Embedder,
+    backend: Embedder | None,
 ) -> dict:
+    """``embedder``: sentence-transformers (torch), the baseline the issue defines;
+    ``backend``: the worker's other backend / token limit, also timed raw when given."""
     texts = texts_of(rows)
     out: dict = {"kind": kind, "articles": len(rows)}
     out["raw_before"] = raw_rate(embedder, texts)
-    worker = WorkerRun(bootstrap, workdir / kind)
+    if backend is not None:
+        out["raw_backend_before"] = raw_rate(backend, texts)
+    worker = WorkerRun(bootstrap, workdir / kind, settings=WORKER_SETTINGS)
     try:
         started = time.perf_counter()
         worker.start()
@@ -135,6 +142,8 @@ def pipeline_run(
         wait_events(consumer, {r["id"] for r in rows}, 600)
         out["pipeline"] = len(rows) / (time.perf_counter() - started)
         out["raw_after"] = raw_rate(embedder, texts)
+        if backend is not None:
+            out["raw_backend_after"] = raw_rate(backend, texts)
 
         rate = out["pipeline"] / 2
         out["latency_rate"] = rate
@@ -166,7 +175,7 @@ def short_windows_run(
     bootstrap: str, workdir: Path, *, warm: list[dict], late: list[dict], rate: float
 ) -> dict:
     """The same latency measurement on a worker whose batching windows are near zero."""
-    worker = WorkerRun(bootstrap, workdir, settings=SHORT_WINDOWS)
+    worker = WorkerRun(bootstrap, workdir, settings={**WORKER_SETTINGS, **SHORT_WINDOWS})
     try:
         worker.start()
         consumer = story_consumer(bootstrap, worker.topic("stories"))
@@ -221,7 +230,12 @@ def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer articles, < 1 minute")
+    parser.add_argument("--backend", choices=["torch", "openvino"], default="torch")
+    parser.add_argument("--max-tokens", type=int, help="the worker's STORYWATCH_EMBED_MAX_TOKENS")
     args = parser.parse_args()
+    WORKER_SETTINGS["STORYWATCH_EMBED_BACKEND"] = args.backend
+    if args.max_tokens:
+        WORKER_SETTINGS["STORYWATCH_EMBED_MAX_TOKENS"] = str(args.max_tokens)
     # (measured, warm-up, latency) article counts per kind
     # Why these counts: this CPU embeds ~50-100 headlines/s and ~5-10 full articles/s; the
     # full run must stay under 5 minutes, --quick under 1 (headlines only).
@@ -233,6 +247,17 @@ def main() -> None:
     embedder = Embedder(SETTINGS.model, SETTINGS.embed_device, BATCH)
     embedder.load()
     embedder.encode(["warm-up"] * BATCH)
+    backend = None
+    if args.backend != "torch" or args.max_tokens:
+        backend = Embedder(
+            SETTINGS.model,
+            SETTINGS.embed_device,
+            BATCH,
+            backend=args.backend,
+            max_tokens=args.max_tokens,
+        )
+        backend.encode(["warm-up"] * BATCH)
+    print(f"worker settings {WORKER_SETTINGS}")
     print(f"batch size {BATCH}, nproc {os.cpu_count()}, loadavg {os.getloadavg()[0]:.1f} at start")
     results = []
     with tempfile.TemporaryDirectory(prefix="storywatch-bench-") as tmp:
@@ -254,8 +279,9 @@ def main() -> None:
                     warm=warm,
                     late=late,
                     embedder=embedder,
+                    backend=backend,
                 )
-                res["naive"] = naive_run(broker.bootstrap, measured, embedder)
+                res["naive"] = naive_run(broker.bootstrap, measured, backend or embedder)
                 res.update(
                     short_windows_run(
                         broker.bootstrap,
@@ -286,6 +312,13 @@ def main() -> None:
             f"{r['pipeline'] / r['raw_after']:.2f}) | {r['naive']:.1f} "
             f"| {r['pipeline'] / r['naive']:.2f}x |"
         )
+        if "raw_backend_before" in r:
+            same = (r["raw_backend_before"] + r["raw_backend_after"]) / 2
+            print(
+                f"|   same raw, worker's backend ({WORKER_SETTINGS}) | | "
+                f"{r['raw_backend_before']:.1f} / {r['raw_backend_after']:.1f} | "
+                f"| {r['pipeline'] / same:.2f} vs that backend's raw | | |"
+            )
     print(
         "\n| kind | articles | offered rate (1/2 pipeline max) | p50 s | p95 s | p99 s "
         "(target <= 2 s) | max s | cold first batch s (model load) "

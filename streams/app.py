@@ -63,5 +63,11 @@ metrics = PipelineMetrics(registry)
 app = _create_app(settings)
 topics: PipelineTopics = declare_topics(app, settings)
 tables: PipelineTables = declare_tables(app)
-embedder = Embedder(settings.model, settings.embed_device, settings.embed_batch_size)
+embedder = Embedder(
+    settings.model,
+    settings.embed_device,
+    settings.embed_batch_size,
+    backend=settings.embed_backend,
+    max_tokens=settings.embed_max_tokens,
+)
 register_views(app, tables, registry)

@@ -1,11 +1,19 @@
-"""Sentence embeddings with sentence-transformers, loaded offline and lazily."""
+"""Sentence embeddings with sentence-transformers, loaded offline and lazily.
+
+Two backends run the same model: ``torch`` (sentence-transformers itself, the default) and
+``openvino`` (the model converted in-process with ``openvino.convert_model`` and compiled for
+the CPU; the tokenizer stays sentence-transformers'). OpenVINO gives the same vectors
+(cosine 1.0000) and degrades far less than torch when the cores are shared with the broker
+and the event loop (docs/BENCHMARKS.md section 4).
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +24,10 @@ from streams.exceptions import ModelLoadError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder", "resolve_model_path"]
+__all__ = ["BACKENDS", "Embedder", "resolve_model_path"]
+
+BACKENDS = ("torch", "openvino")
+_OPENVINO_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def resolve_model_path(model: str) -> str:
@@ -35,13 +46,30 @@ def resolve_model_path(model: str) -> str:
 
 
 class Embedder:
-    """Encodes texts to unit-length float32 vectors. The model loads on first use."""
+    """Encodes texts to unit-length float32 vectors. The model loads on first use.
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32):
+    ``max_tokens`` lowers the model's own word-piece limit (256 for all-MiniLM-L6-v2): the
+    cost of a long text grows with it, so 128 roughly doubles full-article throughput.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "cpu",
+        batch_size: int = 32,
+        *,
+        backend: str = "torch",
+        max_tokens: int | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ModelLoadError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
+        self.backend = backend
+        self.max_tokens = max_tokens
         self._model: SentenceTransformer | None = None
+        self._openvino: Any = None  # the compiled model's inference request
 
     def load(self) -> SentenceTransformer:
         """Load the model now (offline: nothing is downloaded)."""
@@ -55,7 +83,7 @@ class Embedder:
             transformers_logging.disable_progress_bar()  # a bar per load clutters worker logs
 
             try:
-                self._model = SentenceTransformer(path, device=self.device)
+                model = SentenceTransformer(path, device=self.device)
             except Exception as exc:
                 hint = (
                     "" if Path(path).exists() else " (not a folder; offline mode cannot download)"
@@ -64,11 +92,16 @@ class Embedder:
                     f"cannot load embedding model {path!r}{hint}: {exc}. Set STORYWATCH_MODEL "
                     "to a sentence-transformers folder"
                 ) from exc
+            if self.max_tokens is not None and model.max_seq_length is not None:
+                model.max_seq_length = min(model.max_seq_length, self.max_tokens)
+            if self.backend == "openvino":
+                self._openvino = _compile_openvino(model)
+            self._model = model
         return self._model
 
     @property
     def dimension(self) -> int:
-        dim = self.load().get_sentence_embedding_dimension()
+        dim = self.load().get_embedding_dimension()
         if dim is None:
             raise ModelLoadError(f"model {self.model_name!r} does not report its dimension")
         return int(dim)
@@ -77,7 +110,10 @@ class Embedder:
         """Embed ``texts`` (the model truncates at its max sequence length)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.load().encode(
+        model = self.load()
+        if self._openvino is not None:
+            return self._encode_openvino(model, list(texts))
+        vectors = model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -85,3 +121,70 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _encode_openvino(self, model: SentenceTransformer, texts: list[str]) -> Any:
+        """Batches sorted by length (less padding), as sentence-transformers does."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            tokens = model.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=model.max_seq_length,
+                return_tensors="np",
+            )
+            out[rows] = self._openvino.infer({k: tokens[k] for k in _OPENVINO_INPUTS})[0]
+        return out
+
+
+def _compile_openvino(model: SentenceTransformer) -> Any:
+    """One OpenVINO graph (transformer, mean pooling, L2 norm) compiled for the CPU."""
+    try:
+        import openvino as ov
+        import torch
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the openvino backend needs the openvino package: run `make venv` (it installs "
+            "the '.[openvino]' extra) or set STORYWATCH_EMBED_BACKEND=torch"
+        ) from exc
+    modules = [type(m).__name__ for m in model]
+    mode = getattr(model[1], "pooling_mode", None) if len(model) > 1 else None
+    if modules[:2] != ["Transformer", "Pooling"] or mode != "mean":
+        raise ModelLoadError(
+            f"the openvino backend supports transformer + mean pooling models, not {modules}; "
+            "set STORYWATCH_EMBED_BACKEND=torch"
+        )
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            transformer: Any = model[0].auto_model
+            self.transformer = transformer.eval()  # a submodule: weights, not constants
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            weights = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            pooled = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1)
+
+    sample = model.tokenizer(["a", "b c"], padding=True, return_tensors="pt")
+    try:
+        # The example batch is padded ("a" vs "b c"), so tracing keeps the attention mask
+        # path; the tracer's warnings about it (and torch.jit's deprecation) are expected.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inputs = {k: sample[k] for k in _OPENVINO_INPUTS}
+            graph = ov.convert_model(Pooled(), example_input=inputs)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot convert the model for openvino: {exc}; set STORYWATCH_EMBED_BACKEND=torch"
+        ) from exc
+    # Why LATENCY and torch's thread count: one synchronous request per batch on all the
+    # cores torch would use; the THROUGHPUT hint splits cores into streams that one batch
+    # at a time cannot fill (it ran at 0.6x of torch here).
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    return ov.Core().compile_model(graph, "CPU", config).create_infer_request()

@@ -46,6 +46,7 @@ def test_defaults() -> None:
     assert s.entity_override == pytest.approx(0.90)
     assert s.candidate_stories == 5
     assert (s.index_exact_max, s.index_probes) == (50_000, 16)
+    assert (s.embed_backend, s.embed_max_tokens) == ("torch", None)
     assert (s.stage_batch_size, s.stage_max_wait_s) == (64, pytest.approx(0.05))
     assert s.dup_threshold == pytest.approx(0.90)
     assert s.story_window_hours == pytest.approx(72.0)
@@ -109,6 +110,8 @@ def test_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STORYWATCH_ENTITY_OVERRIDE", "0"),
         ("STORYWATCH_CANDIDATE_STORIES", "0"),
         ("STORYWATCH_INDEX_PROBES", "0"),
+        ("STORYWATCH_EMBED_BACKEND", "onnx"),
+        ("STORYWATCH_EMBED_MAX_TOKENS", "4"),
         ("STORYWATCH_STAGE_MAX_WAIT_S", "0"),
         ("STORYWATCH_DUP_THRESHOLD", "0"),
         ("STORYWATCH_WEB_PORT", "70000"),

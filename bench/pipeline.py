@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)  # the worker subprocess runs `python -m streams.cli` from here
 
+import torch  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
@@ -59,6 +60,7 @@ UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
 ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
 SETTINGS = Settings()
 BATCH = SETTINGS.embed_batch_size
+DEFAULT_THREADS = torch.get_num_threads()  # before any Embedder(threads=...) changes it
 # STORYWATCH_* settings for the workers (and the naive peer's model): --backend/--max-tokens.
 WORKER_SETTINGS: dict[str, str] = {}
 
@@ -73,8 +75,15 @@ def texts_of(rows: list[dict]) -> list[str]:
     return [article_from_mapping(r).embed_text(SETTINGS.embed_max_chars) for r in rows]
 
 
+def use_threads(embedder: Embedder) -> None:
+    """torch has one process-wide thread pool: give it the embedder's count (or the default)
+    before timing that embedder."""
+    torch.set_num_threads(embedder.threads or DEFAULT_THREADS)
+
+
 def raw_rate(embedder: Embedder, texts: list[str]) -> float:
     """texts/s of Embedder.encode in consecutive batches of BATCH."""
+    use_threads(embedder)
     started = time.perf_counter()
     for start in range(0, len(texts), BATCH):
         embedder.encode(texts[start : start + BATCH])
@@ -201,6 +210,7 @@ def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
     producer.send(dst, b"{}").get(timeout=30)  # create the output topic before the clock
     engine = StoryEngine(ClusterParams.from_settings(SETTINGS))
     embedder.batch_size = 1
+    use_threads(embedder)
     done, started = 0, time.perf_counter()
     produce_rows(rows, bootstrap, src)
     try:
@@ -232,10 +242,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer articles, < 1 minute")
     parser.add_argument("--backend", choices=["torch", "openvino"], default="torch")
     parser.add_argument("--max-tokens", type=int, help="the worker's STORYWATCH_EMBED_MAX_TOKENS")
+    parser.add_argument("--threads", type=int, help="the worker's STORYWATCH_EMBED_THREADS")
+    parser.add_argument("--only", choices=["headlines", "articles"], help="one kind of text")
     args = parser.parse_args()
     WORKER_SETTINGS["STORYWATCH_EMBED_BACKEND"] = args.backend
     if args.max_tokens:
         WORKER_SETTINGS["STORYWATCH_EMBED_MAX_TOKENS"] = str(args.max_tokens)
+    if args.threads:
+        WORKER_SETTINGS["STORYWATCH_EMBED_THREADS"] = str(args.threads)
     # (measured, warm-up, latency) article counts per kind
     # Why these counts: this CPU embeds ~50-100 headlines/s and ~5-10 full articles/s; the
     # full run must stay under 5 minutes, --quick under 1 (headlines only).
@@ -244,17 +258,20 @@ def main() -> None:
         if args.quick
         else {"headlines": (600, 32, 300), "articles": (100, 16, 50)}
     )
+    if args.only:
+        sizes = {args.only: sizes[args.only]}
     embedder = Embedder(SETTINGS.model, SETTINGS.embed_device, BATCH)
     embedder.load()
     embedder.encode(["warm-up"] * BATCH)
     backend = None
-    if args.backend != "torch" or args.max_tokens:
+    if args.backend != "torch" or args.max_tokens or args.threads:
         backend = Embedder(
             SETTINGS.model,
             SETTINGS.embed_device,
             BATCH,
             backend=args.backend,
             max_tokens=args.max_tokens,
+            threads=args.threads,
         )
         backend.encode(["warm-up"] * BATCH)
     print(f"worker settings {WORKER_SETTINGS}")
@@ -296,7 +313,10 @@ def main() -> None:
         finally:
             stop_broker(broker_dir)
     print(f"loadavg {os.getloadavg()[0]:.1f} at end")
+    print_tables(results)
 
+
+def print_tables(results: list[dict]) -> None:
     print(
         "\n| kind | articles | raw encode before / after (texts/s) | pipeline articles/s "
         "| efficiency vs mean raw (target >= 0.90) | naive articles/s "

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # B-cubed F1 0.913 vs 0.910 on ECB+ dev (headlines are shorter: unchanged); it is one
     # file's evidence, so it stays an opt-in.
     embed_max_tokens: int | None = Field(default=None, ge=8)
+    # Why unset (torch's default, one thread per core): fastest on idle cores; on cores
+    # shared with the broker and event loop fewer threads can be faster (BENCHMARKS section 3).
+    embed_threads: int | None = Field(default=None, ge=1)
 
     # --- Clustering -------------------------------------------------------------------
     # Why 0.35: the bar on dense cosine + lexical bonus. Splitting a big story costs B-cubed

@@ -69,5 +69,6 @@ embedder = Embedder(
     settings.embed_batch_size,
     backend=settings.embed_backend,
     max_tokens=settings.embed_max_tokens,
+    threads=settings.embed_threads,
 )
 register_views(app, tables, registry)

@@ -213,6 +213,7 @@ def _embed_file(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], A
         settings.embed_batch_size,
         backend=settings.embed_backend,
         max_tokens=settings.embed_max_tokens,
+        threads=settings.embed_threads,
     )
     embedder.load()  # before the clock starts: articles/s measures the stream, not start-up
     with click.progressbar(length=len(rows), label="embedding", file=sys.stderr) as bar:

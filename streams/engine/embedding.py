@@ -50,6 +50,7 @@ class Embedder:
 
     ``max_tokens`` lowers the model's own word-piece limit (256 for all-MiniLM-L6-v2): the
     cost of a long text grows with it, so 128 roughly doubles full-article throughput.
+    ``threads`` sets the model's intra-op threads (torch's and OpenVINO's); None: one a core.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Embedder:
         *,
         backend: str = "torch",
         max_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ModelLoadError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
@@ -68,6 +70,7 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = backend
         self.max_tokens = max_tokens
+        self.threads = threads
         self._model: SentenceTransformer | None = None
         self._openvino: Any = None  # the compiled model's inference request
 
@@ -77,8 +80,12 @@ class Embedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             path = resolve_model_path(self.model_name)
+            import torch
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
+
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)  # process-wide: torch has one pool
 
             transformers_logging.disable_progress_bar()  # a bar per load clutters worker logs
 

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config.settings import load_settings  # noqa: E402
-from streams.engine.embedding import Embedder  # noqa: E402
+from streams.engine.embedding import Embedder, openvino_graph  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import InvalidArticle, article_from_mapping  # noqa: E402
 
@@ -117,31 +117,6 @@ class OpenVINOBackend:
         return out
 
 
-def _convert(model: Any) -> Any:
-    """The sentence-transformers model as one OpenVINO graph: BERT, mean pooling, L2 norm."""
-    import openvino as ov
-    import torch
-
-    bert = model[0].auto_model.eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            out = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )
-            weights = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=1)
-
-    sample = model.tokenizer(["a", "b c"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        return ov.convert_model(Pooled(), example_input={k: sample[k] for k in _INPUTS})
-
-
 def _backends(embedder: Embedder, calibration: list[str]) -> dict[str, Encode]:
     """Every backend to time, torch first (the baseline)."""
     import openvino as ov
@@ -150,7 +125,7 @@ def _backends(embedder: Embedder, calibration: list[str]) -> dict[str, Encode]:
     model = embedder.load()
     tokenizer = model.tokenizer
     folder = Path(tempfile.mkdtemp(prefix="storywatch-openvino-"))
-    fp32 = _convert(model)
+    fp32 = openvino_graph(model)
     ov.save_model(fp32, str(folder / "minilm.xml"))  # each variant below starts from a copy
     core = ov.Core()
 
@@ -264,7 +239,7 @@ def main() -> None:
         _table(f"{len(articles)} full articles, batch 32", lines)
         short = copy.deepcopy(embedder.load())
         short.max_seq_length = 128
-        model_128 = OpenVINOBackend(_convert(short), short.tokenizer, "LATENCY", 128)
+        model_128 = OpenVINOBackend(openvino_graph(short), short.tokenizer, "LATENCY", 128)
         pair = {
             "torch, max_seq_length 256": backends[torch_name],
             "torch, max_seq_length 128": lambda t, b: np.asarray(

@@ -63,12 +63,5 @@ metrics = PipelineMetrics(registry)
 app = _create_app(settings)
 topics: PipelineTopics = declare_topics(app, settings)
 tables: PipelineTables = declare_tables(app)
-embedder = Embedder(
-    settings.model,
-    settings.embed_device,
-    settings.embed_batch_size,
-    backend=settings.embed_backend,
-    max_tokens=settings.embed_max_tokens,
-    threads=settings.embed_threads,
-)
+embedder = Embedder.from_settings(settings)
 register_views(app, tables, registry)

@@ -207,14 +207,7 @@ def _embed_file(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], A
     from streams.engine.offline import embed_rows, read_jsonl
 
     rows = read_jsonl(file)
-    embedder = Embedder(
-        settings.model,
-        settings.embed_device,
-        settings.embed_batch_size,
-        backend=settings.embed_backend,
-        max_tokens=settings.embed_max_tokens,
-        threads=settings.embed_threads,
-    )
+    embedder = Embedder.from_settings(settings)
     embedder.load()  # before the clock starts: articles/s measures the stream, not start-up
     with click.progressbar(length=len(rows), label="embedding", file=sys.stderr) as bar:
         stream = embed_rows(

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from config.settings import DEFAULT_MODEL
+from config.settings import DEFAULT_MODEL, Settings
 from streams.exceptions import ModelLoadError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["BACKENDS", "Embedder", "resolve_model_path"]
+__all__ = ["BACKENDS", "Embedder", "openvino_graph", "resolve_model_path"]
 
 BACKENDS = ("torch", "openvino")
 _OPENVINO_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -73,6 +73,17 @@ class Embedder:
         self.threads = threads
         self._model: SentenceTransformer | None = None
         self._openvino: Any = None  # the compiled model's inference request
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        return cls(
+            settings.model,
+            settings.embed_device,
+            settings.embed_batch_size,
+            backend=settings.embed_backend,
+            max_tokens=settings.embed_max_tokens,
+            threads=settings.embed_threads,
+        )
 
     def load(self) -> SentenceTransformer:
         """Load the model now (offline: nothing is downloaded)."""
@@ -147,7 +158,20 @@ class Embedder:
 
 
 def _compile_openvino(model: SentenceTransformer) -> Any:
-    """One OpenVINO graph (transformer, mean pooling, L2 norm) compiled for the CPU."""
+    """The model's OpenVINO graph compiled for the CPU: an inference request."""
+    graph = openvino_graph(model)
+    import openvino as ov
+    import torch
+
+    # Why LATENCY and torch's thread count: one synchronous request per batch on all the
+    # cores torch would use; the THROUGHPUT hint splits cores into streams that one batch
+    # at a time cannot fill (it ran at 0.6x of torch here).
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    return ov.Core().compile_model(graph, "CPU", config).create_infer_request()
+
+
+def openvino_graph(model: SentenceTransformer) -> Any:
+    """One OpenVINO graph: the transformer, mean pooling and L2 normalisation."""
     try:
         import openvino as ov
         import torch
@@ -190,8 +214,4 @@ def _compile_openvino(model: SentenceTransformer) -> Any:
         raise ModelLoadError(
             f"cannot convert the model for openvino: {exc}; set STORYWATCH_EMBED_BACKEND=torch"
         ) from exc
-    # Why LATENCY and torch's thread count: one synchronous request per batch on all the
-    # cores torch would use; the THROUGHPUT hint splits cores into streams that one batch
-    # at a time cannot fill (it ran at 0.6x of torch here).
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-    return ov.Core().compile_model(graph, "CPU", config).create_infer_request()
+    return graph

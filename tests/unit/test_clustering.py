@@ -357,11 +357,9 @@ def _apply(tables: dict[str, dict[str, Any]], changes: StateChanges) -> None:
 RESCUE = "Boats reached the valley at dawn."
 
 
-def _history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
-    eng = engine()
-    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+def _history_steps() -> list[tuple[Article, np.ndarray, float]]:
     later = T0 + WINDOW + HOUR
-    steps = [
+    return [
         (art("gone", source="x"), e(7), T0),  # expires before the rest arrive
         (art("p", title="Flood in the north", source="a"), e(0), later),
         (art("q", source="b"), mix(0.95, 0, 1), later + 10),  # near-dup of p
@@ -377,7 +375,12 @@ def _history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
             later + 40,
         ),  # dup of r
     ]
-    for article, vector, ts in steps:
+
+
+def _history() -> tuple[StoryEngine, dict[str, dict[str, Any]]]:
+    eng = engine()
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    for article, vector, ts in _history_steps():
         _, changes = eng.process(article, vector, ts)
         _apply(tables, changes)
     return eng, tables
@@ -389,23 +392,7 @@ def test_changes_merged_over_a_batch_write_the_same_tables() -> None:
     _, per_article = _history()
     eng = engine()
     pending = StateChanges()
-    later = T0 + WINDOW + HOUR
-    for article, vector, ts in [
-        (art("gone", source="x"), e(7), T0),
-        (art("p", title="Flood in the north", source="a"), e(0), later),
-        (art("q", source="b"), mix(0.95, 0, 1), later + 10),
-        (
-            art("r", title="Rescue teams arrive", text=RESCUE, source="c"),
-            mix(0.7, 0, 2),
-            later + 20,
-        ),
-        (art("x", source="a"), e(5), later + 30),
-        (
-            art("r2", title="rescue teams arrive", text=RESCUE.upper(), source="d"),
-            e(11),
-            later + 40,
-        ),
-    ]:
+    for article, vector, ts in _history_steps():
         _, changes = eng.process(article, vector, ts)
         pending.merge(changes)
     batched: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}

@@ -137,6 +137,12 @@ async def _forward(
         await topics.embedded.send(value=record)
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A batch that failed to forward (the agent also re-raises it on its next batch)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("forwarding embedded articles failed", exc_info=task.exception())
+
+
 @app.agent(topics.articles)
 async def embed_articles(stream: StreamT[bytes]) -> None:
     """Batch articles (size or time bound), embed off the event loop, forward or dead-letter.
@@ -166,3 +172,4 @@ async def embed_articles(stream: StreamT[bytes]) -> None:
             # batch forwards at a time, so ``articles-embedded`` keeps the input order.
             await forwarding
         forwarding = asyncio.ensure_future(_forward(batch, texts, encoding))
+        forwarding.add_done_callback(_log_failure)

@@ -191,12 +191,14 @@ EXACT = ClusterParams(index_exact_max=10**9)  # never partitions: the brute-forc
 DEFAULT = ClusterParams()  # exact up to index_exact_max, then lists + term postings
 
 
-def bench_engine(n: int, count: int, rng: np.random.Generator):
+def bench_engine(n: int, count: int, rng: np.random.Generator, alone: bool = False):
     """The same state and the same articles through an always-exact engine and a default
-    one, article by article in turns (side by side under the same load)."""
+    one, article by article in turns (side by side under the same load). ``alone``: the
+    default engine only (the exact one's full scans flush the CPU caches between turns)."""
     stories, groups, seen, centroids = synthetic_state(n, rng)
     engines, restore_s = {}, {}
-    for label, params in (("exact", EXACT), ("default", DEFAULT)):
+    configs = [("default", DEFAULT)] if alone else [("exact", EXACT), ("default", DEFAULT)]
+    for label, params in configs:
         engine = StoryEngine(params)
         started = time.perf_counter()
         engine.restore(stories, groups, seen)
@@ -218,8 +220,9 @@ def bench_engine(n: int, count: int, rng: np.random.Generator):
             chosen[label].append(assignment.story_id)
             if label == "default":
                 decisions[assignment.decision] += 1
-    agree = sum(a == b for a, b in zip(chosen["exact"], chosen["default"], strict=True))
-    result = {"n": n, "decisions": decisions, "agree_with_exact": agree / count}
+    exact = chosen.get("exact", chosen["default"])
+    agree = sum(a == b for a, b in zip(exact, chosen["default"], strict=True))
+    result = {"n": n, "decisions": decisions, "agree_with_exact": None if alone else agree / count}
     for label in engines:
         med, p99 = stats_us(times[label])
         result[f"{label}_median_us"], result[f"{label}_p99_us"] = med, p99
@@ -266,7 +269,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, < 1 minute")
     parser.add_argument("--rss", type=int, help=argparse.SUPPRESS)  # internal: memory() mode
+    parser.add_argument(
+        "--default-alone", type=int, metavar="N", help="only the default engine at N stories"
+    )
     args = parser.parse_args()
+    if args.default_alone:
+        row = bench_engine(args.default_alone, 600, np.random.default_rng(42), alone=True)
+        print(row)
+        print(
+            f"default engine alone at {row['n']:,} stories: median "
+            f"{row['default_median_us']:.0f} µs, p99 {row['default_p99_us']:.0f} µs"
+        )
+        return
     if args.rss:
         print(json.dumps(memory(args.rss)))
         return

@@ -96,6 +96,7 @@ class StoryIndex:
         # The last query and its coarse scores: a new story is upserted with the very vector
         # the engine just looked up, so its list is known without a second coarse product.
         self._last_query: tuple[Vector, Vector] | None = None
+        self._last_probed: np.ndarray | None = None  # the lists that query scanned
 
     def __len__(self) -> int:
         return len(self._where)
@@ -114,8 +115,8 @@ class StoryIndex:
 
     def upsert(self, story_id: str, centroid: Vector) -> None:
         """Insert or replace the unit centroid of ``story_id``."""
-        target = self._list_for(centroid)
         place = self._where.get(story_id)
+        target = self._list_for(centroid, place)
         if place is not None and place[0] == target:
             self._lists[target].rows[place[1]] = centroid
             return
@@ -149,6 +150,7 @@ class StoryIndex:
             self._last_query = (vector, coarse)
             probes = min(self.probes, len(self._lists))
             nearest_lists = np.argpartition(-coarse, probes - 1)[:probes]
+            self._last_probed = nearest_lists
             probed = [self._lists[i] for i in sorted(nearest_lists.tolist())]
         probed = [lst for lst in probed if lst.ids] or [lst for lst in self._lists if lst.ids]
         sims = np.concatenate([lst.scores(vector) for lst in probed])
@@ -171,12 +173,20 @@ class StoryIndex:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _list_for(self, vector: Vector) -> int:
-        if self._centres is None:
+    def _list_for(self, vector: Vector, place: tuple[int, int] | None) -> int:
+        """The list whose centre is nearest to ``vector``. A story an article just joined
+        moved a little towards that article: it stays in its list or moves to one of the
+        lists the article's lookup probed, so only those centres are compared."""
+        centres = self._centres
+        if centres is None:
             return 0
         last = self._last_query
-        coarse = last[1] if last is not None and last[0] is vector else self._centres @ vector
-        return int(np.argmax(coarse))
+        if last is not None and last[0] is vector:
+            return int(np.argmax(last[1]))
+        if place is not None and self._last_probed is not None:
+            nearby = np.append(self._last_probed, place[0])
+            return int(nearby[np.argmax(centres[nearby] @ vector)])
+        return int(np.argmax(centres @ vector))
 
     def _pop(self, place: tuple[int, int]) -> None:
         lst, pos = place
@@ -195,6 +205,7 @@ class StoryIndex:
         owner = _nearest_centre(matrix, centres)
         self._centres = centres
         self._last_query = None
+        self._last_probed = None
         self._lists = [_List(self.dim) for _ in range(n_lists)]
         self._where = {}
         for sid, row, lst in zip(ids, matrix, owner.tolist(), strict=True):

@@ -232,3 +232,19 @@ def test_partitions_are_rebuilt_as_the_index_grows_and_are_deterministic() -> No
     assert first.list_count > lists_at_100  # rebuilt at 8x the first build (65 -> 520)
     for q in _clustered(20, seed=3):
         assert first.candidates(q, 5) == second.candidates(q, 5)
+
+
+def test_a_story_moved_towards_a_query_stays_findable() -> None:
+    """After a lookup, an update of a story (as a join makes) files it among the lists that
+    lookup probed or its own: the story is found again at its new centroid."""
+    vectors = _clustered(1500)
+    index = _filled(vectors)
+    rng = np.random.default_rng(4)
+    for i in rng.integers(0, 1500, 30).tolist():
+        query = _clustered(1, seed=i + 100)[0]
+        index.candidates(query, 5)
+        moved = vectors[i] + query
+        moved /= np.linalg.norm(moved)
+        index.upsert(f"s{i}", moved)
+        assert index.nearest(moved) == (f"s{i}", pytest.approx(1.0, abs=1e-5))
+    assert len(index) == 1500

@@ -93,10 +93,10 @@ class StoryIndex:
         self._centres: Vector | None = None  # coarse k-means centres, one per list
         self._where: dict[str, tuple[int, int]] = {}  # story id -> (list, row)
         self._built_at = 0  # story count at the last partitioning (0: exact)
-        # The last query and its coarse scores: a new story is upserted with the very vector
-        # the engine just looked up, so its list is known without a second coarse product.
-        self._last_query: tuple[Vector, Vector] | None = None
-        self._last_probed: np.ndarray | None = None  # the lists that query scanned
+        # The last lookup: its query, coarse scores and the lists it probed. A new story is
+        # upserted with the very vector the engine just looked up (its list is known without
+        # a second coarse product); a joined story moves among those lists (see _list_for).
+        self._last_lookup: tuple[Vector, Vector, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._where)
@@ -147,10 +147,9 @@ class StoryIndex:
             probed = self._lists
         else:
             coarse = self._centres @ vector
-            self._last_query = (vector, coarse)
             probes = min(self.probes, len(self._lists))
             nearest_lists = np.argpartition(-coarse, probes - 1)[:probes]
-            self._last_probed = nearest_lists
+            self._last_lookup = (vector, coarse, nearest_lists)
             probed = [self._lists[i] for i in sorted(nearest_lists.tolist())]
         probed = [lst for lst in probed if lst.ids] or [lst for lst in self._lists if lst.ids]
         sims = np.concatenate([lst.scores(vector) for lst in probed])
@@ -180,11 +179,11 @@ class StoryIndex:
         centres = self._centres
         if centres is None:
             return 0
-        last = self._last_query
+        last = self._last_lookup
         if last is not None and last[0] is vector:
             return int(np.argmax(last[1]))
-        if place is not None and self._last_probed is not None:
-            nearby = np.append(self._last_probed, place[0])
+        if place is not None and last is not None:
+            nearby = np.append(last[2], place[0])
             return int(nearby[np.argmax(centres[nearby] @ vector)])
         return int(np.argmax(centres @ vector))
 
@@ -204,8 +203,7 @@ class StoryIndex:
         centres = _kmeans(matrix[::step], n_lists)
         owner = _nearest_centre(matrix, centres)
         self._centres = centres
-        self._last_query = None
-        self._last_probed = None
+        self._last_lookup = None
         self._lists = [_List(self.dim) for _ in range(n_lists)]
         self._where = {}
         for sid, row, lst in zip(ids, matrix, owner.tolist(), strict=True):

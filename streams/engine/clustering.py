@@ -8,7 +8,6 @@ are returned as records so the agent can mirror them into changelog-backed table
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 from collections import OrderedDict
@@ -32,14 +31,16 @@ __all__ = ["Assignment", "ClusterParams", "StateChanges", "StoryEngine", "story_
 
 # Why 5: a story summary a person reads at a glance; also the size of shared-term evidence.
 _TOP_TERMS = 5
-# Why the article's 4 heaviest terms, at most 64 stories, skipping terms held by more than
-# 64 stories: a partitioned index can miss a story that a headline joins at cosine 0.35-0.5
-# (10% of UCI joins); 99% of joins share terms with their story, and an article's rarest
-# terms name few stories. A term in more stories than that does not single one out; the caps
-# bound the extra exact cosines per article.
+# Why the article's 4 heaviest terms, skipping terms held by more than 64 stories: a
+# partitioned index can miss a story that a headline joins at cosine 0.35-0.5 (10% of UCI
+# joins); 99% of joins share terms with their story, and an article's rarest terms name few
+# stories. A term in more stories than that does not single one out.
 _POSTING_TERMS = 4
-_POSTING_STORIES = 64
 _POSTING_MAX_LIST = 64
+# Why at most 16 extra stories: each extra cosine reads one centroid from a random place in
+# memory (a cache miss per row, ~1.3 us each at 100k stories, where 64 cost a tenth of the
+# whole decision); forced on UCI dev, 16 instead of 64 changes F1 by 0.0003 (BENCHMARKS).
+_POSTING_STORIES = 16
 
 
 def story_keywords(profile: dict[str, float]) -> list[str]:
@@ -197,11 +198,34 @@ class _Story:
     group_ids: list[str] = field(default_factory=list)
     terms_norm_sq: float | None = None  # cache of |terms|^2, derived (not in the record)
     group_matrix: Vector | None = None  # rows = group vectors in group_ids order, derived
+    top_terms: list[str] | None = None  # cache of story_keywords(terms), derived
 
     def profile_norm_sq(self) -> float:
         if self.terms_norm_sq is None:
             self.terms_norm_sq = sum(w * w for w in self.terms.values())
         return self.terms_norm_sq
+
+    def keywords(self) -> list[str]:
+        """``story_keywords(self.terms)``, kept up to date by :meth:`add_terms`."""
+        if self.top_terms is None:
+            self.top_terms = story_keywords(self.terms)
+        return self.top_terms
+
+    def add_terms(self, term_vec: dict[str, float]) -> list[str]:
+        """Add an article's (non-negative) TF-IDF weights to the profile; returns the terms
+        new to it. Weights only grow, so a term outside the top terms that the article does
+        not have stays behind every top term: the new top terms are among the old ones and
+        the article's (no scan of the whole profile, which grows with the story)."""
+        profile = self.terms
+        # |p + x|^2 = |p|^2 + 2 p.x + |x|^2 (x is unit): the norm stays O(article terms).
+        self.terms_norm_sq = self.profile_norm_sq() + 2 * _dot(term_vec, profile) + 1.0
+        added = [term for term in term_vec if term not in profile]
+        for term, weight in term_vec.items():
+            profile[term] = profile.get(term, 0.0) + weight
+        if self.top_terms is not None:
+            pool = set(self.top_terms).union(term_vec)
+            self.top_terms = heapq.nsmallest(_TOP_TERMS, pool, key=lambda t: (-profile[t], t))
+        return added
 
     def record(self) -> Record:
         return {
@@ -231,6 +255,7 @@ _STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {
     "group_ids",
     "terms_norm_sq",
     "group_matrix",
+    "top_terms",
 }
 
 
@@ -302,8 +327,9 @@ class StoryEngine:
         candidates = index.candidates(vector, self.params.candidates)
         if index.partitioned:
             candidates = self._with_lexical_candidates(candidates, vector, term_vec)
+        name_weights = self._name_weights(article_entities)
         evidence = [
-            self._weigh(self._stories[sid], dense, term_vec, article_entities)
+            self._weigh(self._stories[sid], dense, term_vec, name_weights)
             for sid, dense in candidates
         ]
         accepted = [e for e in evidence if e.accepted]
@@ -335,7 +361,9 @@ class StoryEngine:
             entities=sorted(article_entities),
             content=content_key,
         )
-        assignment = self._assignment(
+        # A new story names the closest story it did not join, and why not (score, names).
+        rejected = max(evidence, key=lambda e: e.score) if chosen is None and evidence else None
+        return self._assignment(
             article=article,
             story=story,
             group_id=group.id,
@@ -345,49 +373,39 @@ class StoryEngine:
             lexical=chosen.lexical if chosen else 1.0,
             entity_share=chosen.entity_share if chosen else None,
             shared_terms=shared,
-        )
-        if chosen is None and evidence:
-            nearest = max(evidence, key=lambda e: e.score)
-            assignment = dataclasses.replace(
-                assignment,
-                rejected_story_id=nearest.story_id,
-                rejected_score=round(nearest.score, 4),
-                rejected_entity_share=None
-                if nearest.entity_share is None
-                else round(nearest.entity_share, 4),
-            )
-        return assignment, changes
+            rejected=rejected,
+        ), changes
+
+    def _name_weights(self, names: set[str]) -> dict[str, float]:
+        """IDF of each of the article's entities; empty when too few to judge by."""
+        if len(names) < self.params.entity_min:
+            return {}
+        return {name: self._entity_df.idf(name) for name in names}
 
     def _weigh(
-        self, story: _Story, dense: float, term_vec: dict[str, float], names: set[str]
+        self, story: _Story, dense: float, term_vec: dict[str, float], names: dict[str, float]
     ) -> _Evidence:
         """Dense cosine plus weighted lexical cosine must clear the story bar; an article with
-        enough entities must also share some of the story's usual ones (different events of
-        the same kind share the topic, not the names and numbers)."""
+        enough entities (``names``: entity -> IDF) must also share some of the story's usual
+        ones (different events of the same kind share the topic, not the names and numbers)."""
         params = self.params
         norm_sq = story.profile_norm_sq()
         lexical = _dot(term_vec, story.terms) / math.sqrt(norm_sq) if norm_sq > 0 else 0.0
         score = dense + params.lexical_weight * lexical
         accepted = score >= params.story_threshold
         share: float | None = None
-        if len(names) >= params.entity_min:
-            weights = {name: self._entity_df.idf(name) for name in names}
-            total = sum(weights.values())
-            if total > 0:
-                mentioned = sum(w * story.entities.get(n, 0) for n, w in weights.items())
-                share = mentioned / (total * story.size)
-                if accepted and score < params.entity_override:
-                    accepted = share >= params.entity_share
+        total = sum(names.values())
+        if total > 0:
+            mentioned = sum(w * story.entities.get(n, 0) for n, w in names.items())
+            share = mentioned / (total * story.size)
+            if accepted and score < params.entity_override:
+                accepted = share >= params.entity_share
         return _Evidence(story.id, dense, lexical, score, share, accepted)
 
     def _absorb_evidence(self, story: _Story, term_vec: dict[str, float], names: set[str]) -> None:
         """Add an article's TF-IDF vector and entities to its story's profile."""
-        # |p + x|^2 = |p|^2 + 2 p.x + |x|^2 (x is unit): the norm stays O(article terms).
-        story.terms_norm_sq = story.profile_norm_sq() + 2 * _dot(term_vec, story.terms) + 1.0
-        for term, weight in term_vec.items():
-            if term not in story.terms:
-                self._postings.setdefault(term, set()).add(story.id)
-            story.terms[term] = story.terms.get(term, 0.0) + weight
+        for term in story.add_terms(term_vec):
+            self._postings.setdefault(term, set()).add(story.id)
         for name in names:
             story.entities[name] = story.entities.get(name, 0) + 1
 
@@ -555,6 +573,7 @@ class StoryEngine:
         lexical: float = 1.0,
         entity_share: float | None = None,
         shared_terms: list[str] | None = None,
+        rejected: _Evidence | None = None,
     ) -> Assignment:
         return Assignment(
             article_id=article.id,
@@ -565,7 +584,7 @@ class StoryEngine:
             lexical_similarity=round(lexical, 4),
             entity_share=None if entity_share is None else round(entity_share, 4),
             shared_terms=shared_terms or [],
-            keywords=story_keywords(story.terms),
+            keywords=story.keywords(),
             story_size=story.size,
             source_count=len(story.sources),
             first_seen=story.first_seen,
@@ -575,4 +594,9 @@ class StoryEngine:
             source=article.source_name,
             url=article.url,
             title=article.title,
+            rejected_story_id=rejected.story_id if rejected else None,
+            rejected_score=round(rejected.score, 4) if rejected else None,
+            rejected_entity_share=None
+            if rejected is None or rejected.entity_share is None
+            else round(rejected.entity_share, 4),
         )

@@ -14,6 +14,9 @@ mode (which make the same calls) see the same candidates.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
+
 import numpy as np
 
 from streams.engine.vectors import Vector
@@ -144,25 +147,28 @@ class StoryIndex:
         if not self._where or k < 1:
             return []
         if self._centres is None:
-            probed = self._lists
+            probed = [lst for lst in self._lists if lst.ids]
         else:
             coarse = self._centres @ vector
             probes = min(self.probes, len(self._lists))
             nearest_lists = np.argpartition(-coarse, probes - 1)[:probes]
             self._last_lookup = (vector, coarse, nearest_lists)
-            probed = [self._lists[i] for i in sorted(nearest_lists.tolist())]
-        probed = [lst for lst in probed if lst.ids] or [lst for lst in self._lists if lst.ids]
-        sims = np.concatenate([lst.scores(vector) for lst in probed])
-        starts = np.cumsum([0] + [len(lst.ids) for lst in probed])
-        count = int(starts[-1])
+            lists = self._lists
+            probed = [lists[i] for i in sorted(nearest_lists.tolist()) if lists[i].ids]
+            if not probed:  # only empty lists near the query: scan the others
+                probed = [lst for lst in lists if lst.ids]
+        parts = [lst.scores(vector) for lst in probed]
+        sims = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        count = len(sims)
         k = min(k, count)
         top = np.argpartition(-sims, k - 1)[:k] if k < count else np.arange(count)
         ranked = top[np.lexsort((top, -sims[top]))]  # ties: earlier row first, deterministic
-        owners = np.searchsorted(starts, ranked, side="right") - 1
-        return [
-            (probed[lst].ids[row - starts[lst]], float(sims[row]))
-            for row, lst in zip(ranked.tolist(), owners.tolist(), strict=True)
-        ]
+        ends = list(accumulate(len(part) for part in parts))
+        found = []
+        for row in ranked.tolist():
+            lst = bisect_right(ends, row)
+            found.append((probed[lst].ids[row - (ends[lst - 1] if lst else 0)], float(sims[row])))
+        return found
 
     def similarities(self, story_ids: list[str], vector: Vector) -> list[float]:
         """Exact cosines of ``vector`` to the given stories' centroids (all must be present)."""

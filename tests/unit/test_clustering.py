@@ -557,7 +557,7 @@ def test_different_events_of_one_kind_stay_apart_on_entities() -> None:
     # The evidence the engine weighed (the Chile story did not change when Haiti went new).
     story = eng._stories[chile.story_id]
     vec = term_vector(HAITI[0], HAITI[1], eng._term_df)
-    evidence = eng._weigh(story, 0.7, vec, entities(*HAITI))
+    evidence = eng._weigh(story, 0.7, vec, eng._name_weights(entities(*HAITI)))
     assert evidence.score >= EVIDENCE_PARAMS.story_threshold  # would pass the bar...
     assert evidence.score < EVIDENCE_PARAMS.entity_override
     assert evidence.entity_share is not None
@@ -616,6 +616,37 @@ def test_keywords_are_the_story_top_terms() -> None:
     assert joined.keywords == ranked[:5]
     # Terms in both members' titles rank first.
     assert set(joined.keywords[:3]) == {"icahn", "ebay", "paypal"}
+
+
+def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> None:
+    """The top terms are updated from the old top terms and the new article's terms only:
+    after every join they must equal a full re-ranking of the profile, also for a story
+    restored from its record (whose top terms start unknown)."""
+    rng = np.random.default_rng(3)
+    vocabulary = [f"word{i:02d}" for i in range(40)]
+    eng = engine()
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    for n in range(60):
+        if n == 30:  # restart: the engine comes back from its table records
+            eng = engine()
+            eng.restore(
+                list(tables["stories"].values()), list(tables["groups"].values()), tables["seen"]
+            )
+        # Zipf-like titles: a few words recur, most are rare, so the ranking keeps changing.
+        words = rng.choice(vocabulary, size=6, p=_zipf(len(vocabulary)))
+        assignment, changes = eng.process(
+            art(f"k{n}", title=" ".join(words), text=""), e(0), T0 + n
+        )
+        for table, records in changes.records().items():
+            tables[table].update(records)
+        story = eng._stories[assignment.story_id]
+        assert assignment.decision in ("new", "joined") and eng.active_stories == 1
+        assert assignment.keywords == story_keywords(story.terms)
+
+
+def _zipf(size: int) -> np.ndarray:
+    weights = 1.0 / np.arange(1, size + 1)
+    return weights / weights.sum()
 
 
 def test_story_keywords_orders_by_weight_then_name() -> None:

@@ -90,6 +90,34 @@ def raw_rate(embedder: Embedder, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, from /proc."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
+def cpu_snapshot(broker_pid: int, worker_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the broker JVM, the worker's event loop (its main thread), the
+    worker's other threads (the model: the encode thread and torch's pool), this process."""
+    worker = thread_cpu(worker_pid)
+    loop = worker.pop(worker_pid, 0.0)
+    return {
+        "broker": sum(thread_cpu(broker_pid).values()),
+        "worker_loop": loop,
+        "worker_model": sum(worker.values()),
+        "bench": sum(thread_cpu(os.getpid()).values()),
+    }
+
+
 def story_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
@@ -118,6 +146,7 @@ def wait_events(consumer: KafkaConsumer, ids: set[str], timeout_s: float) -> dic
 
 def pipeline_run(
     bootstrap: str,
+    broker_pid: int,
     workdir: Path,
     kind: str,
     *,
@@ -146,11 +175,22 @@ def pipeline_run(
         wait_events(consumer, {r["id"] for r in warm}, 300)
         out["cold_first_batch_s"] = time.perf_counter() - started
 
+        assert worker.process is not None
+        cpu_before = cpu_snapshot(broker_pid, worker.process.pid)
         started = time.perf_counter()
         produce_rows(rows, bootstrap, worker.topic("articles"))
         wait_events(consumer, {r["id"] for r in rows}, 600)
-        out["pipeline"] = len(rows) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        out["pipeline"] = len(rows) / elapsed
+        cpu_after = cpu_snapshot(broker_pid, worker.process.pid)
+        # CPU milliseconds per article by whom, and the share of the cores' time each took
+        for who, before in cpu_before.items():
+            spent = cpu_after[who] - before
+            out[f"cpu_ms_{who}"] = 1000 * spent / len(rows)
+            out[f"cpu_share_{who}"] = spent / (elapsed * (os.cpu_count() or 1))
+        cpu_started = time.process_time()
         out["raw_after"] = raw_rate(embedder, texts)
+        out["cpu_ms_raw_encode"] = 1000 * (time.process_time() - cpu_started) / len(rows)
         if backend is not None:
             out["raw_backend_after"] = raw_rate(backend, texts)
 
@@ -290,6 +330,7 @@ def main() -> None:
                 measured, late, warm = rows[:n], rows[n : n + n_late], rows[-n_warm:]
                 res = pipeline_run(
                     broker.bootstrap,
+                    broker.pid,
                     Path(tmp),
                     kind,
                     rows=measured,
@@ -339,6 +380,19 @@ def print_tables(results: list[dict]) -> None:
                 f"{r['raw_backend_before']:.1f} / {r['raw_backend_after']:.1f} | "
                 f"| {r['pipeline'] / same:.2f} vs that backend's raw | | |"
             )
+    print(
+        "\n| kind | CPU ms per article: raw encode (alone) | worker model threads "
+        "| worker event loop | broker | bench (produce + read) | cores busy |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        who = ("worker_model", "worker_loop", "broker", "bench")
+        busy = sum(r[f"cpu_share_{w}"] for w in who)
+        print(
+            f"| {r['kind']} | {r['cpu_ms_raw_encode']:.1f} | "
+            + " | ".join(f"{r[f'cpu_ms_{w}']:.1f} ({r[f'cpu_share_{w}']:.0%})" for w in who)
+            + f" | {busy:.0%} |"
+        )
     print(
         "\n| kind | articles | offered rate (1/2 pipeline max) | p50 s | p95 s | p99 s "
         "(target <= 2 s) | max s | cold first batch s (model load) "

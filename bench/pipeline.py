@@ -43,17 +43,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)  # the worker subprocess runs `python -m streams.cli` from here
 
-import torch  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
 from streams.engine.clustering import ClusterParams, StoryEngine  # noqa: E402
-from streams.engine.embedding import Embedder  # noqa: E402
+from streams.engine.embedding import Embedder, prefer_passive_threads  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import article_from_mapping, parse_article  # noqa: E402
 from streams.kafka_local import free_port, start_broker, stop_broker  # noqa: E402
 from streams.producer import produce_rows  # noqa: E402
 from tests.integration.worker_process import WorkerRun  # noqa: E402
+
+prefer_passive_threads()  # the raw baseline runs the model as the worker does (before torch)
+import torch  # noqa: E402
 
 UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
 UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
@@ -284,7 +286,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, help="the worker's STORYWATCH_EMBED_MAX_TOKENS")
     parser.add_argument("--threads", type=int, help="the worker's STORYWATCH_EMBED_THREADS")
     parser.add_argument("--only", choices=["headlines", "articles"], help="one kind of text")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the workers only (e.g. OMP_WAIT_POLICY=PASSIVE)",
+    )
     args = parser.parse_args()
+    WORKER_SETTINGS.update(item.split("=", 1) for item in args.env)
     WORKER_SETTINGS["STORYWATCH_EMBED_BACKEND"] = args.backend
     if args.max_tokens:
         WORKER_SETTINGS["STORYWATCH_EMBED_MAX_TOKENS"] = str(args.max_tokens)

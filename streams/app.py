@@ -44,10 +44,7 @@ def _create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_max_request_size=settings.dlq_max_message_bytes,
-        # Why 5 ms (Kafka 4.0's default linger.ms): records sent within 5 ms share one produce
-        # request. With 0 every send became its own request, and the socket writes (loopback
-        # TCP work for the broker included) took ~40% of the event loop's time in a profile.
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_s,  # why its default: config/settings.py
         # Why 1 s: the stories a dashboard shows lag by at most this; offsets commit often
         # enough that a crash replays little (processing is idempotent by key anyway).
         broker_commit_interval=1.0,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +60,37 @@ def test_unknown_backend_and_missing_openvino_say_what_to_do(
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     with pytest.raises(ModelLoadError, match="STORYWATCH_EMBED_BACKEND=torch"):
         Embedder(backend="openvino").load()
+
+
+_POLICY_PROBE = """
+import os, sys
+import streams.app, agents.embed, agents.cluster, agents.alerts  # what the worker imports
+assert "torch" not in sys.modules, "torch loaded before the model: its thread policy is fixed"
+from streams.engine.embedding import Embedder
+Embedder().load()
+import torch
+torch.ones(64, 64) @ torch.ones(64, 64)  # the OpenMP pool starts
+print(os.environ["OMP_WAIT_POLICY"])
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_model_threads_sleep_when_idle_unless_told_otherwise(
+    given: str | None, expected: str
+) -> None:
+    """The worker imports its modules without torch, so the model's OpenMP threads start with
+    OMP_WAIT_POLICY=PASSIVE (set before torch loads); an operator's own value is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    probe = subprocess.run(
+        [sys.executable, "-c", _POLICY_PROBE],
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.split()[-1] == expected

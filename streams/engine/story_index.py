@@ -146,17 +146,17 @@ class StoryIndex:
         set is exact below ``exact_max`` stories, approximate above)."""
         if not self._where or k < 1:
             return []
+        lists = self._lists
         if self._centres is None:
-            probed = [lst for lst in self._lists if lst.ids]
+            near = lists
         else:
             coarse = self._centres @ vector
-            probes = min(self.probes, len(self._lists))
+            probes = min(self.probes, len(lists))
             nearest_lists = np.argpartition(-coarse, probes - 1)[:probes]
             self._last_lookup = (vector, coarse, nearest_lists)
-            lists = self._lists
-            probed = [lists[i] for i in sorted(nearest_lists.tolist()) if lists[i].ids]
-            if not probed:  # only empty lists near the query: scan the others
-                probed = [lst for lst in lists if lst.ids]
+            near = [lists[i] for i in sorted(nearest_lists.tolist())]
+        # only empty lists near the query: scan the others
+        probed = [lst for lst in near if lst.ids] or [lst for lst in lists if lst.ids]
         parts = [lst.scores(vector) for lst in probed]
         sims = parts[0] if len(parts) == 1 else np.concatenate(parts)
         count = len(sims)

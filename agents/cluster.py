@@ -87,7 +87,10 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             started = time.perf_counter()
             try:
                 assignment, changes = engine.process(
-                    item.to_article(), decode_vector(item.vector), item.record_ts
+                    item.to_article(),
+                    decode_vector(item.vector),
+                    item.record_ts,
+                    item.text_evidence(),
                 )
             except Exception as exc:  # noqa: BLE001 - reported in the dead letter
                 await _dead_letter(item, exc)

@@ -17,6 +17,7 @@ from faust.types import EventT
 
 from streams.app import app, embedder, metrics, settings, topics
 from streams.engine.article import Article
+from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, parse_article
 from streams.engine.vectors import encode_vector
 from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
@@ -132,7 +133,11 @@ async def _forward(
     """Send the batch's embedded records once its vectors are ready."""
     for article, event, vector in await _embedded(batch, texts, encoding):
         record = EmbeddedArticle.build(
-            article, encode_vector(vector), _stream_time(event), event.message.timestamp
+            article,
+            encode_vector(vector),
+            _stream_time(event),
+            event.message.timestamp,
+            TextEvidence.of(article.title, article.text),
         )
         await topics.embedded.send(value=record)
 

@@ -16,7 +16,8 @@ What it does, for N active stories:
   both engines, then times ``StoryEngine.process()`` for new articles, each through both
   engines in turns: half re-word an existing story (its centroid + noise, cosine ~0.8:
   "joined"), half are random ("new" story). Reports how often the default engine picks the
-  same story as the exact one.
+  same story as the exact one. Each article's ``TextEvidence`` (term counts, names) is read
+  before the clock starts, as in the worker, where the parallel embed stage sends it.
 - index: fills ``StoryIndex`` objects directly and times the top-k lookup the engine makes
   (``candidates(q, k)``), exact (default BLAS threads and 1 thread) and default.
 Titles of new articles and story headlines/term profiles are real UCI headlines.
@@ -50,7 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.engine.article import Article, stable_id
 from streams.engine.clustering import ClusterParams, StoryEngine
-from streams.engine.evidence import DocumentFrequencies, entities, term_vector, terms
+from streams.engine.evidence import (
+    DocumentFrequencies,
+    TextEvidence,
+    entities,
+    term_vector,
+    terms,
+)
 from streams.engine.offline import read_jsonl
 from streams.engine.story_index import StoryIndex
 from streams.engine.vectors import encode_vector
@@ -207,15 +214,17 @@ def bench_engine(n: int, count: int, rng: np.random.Generator, alone: bool = Fal
     del stories, groups, seen
     gc.collect()
     arts, vecs = new_articles(count, centroids, rng)
+    # As in the worker: the embed stage reads each text's evidence, the cluster stage gets it.
+    read = [TextEvidence.of(a.title, a.text) for a in arts]
     times: dict[str, list[float]] = {label: [] for label in engines}
     chosen: dict[str, list[str]] = {label: [] for label in engines}
     decisions = {"new": 0, "joined": 0, "duplicate": 0}
     record_ts = T0 + 3600.0
     order = list(engines)
-    for j, (art, vec) in enumerate(zip(arts, vecs, strict=True)):
+    for j, (art, vec, evidence) in enumerate(zip(arts, vecs, read, strict=True)):
         for label in order if j % 2 == 0 else reversed(order):
             t = time.perf_counter()
-            assignment, _ = engines[label].process(art, vec, record_ts)
+            assignment, _ = engines[label].process(art, vec, record_ts, evidence)
             times[label].append(time.perf_counter() - t)
             chosen[label].append(assignment.story_id)
             if label == "default":

@@ -8,6 +8,7 @@ import faust
 
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment
+from streams.engine.evidence import TextEvidence
 
 __all__ = ["REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
 
@@ -29,12 +30,23 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     vector: str  # base64 float32, see streams.engine.vectors
     record_ts: float  # stream time of the articles record (epoch seconds)
     produced_at: float  # Kafka timestamp of the articles record: start of end-to-end latency
+    # The text's own evidence, read in the parallel embed stage (None on records written
+    # before it was added: the cluster agent then reads the text itself).
+    term_counts: dict[str, int] | None = None
+    entities: list[str] | None = None
 
     @classmethod
     def build(
-        cls, article: Article, vector: str, record_ts: float, produced_at: float
+        cls,
+        article: Article,
+        vector: str,
+        record_ts: float,
+        produced_at: float,
+        evidence: TextEvidence | None = None,
     ) -> EmbeddedArticle:
         return cls(
+            term_counts=evidence.term_counts if evidence else None,
+            entities=sorted(evidence.entities) if evidence else None,
             id=article.id,
             title=article.title,
             text=article.text,
@@ -46,6 +58,11 @@ class EmbeddedArticle(faust.Record, serializer="json"):
             produced_at=produced_at,
             published_at=article.published_at.isoformat() if article.published_at else None,
         )
+
+    def text_evidence(self) -> TextEvidence | None:
+        if self.term_counts is None or self.entities is None:
+            return None
+        return TextEvidence(dict(self.term_counts), frozenset(self.entities))
 
     def to_article(self) -> Article:
         from streams.engine.validation import article_from_mapping

@@ -18,12 +18,7 @@ import numpy as np
 
 from config.settings import Settings
 from streams.engine.article import Article, stable_id
-from streams.engine.evidence import (
-    DocumentFrequencies,
-    entities,
-    term_counts,
-    weigh_terms,
-)
+from streams.engine.evidence import DocumentFrequencies, TextEvidence, weigh_terms
 from streams.engine.story_index import DEFAULT_EXACT_MAX, DEFAULT_PROBES, StoryIndex
 from streams.engine.vectors import Vector, decode_vector, encode_vector, unit
 
@@ -288,9 +283,15 @@ class StoryEngine:
         return len(self._stories)
 
     def process(
-        self, article: Article, vector: Vector, record_ts: float
+        self,
+        article: Article,
+        vector: Vector,
+        record_ts: float,
+        text_evidence: TextEvidence | None = None,
     ) -> tuple[Assignment | None, StateChanges]:
         """Assign ``article`` (with its embedding) arriving at ``record_ts`` (epoch seconds).
+        ``text_evidence``: ``TextEvidence.of(article.title, article.text)`` if already computed
+        (the embed stage sends it); computed here otherwise, with the same result.
 
         Returns ``None`` for an exact re-send of an article id already assigned.
         """
@@ -318,9 +319,11 @@ class StoryEngine:
             self._remember(id_key, story.id, same_content["group_id"], changes)
             return assignment, changes
 
-        counts = term_counts(article.title, article.text)
+        if text_evidence is None:
+            text_evidence = TextEvidence.of(article.title, article.text)
+        counts = text_evidence.term_counts
         article_terms = set(counts)
-        article_entities = entities(article.title, article.text)
+        article_entities = set(text_evidence.entities)
         self._term_df.add(article_terms)
         self._entity_df.add(article_entities)
         term_vec = weigh_terms(counts, self._term_df)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 __all__ = [
     "DocumentFrequencies",
+    "TextEvidence",
     "entities",
     "is_title_case",
     "term_counts",
@@ -98,6 +100,23 @@ def entities(title: str, text: str) -> set[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class TextEvidence:
+    """What an article's own text holds: its term counts and its names and numbers.
+
+    Stateless (no frequencies, no stories), so it is computed where articles are embedded,
+    in parallel, and travels with the vector: the one ordered clustering stage, whose
+    per-article cost caps the pipeline, does not re-read the text.
+    """
+
+    term_counts: dict[str, int]
+    entities: frozenset[str]
+
+    @classmethod
+    def of(cls, title: str, text: str) -> TextEvidence:
+        return cls(dict(term_counts(title, text)), frozenset(entities(title, text)))
+
+
 class DocumentFrequencies:
     """How many articles in the active window contain each term / entity."""
 
@@ -133,7 +152,7 @@ def term_vector(title: str, text: str, frequencies: DocumentFrequencies) -> dict
     return weigh_terms(term_counts(title, text), frequencies)
 
 
-def weigh_terms(counts: Counter[str], frequencies: DocumentFrequencies) -> dict[str, float]:
+def weigh_terms(counts: Mapping[str, int], frequencies: DocumentFrequencies) -> dict[str, float]:
     """Unit-length TF-IDF vector (sublinear tf) of term ``counts``."""
     weights = {t: (1 + math.log(c)) * frequencies.idf(t) for t, c in counts.items()}
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0

@@ -20,6 +20,7 @@ import agents.alerts as alerts_agent
 import agents.cluster as cluster_agent
 import agents.embed as embed_agent
 from streams.app import app, metrics, tables, topics
+from streams.engine.evidence import TextEvidence
 from streams.engine.vectors import encode_vector
 from streams.records import EmbeddedArticle, StoryEvent
 
@@ -182,6 +183,8 @@ async def test_embed_agent_forwards_valid_and_dead_letters_invalid(sent, embedde
     assert [f.id for f in forwarded] == ["g1"]
     vector = np.frombuffer(base64.b64decode(forwarded[0].vector), dtype="<f4")
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
+    # the text's own evidence travels with the vector (the cluster stage does not re-read it)
+    assert forwarded[0].text_evidence() == TextEvidence.of("Markets rally", "Stocks rose.")
 
 
 async def test_embed_agent_isolates_a_text_the_model_fails_on(sent) -> None:

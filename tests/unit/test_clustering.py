@@ -13,7 +13,7 @@ import pytest
 
 from streams.engine.article import Article, stable_id
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine, story_keywords
-from streams.engine.evidence import entities, term_vector, terms
+from streams.engine.evidence import TextEvidence, entities, term_vector, terms
 
 DIM = 16
 HOUR = 3600.0
@@ -647,6 +647,45 @@ def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> Non
 def _zipf(size: int) -> np.ndarray:
     weights = 1.0 / np.arange(1, size + 1)
     return weights / weights.sum()
+
+
+def test_evidence_read_beforehand_gives_the_same_decisions() -> None:
+    """The embed stage sends each article's TextEvidence with its vector: the engine must
+    decide exactly as when it reads the text itself (worker = offline mode)."""
+    rng = np.random.default_rng(5)
+    stream = []
+    for n in range(40):
+        title = " ".join(
+            rng.choice(
+                [
+                    "Icahn",
+                    "eBay",
+                    "PayPal",
+                    "Chile",
+                    "quake",
+                    "GM",
+                    "recall",
+                    "probe",
+                    "stocks",
+                    "slip",
+                    "Asia",
+                    "8.8",
+                ],
+                size=5,
+            )
+        )
+        stream.append(
+            (
+                art(f"t{n}", title=title, text=f"Body {n} of {title}."),
+                mix(float(rng.uniform(0.3, 1.0)), 0, int(rng.integers(1, DIM))),
+            )
+        )
+    reading, given = engine(EVIDENCE_PARAMS), engine(EVIDENCE_PARAMS)
+    for n, (article, vector) in enumerate(stream):
+        own, _ = reading.process(article, vector, T0 + n)
+        sent = TextEvidence.of(article.title, article.text)
+        told, _ = given.process(article, vector, T0 + n, sent)
+        assert told == own
 
 
 def test_story_keywords_orders_by_weight_then_name() -> None:

@@ -6,15 +6,18 @@ import math
 
 import pytest
 
+from streams.engine.article import Article
 from streams.engine.evidence import (
     TERM_BODY_CHARS,
     TITLE_WEIGHT,
     DocumentFrequencies,
+    TextEvidence,
     entities,
     is_title_case,
     term_vector,
     terms,
 )
+from streams.records import EmbeddedArticle
 
 # --- terms -----------------------------------------------------------------------------
 
@@ -172,3 +175,23 @@ def test_term_vector_weights_rare_terms_above_common_ones() -> None:
     df = _frequencies("flood", "flood", "flood", "flood dam")
     vec = term_vector("", "flood dam", df)
     assert vec["dam"] > vec["flood"]
+
+
+def test_text_evidence_survives_the_embedded_record() -> None:
+    """What the embed stage reads travels through the JSON record unchanged; a record
+    without it (written before the field existed) asks the cluster stage to read the text."""
+    article = Article(
+        id="a1",
+        title="Magnitude 8.8 earthquake strikes central Chile",
+        text="The quake hit Concepcion at 3:34 a.m.; 700 people died, officials in Santiago said.",
+        source="wire",
+        url=None,
+        published_at=None,
+    )
+    evidence = TextEvidence.of(article.title, article.text)
+    assert evidence.term_counts["chile"] == 2  # the title counts twice
+    assert {"#8.8", "concepcion", "santiago", "#700"} <= evidence.entities
+    record = EmbeddedArticle.build(article, "AAAA", 1.0, 2.0, evidence)
+    assert EmbeddedArticle.loads(record.dumps()).text_evidence() == evidence
+    bare = EmbeddedArticle.build(article, "AAAA", 1.0, 2.0)
+    assert EmbeddedArticle.loads(bare.dumps()).text_evidence() is None

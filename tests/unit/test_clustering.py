@@ -628,17 +628,13 @@ def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> Non
     tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
     for n in range(60):
         if n == 30:  # restart: the engine comes back from its table records
-            eng = engine()
-            eng.restore(
-                list(tables["stories"].values()), list(tables["groups"].values()), tables["seen"]
-            )
+            eng = _restored(tables)
         # Zipf-like titles: a few words recur, most are rare, so the ranking keeps changing.
         words = rng.choice(vocabulary, size=6, p=_zipf(len(vocabulary)))
         assignment, changes = eng.process(
             art(f"k{n}", title=" ".join(words), text=""), e(0), T0 + n
         )
-        for table, records in changes.records().items():
-            tables[table].update(records)
+        _apply(tables, changes)
         story = eng._stories[assignment.story_id]
         assert assignment.decision in ("new", "joined") and eng.active_stories == 1
         assert assignment.keywords == story_keywords(story.terms)

@@ -50,7 +50,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.engine.article import Article, stable_id
-from streams.engine.clustering import ClusterParams, StoryEngine
+from streams.engine.clustering import ClusterParams, StoryEngine, story_keywords
 from streams.engine.evidence import (
     DocumentFrequencies,
     TextEvidence,
@@ -101,6 +101,14 @@ def synthetic_state(n: int, rng: np.random.Generator):
             sorted(terms(title)),
             sorted(entities(title, "")),
         )
+    # what the engine keeps in a story record besides the profile (its norm and top terms)
+    derived = {
+        title: {
+            "terms_norm_sq": sum(w * w for w in summed.values()),
+            "keywords": story_keywords(summed),
+        }
+        for title, (summed, _, _) in profiles.items()
+    }
     for i in range(n):
         t = T0 + 3600.0 * i / n
         sid, gid = stable_id("st", f"a{i}"), stable_id("dg", f"a{i}")
@@ -117,7 +125,7 @@ def synthetic_state(n: int, rng: np.random.Generator):
             "headline_group_size": 2,
         }
         summed, article_terms, names = profiles[title]
-        story.update(terms=summed, entities=dict.fromkeys(names, 2))
+        story.update(terms=summed, entities=dict.fromkeys(names, 2), **derived[title])
         extra = {"terms": article_terms, "entities": names}
         stories.append(story)
         groups.append(

@@ -34,6 +34,7 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     # before it was added: the cluster agent then reads the text itself).
     term_counts: dict[str, int] | None = None
     entities: list[str] | None = None
+    content_key: str | None = None
 
     @classmethod
     def build(
@@ -47,6 +48,7 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         return cls(
             term_counts=evidence.term_counts if evidence else None,
             entities=sorted(evidence.entities) if evidence else None,
+            content_key=evidence.content_key if evidence else None,
             id=article.id,
             title=article.title,
             text=article.text,
@@ -60,9 +62,9 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         )
 
     def text_evidence(self) -> TextEvidence | None:
-        if self.term_counts is None or self.entities is None:
+        if self.term_counts is None or self.entities is None or self.content_key is None:
             return None
-        return TextEvidence(dict(self.term_counts), frozenset(self.entities))
+        return TextEvidence(dict(self.term_counts), frozenset(self.entities), self.content_key)
 
     def to_article(self) -> Article:
         from streams.engine.validation import article_from_mapping

@@ -67,8 +67,14 @@ def story_summary(record: dict[str, Any]) -> dict[str, Any]:
         "source_count": len(record["sources"]),
         "first_seen": record["first_seen"],
         "last_seen": record["last_seen"],
-        "keywords": story_keywords(record.get("terms", {})),
+        "keywords": _keywords(record),
     }
+
+
+def _keywords(record: dict[str, Any]) -> list[str]:
+    """The record's kept top terms; re-ranked from its profile for records written before."""
+    kept = record.get("keywords")
+    return list(kept) if kept is not None else story_keywords(record.get("terms", {}))
 
 
 def register_views(app: faust.App, tables: PipelineTables, registry: CollectorRegistry) -> None:

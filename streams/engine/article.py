@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-__all__ = ["Article", "normalize_text", "stable_id"]
+__all__ = ["Article", "content_key", "normalize_text", "stable_id"]
 
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[^\w\s]")
@@ -27,6 +27,11 @@ def normalize_text(text: str) -> str:
 def stable_id(prefix: str, key: str) -> str:
     """A short id derived from ``key``: replays of the same input give the same id."""
     return f"{prefix}-{hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]}"
+
+
+def content_key(title: str, text: str) -> str:
+    """Identifies an exact re-send: the same normalized title and text."""
+    return stable_id("c", normalize_text(title) + "\n" + normalize_text(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +54,7 @@ class Article:
     @property
     def content_key(self) -> str:
         """Identifies an exact re-send: the same normalized title and text."""
-        return stable_id("c", normalize_text(self.title) + "\n" + normalize_text(self.text))
+        return content_key(self.title, self.text)
 
     @property
     def source_name(self) -> str:

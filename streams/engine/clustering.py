@@ -12,7 +12,7 @@ import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -45,7 +45,12 @@ def story_keywords(profile: dict[str, float]) -> list[str]:
 
 
 def _dot(vector: dict[str, float], profile: dict[str, float]) -> float:
-    return sum(w * profile.get(t, 0.0) for t, w in vector.items())
+    get = profile.get
+    return sum([w * get(t, 0.0) for t, w in vector.items()])
+
+
+def _weight_then_term(item: tuple[str, float]) -> tuple[float, str]:
+    return item[1], item[0]
 
 
 def _strongest_shared(vector: dict[str, float], profile: dict[str, float]) -> list[str]:
@@ -89,9 +94,8 @@ class ClusterParams:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Evidence:
-    """Why an article joins (or not) one candidate story."""
+class _Evidence(NamedTuple):
+    """Why an article joins (or not) one candidate story (a tuple: made 5 times an article)."""
 
     story_id: str
     dense: float
@@ -191,9 +195,9 @@ class _Story:
     terms: dict[str, float] = field(default_factory=dict)  # summed unit TF-IDF vectors
     entities: dict[str, int] = field(default_factory=dict)  # entity -> members mentioning it
     group_ids: list[str] = field(default_factory=list)
-    terms_norm_sq: float | None = None  # cache of |terms|^2, derived (not in the record)
+    terms_norm_sq: float | None = None  # |terms|^2, derived (kept in the record)
     group_matrix: Vector | None = None  # rows = group vectors in group_ids order, derived
-    top_terms: list[str] | None = None  # cache of story_keywords(terms), derived
+    top_terms: list[str] | None = None  # story_keywords(terms), derived (kept in the record)
 
     def profile_norm_sq(self) -> float:
         if self.terms_norm_sq is None:
@@ -235,6 +239,11 @@ class _Story:
             "headline_group_size": self.headline_group_size,
             "terms": dict(self.terms),
             "entities": dict(self.entities),
+            # Derived, but kept so that a restored story continues with the very values the
+            # running engine had (the norm is summed incrementally: a fresh sum can differ
+            # in the last bits) and its first article after a restart skips both scans.
+            "terms_norm_sq": self.profile_norm_sq(),
+            "keywords": list(self.keywords()),
         }
 
     @classmethod
@@ -242,7 +251,13 @@ class _Story:
         fields = {k: v for k, v in rec.items() if k in _STORY_FIELDS}
         fields["terms"] = dict(rec.get("terms", {}))
         fields["entities"] = dict(rec.get("entities", {}))
-        return cls(centroid_sum=decode_vector(rec["centroid_sum"]), **fields)
+        keywords = rec.get("keywords")  # absent from records written before it was kept
+        return cls(
+            centroid_sum=decode_vector(rec["centroid_sum"]),
+            terms_norm_sq=rec.get("terms_norm_sq"),
+            top_terms=None if keywords is None else list(keywords),
+            **fields,
+        )
 
 
 _STORY_FIELDS = frozenset(_Story.__dataclass_fields__) - {
@@ -302,9 +317,11 @@ class StoryEngine:
         id_key = f"id:{article.id}"
         if id_key in self._seen:
             return None, changes
-        vector = unit(np.asarray(vector, dtype=np.float32))
+        vector = unit(vector)
         index = self._ensure_index(vector.shape[0])
-        content_key = article.content_key
+        if text_evidence is None:
+            text_evidence = TextEvidence.of(article.title, article.text)
+        content_key = text_evidence.content_key
         same_content = self._content.get(content_key)
         if same_content is not None and same_content["story_id"] in self._stories:
             story = self._stories[same_content["story_id"]]
@@ -319,8 +336,6 @@ class StoryEngine:
             self._remember(id_key, story.id, same_content["group_id"], changes)
             return assignment, changes
 
-        if text_evidence is None:
-            text_evidence = TextEvidence.of(article.title, article.text)
         counts = text_evidence.term_counts
         article_terms = set(counts)
         article_entities = set(text_evidence.entities)
@@ -407,8 +422,13 @@ class StoryEngine:
 
     def _absorb_evidence(self, story: _Story, term_vec: dict[str, float], names: set[str]) -> None:
         """Add an article's TF-IDF vector and entities to its story's profile."""
+        postings = self._postings
         for term in story.add_terms(term_vec):
-            self._postings.setdefault(term, set()).add(story.id)
+            holders = postings.get(term)
+            if holders is None:
+                postings[term] = {story.id}
+            else:
+                holders.add(story.id)
         for name in names:
             story.entities[name] = story.entities.get(name, 0) + 1
 
@@ -421,7 +441,8 @@ class StoryEngine:
         assert index is not None
         have = {sid for sid, _ in found}
         extra: list[str] = []
-        heaviest = heapq.nlargest(_POSTING_TERMS, term_vec.items(), key=lambda kv: (kv[1], kv[0]))
+        # sorted()[:n] is what heapq.nlargest documents itself to equal, cheaper for ~10 terms
+        heaviest = sorted(term_vec.items(), key=_weight_then_term, reverse=True)[:_POSTING_TERMS]
         for term, _ in heaviest:
             holders = self._postings.get(term, ())
             if len(holders) > _POSTING_MAX_LIST:

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from streams.engine.article import content_key
+
 __all__ = [
     "DocumentFrequencies",
     "TextEvidence",
@@ -102,7 +104,8 @@ def entities(title: str, text: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class TextEvidence:
-    """What an article's own text holds: its term counts and its names and numbers.
+    """What an article's own text holds: its term counts, its names and numbers, and the key
+    of its normalized text (:func:`content_key`, which finds exact re-sends).
 
     Stateless (no frequencies, no stories), so it is computed where articles are embedded,
     in parallel, and travels with the vector: the one ordered clustering stage, whose
@@ -111,10 +114,15 @@ class TextEvidence:
 
     term_counts: dict[str, int]
     entities: frozenset[str]
+    content_key: str
 
     @classmethod
     def of(cls, title: str, text: str) -> TextEvidence:
-        return cls(dict(term_counts(title, text)), frozenset(entities(title, text)))
+        return cls(
+            dict(term_counts(title, text)),
+            frozenset(entities(title, text)),
+            content_key(title, text),
+        )
 
 
 class DocumentFrequencies:
@@ -154,6 +162,9 @@ def term_vector(title: str, text: str, frequencies: DocumentFrequencies) -> dict
 
 def weigh_terms(counts: Mapping[str, int], frequencies: DocumentFrequencies) -> dict[str, float]:
     """Unit-length TF-IDF vector (sublinear tf) of term ``counts``."""
-    weights = {t: (1 + math.log(c)) * frequencies.idf(t) for t, c in counts.items()}
+    # DocumentFrequencies.idf inlined (same expression): this runs for every article in the
+    # ordered clustering stage.
+    log, seen, documents = math.log, frequencies.counts.get, frequencies.documents + 1
+    weights = {t: (1 + log(c)) * log(documents / (seen(t, 0) + 0.5)) for t, c in counts.items()}
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
     return {t: w / norm for t, w in weights.items()}

@@ -621,7 +621,7 @@ def test_keywords_are_the_story_top_terms() -> None:
 def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> None:
     """The top terms are updated from the old top terms and the new article's terms only:
     after every join they must equal a full re-ranking of the profile, also for a story
-    restored from its record (whose top terms start unknown)."""
+    restored from its record (whose top terms come from the record)."""
     rng = np.random.default_rng(3)
     vocabulary = [f"word{i:02d}" for i in range(40)]
     eng = engine()
@@ -638,6 +638,34 @@ def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> Non
         story = eng._stories[assignment.story_id]
         assert assignment.decision in ("new", "joined") and eng.active_stories == 1
         assert assignment.keywords == story_keywords(story.terms)
+
+
+def test_a_restored_story_keeps_the_running_norm_and_top_terms() -> None:
+    """A story's profile norm is summed as it grows, and a fresh sum of the same profile
+    differs in the last bits: a restored story must go on with the running value (the
+    lexical score divides by it), so that a restart decides exactly as no restart. Records
+    written before the norm and top terms were kept still restore, both recomputed."""
+    rng = np.random.default_rng(3)
+    vocabulary = [f"word{i:02d}" for i in range(40)]
+    eng = engine()
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    for n in range(60):
+        words = rng.choice(vocabulary, size=6, p=_zipf(len(vocabulary)))
+        assignment, changes = eng.process(
+            art(f"k{n}", title=" ".join(words), text=""), e(0), T0 + n
+        )
+        _apply(tables, changes)
+    live = eng._stories[assignment.story_id]
+    fresh_sum = sum(w * w for w in live.terms.values())
+    assert live.profile_norm_sq() != fresh_sum  # the case this test is about
+    restored = _restored(tables)._stories[live.id]
+    assert restored.profile_norm_sq() == live.profile_norm_sq()
+    assert restored.keywords() == live.keywords() == story_keywords(live.terms)
+    for record in tables["stories"].values():
+        del record["terms_norm_sq"], record["keywords"]
+    legacy = _restored(tables)._stories[live.id]
+    assert legacy.profile_norm_sq() == fresh_sum
+    assert legacy.keywords() == live.keywords()
 
 
 def _zipf(size: int) -> np.ndarray:

@@ -193,5 +193,9 @@ def test_text_evidence_survives_the_embedded_record() -> None:
     assert {"#8.8", "concepcion", "santiago", "#700"} <= evidence.entities
     record = EmbeddedArticle.build(article, "AAAA", 1.0, 2.0, evidence)
     assert EmbeddedArticle.loads(record.dumps()).text_evidence() == evidence
+    assert evidence.content_key == article.content_key
     bare = EmbeddedArticle.build(article, "AAAA", 1.0, 2.0)
     assert EmbeddedArticle.loads(bare.dumps()).text_evidence() is None
+    # written by the version that sent term counts and names but no content key yet
+    older = record.asdict() | {"content_key": None}
+    assert EmbeddedArticle(**older).text_evidence() is None

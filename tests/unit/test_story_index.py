@@ -135,6 +135,19 @@ def test_candidates_with_k_larger_than_the_count_returns_all_in_order() -> None:
     assert index.candidates(query, 5) == everything
 
 
+def test_equal_cosines_rank_by_position_and_ties_at_the_cut_are_decided_the_same_way() -> None:
+    """Four stories with one centroid: the top 2 are the first two filed, every time (the
+    worker and the offline mode must see the same candidates)."""
+    index = StoryIndex(DIM)
+    index.upsert("far", basis(1))
+    for name in ("w", "x", "y", "z"):
+        index.upsert(name, basis(0))
+    assert [sid for sid, _ in index.candidates(basis(0), 2)] == ["w", "x"]
+    assert [sid for sid, _ in index.candidates(basis(0), 5)] == ["w", "x", "y", "z", "far"]
+    index.remove("w")  # "z" is moved into w's row, ahead of x and y
+    assert [sid for sid, _ in index.candidates(basis(0), 2)] == ["z", "x"]
+
+
 def test_candidates_with_k_one_equals_nearest() -> None:
     index, query, _ = _graded_index()
     assert index.candidates(query, 1) == [index.nearest(query)]
@@ -248,3 +261,38 @@ def test_a_story_moved_towards_a_query_stays_findable() -> None:
         index.upsert(f"s{i}", moved)
         assert index.nearest(moved) == (f"s{i}", pytest.approx(1.0, abs=1e-5))
     assert len(index) == 1500
+
+
+def test_screened_lookup_ranks_by_exact_cosines_and_keeps_heads_in_step() -> None:
+    """Past ``exact_max`` the probed lists are scored on heads (128 of 384 dimensions) and
+    only the best 32 rows on their full centroids. Stories moved (new centroid) and rows
+    swapped by removals must keep their heads in step: every story is then found by its own
+    centroid, first, with cosine 1 (and every cosine returned is exact)."""
+    rng = np.random.default_rng(8)
+    rows = rng.standard_normal((1200, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = StoryIndex(384, exact_max=300, probes=8)
+    for i, row in enumerate(rows):
+        index.upsert(f"s{i}", row)
+    assert index.partitioned and len(index) / index.list_count * 8 > 3 * 32  # screening bites
+    for i in range(0, 1200, 5):  # move every fifth story elsewhere, nudge every third
+        rows[i] = -rows[i]
+        index.upsert(f"s{i}", rows[i])
+    for i in range(0, 1200, 3):
+        rows[i] += 0.2 * rng.standard_normal(384).astype(np.float32) / np.sqrt(384)
+        rows[i] /= np.linalg.norm(rows[i])
+        index.upsert(f"s{i}", rows[i])
+    for i in range(1, 1200, 10):
+        index.remove(f"s{i}")
+    basis = index._basis
+    assert basis is not None
+    for sid, (lst, pos) in index._where.items():  # every head is its centroid's projection
+        part = index._lists[lst]
+        assert part.ids[pos] == sid
+        np.testing.assert_allclose(part.heads[pos], basis @ part.rows[pos], atol=1e-5)
+    alive = [i for i in range(1200) if i % 10 != 1]
+    for i in alive[::4]:
+        found = index.candidates(rows[i], 5)
+        assert found[0] == (f"s{i}", pytest.approx(1.0, abs=1e-5))
+        for sid, sim in found:
+            assert sim == pytest.approx(float(rows[int(sid[1:])] @ rows[i]), abs=1e-5)

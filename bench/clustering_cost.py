@@ -20,6 +20,10 @@ What it does, for N active stories:
   before the clock starts, as in the worker, where the parallel embed stage sends it.
 - index: fills ``StoryIndex`` objects directly and times the top-k lookup the engine makes
   (``candidates(q, k)``), exact (default BLAS threads and 1 thread) and default.
+- last, the default engine alone at the largest engine size (``--default-alone N`` runs only
+  that): the exact engine's full scans flush the caches before each of its turns, so the
+  side-by-side figure is pessimistic. Both are printed, each against the 1 ms target on the
+  median and on the p99.
 Titles of new articles and story headlines/term profiles are real UCI headlines.
 Vectors: random unit vectors, dim 384 (all-MiniLM-L6-v2): no cluster structure, the hardest
 case for the lists (recall on real embeddings: docs/BENCHMARKS.md). All stories are active
@@ -196,6 +200,14 @@ def memory(n: int) -> dict:
     }
 
 
+def engine_alone_in_subprocess(n: int) -> dict:
+    """``--default-alone n`` in a fresh process: run in this one, after the 1M-row index, it
+    read 1,367 µs against 1,038 µs in a fresh process a minute later."""
+    cmd = [sys.executable, __file__, "--default-alone", str(n)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-2])
+
+
 def memory_in_subprocess(n: int) -> dict:
     cmd = [sys.executable, __file__, "--rss", str(n)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -292,7 +304,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.default_alone:
         row = bench_engine(args.default_alone, 600, np.random.default_rng(42), alone=True)
-        print(row)
+        print(json.dumps(row))
         print(
             f"default engine alone at {row['n']:,} stories: median "
             f"{row['default_median_us']:.0f} µs, p99 {row['default_p99_us']:.0f} µs"
@@ -353,12 +365,20 @@ def main() -> None:
         f"{big['exact_restore_s']:.1f} s, default {big['default_restore_s']:.1f} s"
     )
     for label in ("exact", "default"):
-        verdict = "meets" if big[f"{label}_p99_us"] <= 1000 else "MISSES"
+        verdicts = [
+            f"{'meets' if big[f'{label}_{stat}_us'] <= 1000 else 'MISSES'} ({stat})"
+            for stat in ("median", "p99")
+        ]
         print(
             f"target <= 1 ms/article at {big['n']:,}, {label}: median "
             f"{big[f'{label}_median_us']:.0f} µs, p99 {big[f'{label}_p99_us']:.0f} µs "
-            f"-> {verdict} (p99)"
+            f"-> {', '.join(verdicts)}"
         )
+    alone = engine_alone_in_subprocess(big["n"])
+    print(
+        f"default engine alone at {alone['n']:,} (no exact engine flushing the caches between "
+        f"turns): median {alone['default_median_us']:.0f} µs, p99 {alone['default_p99_us']:.0f} µs"
+    )
 
 
 if __name__ == "__main__":

@@ -98,9 +98,6 @@ class _List:
         self.ids.pop()
         return moved
 
-    def scores(self, vector: Vector) -> Vector:
-        return self.rows[: len(self.ids)] @ vector
-
 
 def _grown(matrix: Vector) -> Vector:
     """A copy with twice the rows (the new ones zero)."""

@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 from faust import StreamT
+from faust.types import EventT
 from mode.signals import BaseSignalT
 
-from streams.app import app, metrics, settings, tables, topics
+from streams.app import app, dead_letters, metrics, settings, tables, topics
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
 from streams.engine.vectors import decode_vector
 from streams.records import EmbeddedArticle, StoryEvent
@@ -56,17 +57,15 @@ def apply_changes(changes: StateChanges) -> None:
                 table[key] = record
 
 
-async def _dead_letter(item: EmbeddedArticle, exc: Exception) -> None:
-    logger.exception("clustering article %s failed", item.id)
-    metrics.articles_invalid.labels("clustering_failed").inc()
-    await topics.dlq.send(
-        key=item.id,
-        value={
-            "reason": "clustering_failed",
-            "topic": settings.topic_embedded,
-            "error": f"{type(exc).__name__}: {exc}; report it with this record",
-            "value_text": item.dumps().decode(),
-        },
+async def _dead_letter(event: EventT, exc: Exception) -> None:
+    item = event.value
+    logger.exception("clustering article %s failed", getattr(item, "id", "?"))
+    await dead_letters.send(
+        reason="clustering_failed",
+        error=f"{type(exc).__name__}: {exc}; report it with this record",
+        stage="cluster",
+        message=event.message,
+        value=item.dumps() if isinstance(item, EmbeddedArticle) else None,
     )
 
 
@@ -79,11 +78,15 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
     events of a batch are out before its state: a crash replays the batch from the last
     committed offset and re-sends its events (at least once), never loses one.
     """
-    async for items in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
+    # take_events (not take): a dead letter names the record's topic/partition/offset.
+    async for events in stream.take_events(  # type: ignore[attr-defined]
+        settings.stage_batch_size, settings.stage_max_wait_s
+    ):
         if _restore_needed[0]:
             restore_engine()
         pending = StateChanges()
-        for item in items:
+        for event in events:
+            item: EmbeddedArticle = event.value
             started = time.perf_counter()
             try:
                 assignment, changes = engine.process(
@@ -93,7 +96,7 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                     item.text_evidence(),
                 )
             except Exception as exc:  # noqa: BLE001 - reported in the dead letter
-                await _dead_letter(item, exc)
+                await _dead_letter(event, exc)
                 continue
             metrics.clustering_duration.observe(time.perf_counter() - started)
             pending.merge(changes)

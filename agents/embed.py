@@ -3,36 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faust import StreamT
 from faust.types import EventT
 
-from streams.app import app, embedder, metrics, settings, topics
+from streams.app import app, dead_letters, embedder, metrics, settings, topics
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, parse_article
 from streams.engine.vectors import encode_vector
 from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
 
-__all__ = ["dead_letter", "embed_articles"]
+__all__ = ["embed_articles"]
 
 logger = logging.getLogger(__name__)
 
-# Why 64 KiB: a readable copy for people browsing the DLQ; bigger records keep only base64.
-_INLINE_TEXT_BYTES = 64 * 1024
-# Why 64 KiB: room for the reason, error text and Kafka coordinates around the copy.
-_ENVELOPE_BYTES = 64 * 1024
-
 # One thread: the model is not re-entrant and torch already uses every core inside a batch.
 _executor: ThreadPoolExecutor | None = None
+# Why 0.5 s .. 30 s: a broker restart takes seconds; retrying a failed send sooner only
+# floods the log, and waiting longer than 30 s leaves a recovered broker idle.
+_SEND_RETRY_FIRST_S = 0.5
+_SEND_RETRY_MAX_S = 30.0
+_STAGE = "embed"
 
 
 def _model_executor() -> ThreadPoolExecutor:
@@ -40,32 +39,6 @@ def _model_executor() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storywatch-embed")
     return _executor
-
-
-def dead_letter(event: EventT, error: InvalidArticle, max_bytes: int) -> dict[str, Any]:
-    """The DLQ record: the reason, where it came from, and the original bytes (base64; also as
-    text when short and UTF-8). Past ``max_bytes`` the copy is cut and flagged ``truncated``;
-    the whole record stays in its source topic at the offset given."""
-    raw = event.value if isinstance(event.value, bytes) else b""
-    text: str | None = None
-    if len(raw) <= _INLINE_TEXT_BYTES:
-        with contextlib.suppress(UnicodeDecodeError):
-            text = raw.decode("utf-8")
-    keep = (max_bytes - _ENVELOPE_BYTES) * 3 // 4
-    message = event.message
-    return {
-        "reason": error.reason,
-        "error": str(error),
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "timestamp": message.timestamp,
-        "key": base64.b64encode(message.key).decode() if isinstance(message.key, bytes) else None,
-        "value_b64": base64.b64encode(raw[:keep]).decode(),
-        "value_text": text,
-        "truncated": len(raw) > keep,
-        "sha256": hashlib.sha256(raw).hexdigest(),
-    }
 
 
 def _stream_time(event: EventT) -> float:
@@ -76,14 +49,57 @@ def _stream_time(event: EventT) -> float:
     )
     for name, value in pairs:
         if name == REPLAY_TIME_HEADER and value:
-            return int(value) / 1000.0
+            try:
+                return int(value) / 1000.0
+            except (TypeError, ValueError):
+                logger.warning("ignoring a %s header that is not an integer", name)
     return float(event.message.timestamp)
 
 
-async def _dead_letter(event: EventT, error: InvalidArticle) -> None:
-    metrics.articles_invalid.labels(error.reason).inc()
-    record = dead_letter(event, error, settings.dlq_max_message_bytes)
-    await topics.dlq.send(key=event.message.key, value=record)
+async def _dead_letter(event: EventT, reason: str, error: str) -> Awaitable[Any]:
+    return await dead_letters.send(
+        reason=reason,
+        error=error,
+        stage=_STAGE,
+        message=event.message,
+        value=event.value if isinstance(event.value, bytes) else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A valid record: its article, the text the model reads and the text's evidence."""
+
+    article: Article
+    event: EventT
+    text: str
+    evidence: TextEvidence
+
+
+@dataclass
+class _Batch:
+    """One batch of input events: the valid ones, the refused ones and their encoding."""
+
+    events: list[EventT]
+    valid: list[_Parsed] = field(default_factory=list)
+    refused: list[tuple[EventT, InvalidArticle]] = field(default_factory=list)
+    encoding: asyncio.Future[Any] | None = None
+
+
+def _parse(event: EventT) -> _Parsed | InvalidArticle:
+    """The parsed record, or why not. Anything a record can make the parsing raise is caught
+    here, per record: a poison record is a dead letter, never a crash loop of the agent."""
+    try:
+        article = parse_article(event.value, settings.max_record_bytes)
+        text = article.embed_text(settings.embed_max_chars)
+        return _Parsed(article, event, text, TextEvidence.of(article.title, article.text))
+    except InvalidArticle as error:
+        return error
+    except Exception as exc:
+        logger.exception("parsing a record failed unexpectedly")
+        return InvalidArticle(
+            "unparseable", f"{type(exc).__name__}: {exc}; report it with this dead letter"
+        )
 
 
 def _timed_encode(texts: list[str]) -> Any:
@@ -98,48 +114,75 @@ def _encode_soon(texts: list[str]) -> asyncio.Future[Any]:
     return asyncio.get_running_loop().run_in_executor(_model_executor(), _timed_encode, texts)
 
 
-async def _embedded(
-    batch: list[tuple[Article, EventT]], texts: list[str], encoding: asyncio.Future[Any]
-) -> list[tuple[Article, EventT, Any]]:
+async def _embedded(batch: _Batch, sent: list[Awaitable[Any]]) -> list[tuple[_Parsed, Any]]:
     """The batch's vectors; if the model fails on the batch, embed one by one and dead-letter
     the articles it fails on, so one poisoned text never stops the stream."""
+    assert batch.encoding is not None
     try:
-        vectors = await encoding
+        vectors = await batch.encoding
     except Exception:
-        logger.exception("embedding a batch of %d failed; retrying one by one", len(batch))
+        logger.exception("embedding a batch of %d failed; retrying one by one", len(batch.valid))
         embedded = []
-        for (article, event), text in zip(batch, texts, strict=True):
+        for parsed in batch.valid:
             try:
-                one = await _encode_soon([text])
+                one = await _encode_soon([parsed.text])
             except Exception as exc:  # noqa: BLE001 - reported in the dead letter
-                await _dead_letter(
-                    event,
-                    InvalidArticle(
-                        "embedding_failed", f"{type(exc).__name__}: {exc}; fix the text or model"
-                    ),
-                )
+                error = f"{type(exc).__name__}: {exc}; fix the text or model"
+                sent.append(await _dead_letter(parsed.event, "embedding_failed", error))
             else:
-                embedded.append((article, event, one[0]))
+                embedded.append((parsed, one[0]))
         return embedded
-    metrics.embedding_batch_size.observe(len(batch))
-    return [(a, e, v) for (a, e), v in zip(batch, vectors, strict=True)]
+    metrics.embedding_batch_size.observe(len(batch.valid))
+    return list(zip(batch.valid, vectors, strict=True))
 
 
-async def _forward(
-    batch: list[tuple[Article, EventT]],
-    texts: list[str],
-    encoding: asyncio.Future[Any],
-) -> None:
-    """Send the batch's embedded records once its vectors are ready."""
-    for article, event, vector in await _embedded(batch, texts, encoding):
+async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
+    """Send the batch's dead letters and embedded records; ``sent`` collects the futures
+    that resolve when the broker has each record."""
+    for event, error in batch.refused:
+        sent.append(await _dead_letter(event, error.reason, str(error)))
+    if batch.encoding is None:
+        return
+    for parsed, vector in await _embedded(batch, sent):
+        event = parsed.event
         record = EmbeddedArticle.build(
-            article,
+            parsed.article,
             encode_vector(vector),
             _stream_time(event),
             event.message.timestamp,
-            TextEvidence.of(article.title, article.text),
+            parsed.evidence,
         )
-        await topics.embedded.send(value=record)
+        sent.append(await topics.embedded.send(value=record))
+
+
+async def _settle(stream: StreamT[bytes], batch: _Batch) -> None:
+    """Forward the batch, wait until the broker acknowledged every record derived from it
+    (dead letters included), then ack the batch's input events: acks follow effects, so a
+    worker killed before this point re-reads the batch. A failed send (broker down, timeout)
+    is retried with backoff while the events stay unacked: the stream waits, nothing is lost
+    (a record sent twice is dropped by id in the cluster stage)."""
+    delay = _SEND_RETRY_FIRST_S
+    while True:
+        sent: list[Awaitable[Any]] = []
+        try:
+            await _forward(batch, sent)
+            await asyncio.gather(*sent)
+            break
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            logger.warning(
+                "sending embedded articles failed (%s: %s); retrying in %.1f s: "
+                "check that the broker at %s is up",
+                type(exc).__name__,
+                exc,
+                delay,
+                settings.bootstrap,
+            )
+            await asyncio.sleep(delay)
+            delay = min(_SEND_RETRY_MAX_S, delay * 2)
+    for event in batch.events:
+        await stream.ack(event)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -154,27 +197,29 @@ async def embed_articles(stream: StreamT[bytes]) -> None:
 
     Two batches overlap: while the model encodes one, the event loop sends the previous
     one's records and gathers the next, so the model does not wait on Kafka between batches.
-    At most one batch waits behind the one encoding (back-pressure on the consumer).
+    At most one batch waits behind the one encoding (back-pressure on the consumer). Input
+    events are acked only once everything derived from them is on the broker (``_settle``);
+    Faust commits the highest offset below which every event is acked, so offsets commit in
+    order even though batches overlap.
     """
     forwarding: asyncio.Task[None] | None = None
-    # take_events (not take): the DLQ needs each record's topic/partition/offset.
-    async for events in stream.take_events(  # type: ignore[attr-defined]
+    # noack_take: the events (the DLQ needs each record's coordinates), acked by _settle.
+    async for events in stream.noack_take(  # type: ignore[attr-defined]
         settings.embed_batch_size, settings.embed_max_wait_s
     ):
-        batch: list[tuple[Article, EventT]] = []
+        batch = _Batch(list(events))
         for event in events:
             metrics.articles_consumed.inc()
-            try:
-                batch.append((parse_article(event.value, settings.max_record_bytes), event))
-            except InvalidArticle as error:
-                await _dead_letter(event, error)
-        if not batch:
-            continue
-        texts = [article.embed_text(settings.embed_max_chars) for article, _ in batch]
-        encoding = _encode_soon(texts)  # queued behind the batch the model may be encoding
+            parsed = _parse(event)
+            if isinstance(parsed, InvalidArticle):
+                batch.refused.append((event, parsed))
+            else:
+                batch.valid.append(parsed)
+        if batch.valid:  # queued behind the batch the model may be encoding
+            batch.encoding = _encode_soon([parsed.text for parsed in batch.valid])
         if forwarding is not None:
             # The previous batch, encoded and sent while this one waits for the model: one
             # batch forwards at a time, so ``articles-embedded`` keeps the input order.
             await forwarding
-        forwarding = asyncio.ensure_future(_forward(batch, texts, encoding))
+        forwarding = asyncio.ensure_future(_settle(stream, batch))
         forwarding.add_done_callback(_log_failure)

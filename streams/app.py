@@ -15,10 +15,19 @@ from config.settings import Settings, load_settings
 from streams.engine.embedding import Embedder
 from streams.metrics import PipelineMetrics
 from streams.tables import PipelineTables, declare_tables
-from streams.topics import PipelineTopics, declare_topics
+from streams.topics import declare_topics
 from streams.web import register_views
 
-__all__ = ["app", "embedder", "metrics", "registry", "settings", "tables", "topics"]
+__all__ = [
+    "app",
+    "dead_letters",
+    "embedder",
+    "metrics",
+    "registry",
+    "settings",
+    "tables",
+    "topics",
+]
 
 
 def _create_app(settings: Settings) -> faust.App:
@@ -58,7 +67,7 @@ settings = load_settings()
 registry = CollectorRegistry()
 metrics = PipelineMetrics(registry)
 app = _create_app(settings)
-topics: PipelineTopics = declare_topics(app, settings)
+topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
 tables: PipelineTables = declare_tables(app)
 embedder = Embedder.from_settings(settings)
 register_views(app, tables, registry)

@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import faust
+from faust.types import Message
+from prometheus_client import Counter
 
 from config.settings import Settings
+from streams.dead_letters import DeadLetters
 from streams.records import EmbeddedArticle, StoryEvent
 
-__all__ = ["PipelineTopics", "declare_topics"]
+__all__ = ["DeadLetteringTopic", "PipelineTopics", "declare_topics"]
+
+
+class DeadLetteringTopic(faust.Topic):
+    """A topic whose undecodable records become dead letters instead of crashing the agent
+    that reads it (Faust's default re-raises the error inside the agent's stream)."""
+
+    def __init__(self, *args: Any, dead_letters: DeadLetters | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.dead_letters = dead_letters
+
+    def _clone_args(self) -> Mapping[str, Any]:
+        # Agents read a clone of the topic: the clone must keep the dead-letter sender.
+        return {**super()._clone_args(), "dead_letters": self.dead_letters}
+
+    async def on_key_decode_error(self, exc: Exception, message: Message) -> None:
+        await self._refuse("undecodable_key", exc, message)
+
+    async def on_value_decode_error(self, exc: Exception, message: Message) -> None:
+        await self._refuse("undecodable", exc, message)
+
+    async def _refuse(self, reason: str, exc: Exception, message: Message) -> None:
+        if self.dead_letters is None:  # pragma: no cover - every declared topic has one
+            await super().on_value_decode_error(exc, message)
+            return
+        await self.dead_letters.send(
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}; only Storywatch writes this topic: "
+            "find the producer that wrote this record",
+            stage=f"decode {message.topic}",
+            message=message,
+            value=message.value if isinstance(message.value, bytes) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -21,10 +58,22 @@ class PipelineTopics:
     alerts: faust.TopicT
 
 
-def declare_topics(app: faust.App, settings: Settings) -> PipelineTopics:
-    """Declare the five topics. ``articles`` is raw bytes, so invalid input reaches the DLQ
-    untouched; ``articles-embedded`` has ONE partition: clustering must see every article."""
-    return PipelineTopics(
+def declare_topics(
+    app: faust.App, settings: Settings, refused: Counter
+) -> tuple[PipelineTopics, DeadLetters]:
+    """Declare the five topics and the one dead-letter sender of every stage (``refused``
+    counts dead letters by reason). ``articles`` is raw bytes, so invalid input reaches the
+    DLQ untouched; ``articles-embedded`` has ONE partition: clustering must see every
+    article."""
+    dlq = app.topic(settings.topic_dlq, value_serializer="json", partitions=1)
+    dead_letters = DeadLetters(dlq, refused, settings.dlq_max_message_bytes)
+
+    def decoded(name: str, value_type: type[faust.Record]) -> faust.TopicT:
+        return DeadLetteringTopic(
+            app, topics=[name], value_type=value_type, partitions=1, dead_letters=dead_letters
+        )
+
+    topics = PipelineTopics(
         articles=app.topic(
             settings.topic_articles,
             key_type=bytes,
@@ -33,8 +82,9 @@ def declare_topics(app: faust.App, settings: Settings) -> PipelineTopics:
             key_serializer="raw",
             partitions=settings.articles_partitions,
         ),
-        dlq=app.topic(settings.topic_dlq, value_serializer="json", partitions=1),
-        embedded=app.topic(settings.topic_embedded, value_type=EmbeddedArticle, partitions=1),
-        stories=app.topic(settings.topic_stories, value_type=StoryEvent, partitions=1),
+        dlq=dlq,
+        embedded=decoded(settings.topic_embedded, EmbeddedArticle),
+        stories=decoded(settings.topic_stories, StoryEvent),
         alerts=app.topic(settings.topic_alerts, value_serializer="json", partitions=1),
     )
+    return topics, dead_letters

@@ -43,6 +43,16 @@ def parse_article(raw: bytes | None, max_bytes: int) -> Article:
         raise InvalidArticle(
             "not_json", f"{exc.msg} at char {exc.pos}; send one JSON object"
         ) from exc
+    except RecursionError as exc:
+        # Deeply nested arrays/objects exhaust the parser's stack: a poison record, not a bug.
+        raise InvalidArticle(
+            "too_deep", "JSON nested too deeply to parse; send one flat JSON object"
+        ) from exc
+    except ValueError as exc:
+        # An integer of more than 4,300 digits (Python's int-parsing limit) and the like.
+        raise InvalidArticle(
+            "not_json", f"a value cannot be parsed ({str(exc)[:80]}); send ids as strings"
+        ) from exc
     return article_from_mapping(payload)
 
 

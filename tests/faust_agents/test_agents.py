@@ -26,13 +26,17 @@ from streams.records import EmbeddedArticle, StoryEvent
 
 
 class Recorder:
-    """Stands in for ``Topic.send``: keeps what an agent sent."""
+    """Stands in for ``Topic.send``: keeps what an agent sent and, like the real one, returns
+    a future of the broker's acknowledgement (here already resolved)."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> None:
+    async def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
         self.sent.append(kwargs)
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
 
 
 @pytest.fixture(autouse=True)
@@ -211,3 +215,119 @@ async def test_embed_agent_isolates_a_text_the_model_fails_on(sent) -> None:
     assert dead["reason"] == "embedding_failed"
     assert "model choked" in dead["error"]
     assert json.loads(dead["value_text"])["id"] == "p2"
+
+
+def _fake_encode(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    out[:, 0] = 1.0
+    return out
+
+
+class HeldRecorder(Recorder):
+    """A ``Topic.send`` whose broker acknowledgements wait until ``release()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[asyncio.Future[None]] = []
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        self.sent.append(kwargs)
+        held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(held)
+        return held
+
+    def release(self) -> None:
+        for future in self.pending:
+            if not future.done():
+                future.set_result(None)
+
+
+async def test_embed_agent_acks_input_only_after_the_broker_acknowledged_its_output() -> None:
+    """Acks follow effects: a batch whose embedded records (and dead letters) are not yet
+    acknowledged by the broker stays unacked, so a worker killed then re-reads it."""
+    held, dlq = HeldRecorder(), HeldRecorder()
+    rows = [json.dumps({"id": f"k{i}", "title": f"Story {i}"}).encode() for i in range(3)]
+    with (
+        patch.object(embed_agent.embedder, "encode", _fake_encode),
+        patch.object(topics.embedded, "send", held),
+        patch.object(topics.dlq, "send", dlq),
+    ):
+        async with embed_agent.embed_articles.test_context() as agent:
+            events = [await agent.put(row, key=b"k") for row in rows]
+            events.append(await agent.put(b"{broken", key=b"bad"))
+            await _until(held, 3)
+            await _until(dlq, 1)
+            await asyncio.sleep(0.3)
+            assert len(held.sent) == 3 and len(dlq.sent) == 1
+            assert not any(e.message.acked for e in events)
+            held.release()
+            await asyncio.sleep(0.3)
+            assert not any(e.message.acked for e in events)  # the dead letter is still held
+            dlq.release()
+            for _ in range(50):
+                if all(e.message.acked for e in events):
+                    break
+                await asyncio.sleep(0.1)
+            assert all(e.message.acked for e in events)
+
+
+async def test_embed_agent_dead_letters_poison_records_and_goes_on(sent) -> None:
+    """Records that make a parser raise anything (deep nesting: RecursionError; a
+    5,000-digit number: ValueError; a bad replay header) never stop the agent."""
+    poison = [b"[" * 100_000, b'{"a":' * 50_000, b'{"id": ' + b"9" * 5000 + b', "title": "x"}']
+    good = [json.dumps({"id": f"ok{i}", "title": f"Fine story {i}"}).encode() for i in range(3)]
+    with patch.object(embed_agent.embedder, "encode", _fake_encode):
+        async with embed_agent.embed_articles.test_context() as agent:
+            await agent.put(good[0], key=b"ok0")
+            for raw in poison:
+                await agent.put(raw, key=b"poison")
+            await agent.put(good[1], key=b"ok1")
+            await agent.put(good[2], key=b"ok2", headers={"storywatch-replay-time": b"soon"})
+            await _until(sent["embedded"], 3)
+            await _until(sent["dlq"], 3)
+    assert [s["value"].id for s in sent["embedded"].sent] == ["ok0", "ok1", "ok2"]
+    dead = [s["value"] for s in sent["dlq"].sent]
+    assert [d["reason"] for d in dead] == ["too_deep", "too_deep", "not_json"]
+    assert all(d["stage"] == "embed" for d in dead)
+    assert [base64.b64decode(d["value_b64"]) for d in dead] == poison
+
+
+async def test_cluster_agent_dead_letters_in_the_shared_shape(sent, fresh_state) -> None:
+    """The cluster stage writes the same dead-letter shape as the embed stage."""
+    broken = _embedded("c1", "Broken vector", 0.0)
+    broken.vector = "not base64!"
+    async with cluster_agent.cluster_articles.test_context() as agent:
+        await agent.put(broken)
+        await agent.put(_embedded("c2", "Fine one", 0.0))
+        await _until(sent["stories"], 1)
+        await _until(sent["dlq"], 1)
+    dead = sent["dlq"].sent[0]["value"]
+    assert dead["reason"] == "clustering_failed" and dead["stage"] == "cluster"
+    assert json.loads(base64.b64decode(dead["value_b64"]))["id"] == "c1"
+    assert set(dead) == {
+        "reason", "error", "stage", "topic", "partition", "offset", "timestamp", "key",
+        "value_b64", "value_text", "truncated", "sha256",
+    }  # fmt: skip
+    assert [s["value"].article_id for s in sent["stories"].sent] == ["c2"]
+
+
+async def test_alerts_agent_forgets_stories_quiet_past_the_window(sent, fresh_state) -> None:
+    """alert-state is bounded: a story inactive for longer than the story window leaves it."""
+    alerts_agent._reload_needed[0] = True
+    window = alerts_agent.quiet_stories.window_s
+    old, new = _story_event(1, "a", story="st-old"), _story_event(1, "a", story="st-new")
+    new.event_time = new.last_seen = old.last_seen + window + 60
+    async with alerts_agent.evaluate_alerts.test_context() as agent:
+        await agent.put(old)
+        for _ in range(50):
+            if "st-old" in tables.alerts:
+                break
+            await asyncio.sleep(0.1)
+        assert "st-old" in tables.alerts
+        await agent.put(new)
+        for _ in range(50):
+            if "st-new" in tables.alerts:
+                break
+            await asyncio.sleep(0.1)
+    assert "st-new" in tables.alerts
+    assert "st-old" not in tables.alerts

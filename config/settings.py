@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     topic_embedded: str = "articles-embedded"
     topic_stories: str = "stories"
     topic_alerts: str = "alerts"
+    topic_subscriptions: str = "subscriptions"  # compacted: the subscriptions themselves
+    topic_deliveries: str = "deliveries"  # the webhook outbox, keyed by webhook-id
+    topic_alerts_dlq: str = "alerts-dlq"  # deliveries that exhausted their retries
     # Why 1 by default: one partition keeps arrival order, so the worker assigns exactly what
     # `storywatch cluster` assigns for the same input. Raise it to spread embedding (the cost)
     # over several workers; clustering still reads one ordered stream.
@@ -57,6 +60,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     data_dir: Path = Field(default=Path(".storywatch"), description="Faust's local state.")
+    # Why 20 s: a worker killed without notice keeps its partitions until the broker misses
+    # its heartbeats this long, so it bounds the takeover time (Faust's default is 60 s);
+    # heartbeats come from the event loop every 3 s, which the model's thread never blocks.
+    session_timeout_s: float = Field(default=20.0, ge=6)
     # Why 1 MB: Kafka's default max.message.bytes; a news article is ~10 KB of text.
     max_record_bytes: int = Field(default=1_000_000, ge=64)
     # Why 8 MiB: a dead letter carries the original record base64-encoded (x1.34) plus its
@@ -125,6 +132,32 @@ class Settings(BaseSettings):
     # Why 72 h: news stories mostly go quiet within three days; a later article starts anew.
     story_window_hours: float = Field(default=72.0, gt=0)
 
+    # --- HTTP API -----------------------------------------------------------------------
+    # "owner:token,owner:token": who may use the subscription API (and, with
+    # api_public_reads off, the read-only API and the page). Never logged or shown.
+    api_tokens: SecretStr | None = None
+    api_tokens_file: Path | None = Field(
+        default=None, description="A file of owner:token lines (or comma-separated)."
+    )
+    # Why 64 KiB: a subscription with 300 phrases and a long query is ~20 KiB; anything far
+    # bigger is a mistake or an attack, refused with 413 before it is parsed.
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # --- Webhooks -----------------------------------------------------------------------
+    # Hosts or addresses a webhook may reach even when they are private or loopback
+    # (e.g. "127.0.0.1,hooks.internal"): the SSRF guard refuses them otherwise.
+    webhook_allow_hosts: str = ""
+    # Why 10 s: a receiver should answer at once and queue its own work; a slower one
+    # holds a connection slot of its host that long.
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Why 8 attempts from 1 s doubling to at most 5 min: about 8 minutes of retries with
+    # jitter covers a receiver's restart or deploy, then the delivery is parked.
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_retry_base_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=300.0, gt=0)
+    # Why 200: deliveries in flight at once across all receivers; each waits on the network.
+    webhook_concurrency: int = Field(default=200, ge=1)
+
     # --- Alerts -----------------------------------------------------------------------
     # Why 5 articles / 3 sources / 6 h: a story re-reported by several outlets within hours
     # is emerging; one outlet re-publishing itself is not.
@@ -138,6 +171,12 @@ class Settings(BaseSettings):
         if value is not None and value.strip() and ":" not in value:
             raise ValueError("must be host:port, e.g. 127.0.0.1:9092")
         return value.strip() or None if value is not None else None
+
+    @property
+    def webhook_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
 
     @property
     def bootstrap(self) -> str:

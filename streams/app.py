@@ -52,6 +52,14 @@ def _create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Faust's debug routes (/router, /table/..., /graph, stats) would serve table
+        # contents without a token: off. Our pages and APIs are registered by streams.web.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=3.0,
         producer_max_request_size=settings.dlq_max_message_bytes,
         producer_linger=settings.producer_linger_s,  # why its default: config/settings.py
         # Why 1 s: the stories a dashboard shows lag by at most this; offsets commit often

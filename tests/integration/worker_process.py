@@ -90,6 +90,25 @@ class WorkerRun:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when a machine or the OOM killer stops it."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def peak_rss_mib(self) -> float:
+        """The running worker's peak resident memory (VmHWM), in MiB."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def metric(self, name: str) -> float:
+        """The value of one unlabelled sample on /metrics."""
+        _, text = self.http("/metrics")
+        line = next(x for x in text.splitlines() if x.startswith(name + " "))
+        return float(line.split()[-1])
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -1,0 +1,298 @@
+"""Faults with real processes on the real broker: a worker killed with SIGKILL mid-stream, and
+hostile input at volume. Nothing lost, nothing doubled, the worker never restarts by itself.
+
+Marked ``faults`` (slower); `make test`, and so CI, runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from config.settings import Settings
+from streams.engine.alerts import EmergingRule, EmergingState
+from streams.engine.clustering import ClusterParams
+from streams.engine.embedding import Embedder
+from streams.engine.offline import cluster_articles, read_jsonl, replay_timestamps
+from streams.engine.validation import article_from_mapping
+from streams.records import REPLAY_TIME_HEADER
+from tests.conftest import PROJECT_ROOT, SAMPLE
+from tests.integration.worker_process import WorkerRun, read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.faults]
+
+DEV_HEADLINES = PROJECT_ROOT.parent / "shared" / "data" / "uci-headlines-dev.jsonl"
+# Why 2,000: the reliability issue's bar; ~35 s of headlines through the worker here.
+CRASH_ARTICLES = 2000
+# Why 3 kills: the issue's bar; each lands at a random point of the stream (seeded).
+KILLS = 3
+# Why 10,000: the issue's bar for hostile records, interleaved with real articles.
+HOSTILE_RECORDS = 10_000
+
+
+def _send_stream(
+    bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[Any]]]
+) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=12_000_000
+    )
+    try:
+        for key, value, headers in items:
+            producer.send(topic, key=key, value=value, headers=headers)
+        producer.flush(timeout=120)
+    finally:
+        producer.close(timeout=10)
+
+
+def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, list[Any]]]:
+    """The rows as `storywatch produce` sends them: keyed by id, with the replay-time header."""
+    stamps = replay_timestamps([article_from_mapping(r) for r in rows])
+    return [
+        (str(r["id"]).encode(), json.dumps(r).encode(), [(REPLAY_TIME_HEADER, str(t).encode())])
+        for r, t in zip(rows, stamps, strict=True)
+    ]
+
+
+def _expected_alert_ids(assignments: list[Any]) -> set[str]:
+    """The emerging alerts one uninterrupted pass fires (the CloudEvent ids)."""
+    settings = Settings()
+    rule = EmergingRule(
+        settings.emerging_min_articles,
+        settings.emerging_min_sources,
+        settings.emerging_window_hours * 3600.0,
+    )
+    states: dict[str, EmergingState] = defaultdict(EmergingState)
+    return {
+        f"{a.story_id}:{rule.name}"
+        for a in assignments
+        if rule.observe(states[a.story_id], a) is not None
+    }
+
+
+def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> list[Any]:
+    settings = Settings()
+    run = cluster_articles(
+        rows, embedder, ClusterParams.from_settings(settings), max_chars=settings.embed_max_chars
+    )
+    return run.assignments
+
+
+@pytest.fixture(scope="module")
+def crash_rows() -> list[dict[str, Any]]:
+    if not DEV_HEADLINES.exists():
+        pytest.fail(f"{DEV_HEADLINES} is missing: put the team's shared/ folder beside the repo")
+    return read_jsonl(DEV_HEADLINES)[:CRASH_ARTICLES]
+
+
+@pytest.fixture(scope="module")
+def crashed_run(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, crash_rows
+) -> Iterator[dict[str, Any]]:
+    """Stream the articles in one burst; SIGKILL the worker 3 times at random points of its
+    progress (restarting it each time); collect every output once it has caught up."""
+    worker = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("crash"))
+    # The killed worker's partitions move on after the session timeout: the shortest allowed.
+    worker.settings["STORYWATCH_SESSION_TIMEOUT_S"] = "6"
+    worker.start()
+    _send_stream(worker.bootstrap, worker.topic("articles"), _valid_items(crash_rows))
+    rng = random.Random(11)
+    # Kill points spread over the stream, each at a random count of decided articles.
+    marks = sorted(rng.randrange(200 + i * 500, 600 + i * 500) for i in range(KILLS))
+    consumed_before_kills = 0.0
+    progress = KafkaConsumer(
+        worker.topic("stories"),
+        bootstrap_servers=worker.bootstrap,
+        auto_offset_reset="earliest",
+        value_deserializer=json.loads,
+    )
+    decided: set[str] = set()
+    try:
+        for mark in marks:
+            deadline = time.monotonic() + 300
+            while len(decided) < mark:
+                assert time.monotonic() < deadline, f"stuck before {mark}:\n{worker.log()[-2000:]}"
+                for batch in progress.poll(timeout_ms=100).values():
+                    decided.update(m.value["article_id"] for m in batch)
+            time.sleep(rng.uniform(0.0, 0.5))  # inside whatever batch is in flight
+            consumed_before_kills += worker.metric("storywatch_articles_consumed_total")
+            worker.kill()
+            worker.start()
+    finally:
+        progress.close()
+    stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=1)
+    deadline = time.monotonic() + 420
+    seen = {e["article_id"] for e in stories}
+    while len(seen) < len(crash_rows) and time.monotonic() < deadline:
+        time.sleep(2)
+        stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=2)
+        seen = {e["article_id"] for e in stories}
+    time.sleep(3)  # the alert stage runs after the last story event
+    alerts = read_topic(worker.bootstrap, worker.topic("alerts"), expect=10**9, timeout_s=3)
+    _, body = worker.http("/api/stories?limit=1000")
+    yield {
+        "worker": worker,
+        "stories": stories,
+        "alerts": alerts,
+        "api": json.loads(body),
+        "consumed": consumed_before_kills + worker.metric("storywatch_articles_consumed_total"),
+    }
+    worker.stop()
+
+
+def test_kill_9_loses_no_article_and_gives_none_two_stories(crashed_run, crash_rows) -> None:
+    stories_of: dict[str, set[str]] = defaultdict(set)
+    for event in crashed_run["stories"]:
+        stories_of[event["article_id"]].add(event["story_id"])
+    missing = {r["id"] for r in crash_rows} - set(stories_of)
+    assert not missing, f"{len(missing)} articles never got a story, e.g. {sorted(missing)[:5]}"
+    doubled = {a: s for a, s in stories_of.items() if len(s) > 1}
+    assert not doubled, f"articles given two different stories: {list(doubled.items())[:3]}"
+
+
+def test_kill_9_happened_inside_unacknowledged_batches(crashed_run, crash_rows) -> None:
+    """The kills hit work in flight: records read before a kill were read again after it
+    (so the test exercised the replay path, not only idle moments)."""
+    assert crashed_run["consumed"] > len(crash_rows)
+    assert crashed_run["worker"].starts == KILLS + 1
+
+
+def test_kill_9_keeps_the_stories_of_one_uninterrupted_pass(
+    crashed_run, crash_rows, embedder: Embedder
+) -> None:
+    """Story ids survive the kills: every article is in the story (and near-duplicate group)
+    that one uninterrupted offline pass gives it, and the final state agrees."""
+    offline = _offline(crash_rows, embedder)
+    live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in crashed_run["stories"]}
+    mismatched = [
+        a.article_id for a in offline if live.get(a.article_id) != (a.story_id, a.dup_group_id)
+    ]
+    assert not mismatched, f"{len(mismatched)} articles differ, e.g. {mismatched[:5]}"
+    sizes: dict[str, int] = defaultdict(int)
+    for a in offline:
+        if a.decision != "duplicate":
+            sizes[a.story_id] += 1
+    served = {s["story_id"]: s["size"] for s in crashed_run["api"]["stories"]}
+    assert served, "the API serves no story"
+    wrong = {sid: (n, sizes.get(sid)) for sid, n in served.items() if sizes.get(sid) != n}
+    assert not wrong, f"final state differs from the events: {list(wrong.items())[:5]}"
+    crashed_run["offline"] = offline
+
+
+def test_kill_9_neither_loses_nor_doubles_an_alert(crashed_run, crash_rows, embedder) -> None:
+    offline = crashed_run.get("offline") or _offline(crash_rows, embedder)
+    expected = _expected_alert_ids(offline)
+    assert expected, "the stream should make some story emerge"
+    fired = [a["id"] for a in crashed_run["alerts"]]
+    assert set(fired) == expected
+    # Re-sends after a kill carry the same CloudEvent id: consumers dedupe by it.
+    assert all(fired.count(i) <= KILLS + 1 for i in set(fired))
+
+
+# --- hostile input at volume -------------------------------------------------------------
+
+
+def _hostile(rng: random.Random, n: int) -> tuple[bytes, list[Any]]:
+    """One record the worker must refuse, of kind ``n % 14``."""
+    kinds: list[Any] = [
+        lambda: b"{not json" + rng.randbytes(rng.randrange(1, 40)).hex().encode(),
+        lambda: json.dumps({"id": f"h{n}", "title": rng.randrange(10**6)}).encode(),
+        lambda: json.dumps({"id": None, "title": "null id"}).encode(),
+        lambda: json.dumps({"id": f"h{n}", "title": "", "text": "  "}).encode(),
+        lambda: b"\xff\xfe" + rng.randbytes(20),
+        lambda: b"[" * rng.randrange(10_000, 200_000),
+        lambda: b'{"a":' * rng.randrange(5_000, 50_000),
+        lambda: b'{"id": ' + b"7" * rng.randrange(4_400, 9_000) + b', "title": "x"}',
+        lambda: json.dumps({"id": f"h{n}", "title": "x", "published_at": "tomorrowish"}).encode(),
+        lambda: b'{"id": "h%d", "title": "\\ud800 lone"}' % n,
+        lambda: json.dumps([f"h{n}", "a list"]).encode(),
+        lambda: json.dumps({"id": True, "title": "bool id"}).encode(),
+        lambda: json.dumps({"id": f"h{n}", "title": "x", "source": {"nested": [1]}}).encode(),
+        lambda: b"",
+    ]
+    value = kinds[n % len(kinds)]()
+    headers = [(REPLAY_TIME_HEADER, rng.randbytes(6))] if n % 3 == 0 else []
+    return value, headers
+
+
+@pytest.fixture(scope="module")
+def hostile_run(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    worker = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("hostile"))
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:  # an articles topic that lets 10 MB records in, so the worker must refuse them
+        admin.create_topics(
+            [NewTopic(worker.topic("articles"), 1, 1, {"max.message.bytes": "12000000"})]
+        )
+    finally:
+        admin.close()
+    worker.start()
+    pid = worker.process.pid if worker.process else None
+    rng = random.Random(5)
+    valid = _valid_items(read_jsonl(SAMPLE)[:300])
+    items: list[tuple[bytes | None, bytes, list[Any]]] = []
+    bad: list[bytes] = []
+    huge = [b'{"id": "huge%d", "title": "' % i + b"x" * 10_000_000 + b'"}' for i in range(3)]
+    for n in range(HOSTILE_RECORDS - len(huge)):
+        if n % 33 == 0 and valid:
+            items.append(valid.pop(0))
+        value, headers = _hostile(rng, n)
+        items.append((b"hostile", value, headers))
+        bad.append(value)
+    items.extend(valid)
+    for value in huge:
+        items.insert(len(items) // 2, (b"huge", value, []))
+        bad.append(value)
+    _send_stream(worker.bootstrap, worker.topic("articles"), items)
+    dlq = read_topic(worker.bootstrap, worker.topic("dlq"), expect=len(bad), timeout_s=300)
+    stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=300, timeout_s=300)
+    yield {
+        "worker": worker,
+        "pid": pid,
+        "bad": bad,
+        "dlq": dlq,
+        "stories": stories,
+        "rss_mib": worker.peak_rss_mib(),
+    }
+    worker.stop()
+
+
+def test_every_hostile_record_is_a_dead_letter_with_a_reason(hostile_run) -> None:
+    dlq = hostile_run["dlq"]
+    assert len(dlq) == len(hostile_run["bad"])
+    assert all(d["reason"] and d["error"] and d["stage"] == "embed" for d in dlq)
+    want = sorted(hashlib.sha256(b).hexdigest() for b in hostile_run["bad"])
+    assert sorted(d["sha256"] for d in dlq) == want
+    reasons = {d["reason"] for d in dlq}
+    assert {"not_json", "too_deep", "too_large", "not_utf8", "wrong_type"} <= reasons
+
+
+def test_valid_articles_among_hostile_ones_are_processed_as_if_alone(
+    hostile_run, embedder: Embedder
+) -> None:
+    rows = read_jsonl(SAMPLE)[:300]
+    offline = _offline(rows, embedder)
+    live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in hostile_run["stories"]}
+    assert set(live) == {r["id"] for r in rows}
+    assert all(live[a.article_id] == (a.story_id, a.dup_group_id) for a in offline)
+
+
+def test_the_worker_never_restarted_and_memory_stayed_bounded(hostile_run) -> None:
+    worker = hostile_run["worker"]
+    assert worker.process is not None and worker.process.poll() is None
+    assert worker.process.pid == hostile_run["pid"]
+    log = worker.log().lower()
+    assert "crashed" not in log and "restarting" not in log, worker.log()[-3000:]
+    # Why 2.5 GiB: the model and torch take ~1 GiB; three 10 MB records in flight and their
+    # base64 dead letters add tens of MiB. A leak of hostile records would show far above.
+    assert hostile_run["rss_mib"] < 2560, hostile_run["rss_mib"]
+    print(f"peak RSS of the worker: {hostile_run['rss_mib']:.0f} MiB")

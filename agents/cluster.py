@@ -12,7 +12,7 @@ from mode.signals import BaseSignalT
 
 from streams.app import app, dead_letters, metrics, settings, tables, topics
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
-from streams.engine.vectors import decode_vector
+from streams.engine.vectors import decode_vector, encode_vector
 from streams.records import EmbeddedArticle, StoryEvent
 
 __all__ = ["cluster_articles", "engine"]
@@ -107,9 +107,14 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                 metrics.articles_duplicate.labels("content").inc()
             else:
                 metrics.clustering_decisions.labels(assignment.decision).inc()
-            await topics.stories.send(
-                key=assignment.story_id, value=StoryEvent.build(assignment, item.produced_at)
+            centroid = engine.centroid(assignment.story_id)
+            event_record = StoryEvent.build(
+                assignment,
+                item.produced_at,
+                text=item.text[: settings.embed_max_chars],
+                centroid=None if centroid is None else encode_vector(centroid),
             )
+            await topics.stories.send(key=assignment.story_id, value=event_record)
             metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))
         apply_changes(pending)
         metrics.active_stories.set(engine.active_stories)

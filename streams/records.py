@@ -98,13 +98,24 @@ class StoryEvent(faust.Record, serializer="json"):
     rejected_story_id: str | None = None
     rejected_score: float | None = None
     rejected_entity_share: float | None = None
+    # For the stages after clustering (subscription matching): the article's text as the
+    # model read it, and the story's unit centroid after this article (base64 float32).
+    text: str | None = None
+    centroid: str | None = None
 
     @classmethod
-    def build(cls, assignment: Assignment, produced_at: float) -> StoryEvent:
+    def build(
+        cls,
+        assignment: Assignment,
+        produced_at: float,
+        *,
+        text: str | None = None,
+        centroid: str | None = None,
+    ) -> StoryEvent:
         fields: dict[str, Any] = {
             name: getattr(assignment, name) for name in Assignment.__dataclass_fields__
         }
-        return cls(produced_at=produced_at, **fields)
+        return cls(produced_at=produced_at, text=text, centroid=centroid, **fields)
 
     def to_assignment(self) -> Assignment:
         fields = {name: getattr(self, name) for name in Assignment.__dataclass_fields__}

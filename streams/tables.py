@@ -1,4 +1,4 @@
-"""Changelog-backed Faust tables: the durable state of clustering and alerting."""
+"""Changelog-backed Faust tables: the durable state of clustering, alerting and delivery."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import faust
 from faust.types import TableT
 
+from config.settings import Settings
+
 __all__ = ["PipelineTables", "SinglePartitionTable", "declare_tables"]
 
 
@@ -15,8 +17,8 @@ class SinglePartitionTable(faust.Table):
     """A table of ONE partition whose writes may happen after a batch's iteration.
 
     Faust takes a write's changelog partition from "the event being processed" and refuses
-    writes outside one; the agents here write a whole batch's changes once, after taking it.
-    With one partition the answer is always 0, whatever the event.
+    writes outside one; the agents here write a whole batch's changes once, after taking it
+    (and the delivery agent from its send tasks). With one partition the answer is always 0.
     """
 
     def partition_for_key(self, key: Any) -> int:
@@ -29,6 +31,10 @@ class PipelineTables:
     groups: TableT  # near-duplicate group id -> group record (vector, size, title)
     seen: TableT  # "id:<article id>" -> {story_id, group_id, ts, terms, entities, content}
     alerts: TableT  # story id -> alert rule state
+    subscriptions: TableT  # subscription id -> record (GLOBAL: every worker has all)
+    matches: TableT  # story id -> subscription matching state (phrases seen, fired triggers)
+    receipts: TableT  # webhook-id -> final outcome of that delivery (delivered / parked)
+    delivery_log: TableT  # subscription id -> its recent delivery attempts (newest last)
 
 
 def _table(app: faust.App, name: str) -> TableT:
@@ -39,11 +45,40 @@ def _table(app: faust.App, name: str) -> TableT:
     return table
 
 
-def declare_tables(app: faust.App) -> PipelineTables:
-    """One partition each: they follow ``articles-embedded`` / ``stories`` (one partition)."""
+def _subscriptions(app: faust.App, settings: Settings) -> TableT:
+    """The subscriptions, read by every worker from the compacted ``subscriptions`` topic.
+
+    A global table whose changelog IS that topic: every worker restores all of it on start
+    (an empty disk included) and keeps reading it (``synchronize_all_active_partitions``),
+    so a subscription written by any worker's API reaches every worker's matcher. The
+    partitioner picks the partition, so the API may write outside a stream's iteration.
+    """
+    changelog = app.topic(
+        settings.topic_subscriptions,
+        partitions=1,
+        compacting=True,
+        deleting=False,
+    )
+    return app.GlobalTable(
+        "subscriptions",
+        default=None,
+        partitions=1,
+        changelog_topic=changelog,
+        use_partitioner=True,
+        synchronize_all_active_partitions=True,
+    )
+
+
+def declare_tables(app: faust.App, settings: Settings) -> PipelineTables:
+    """One partition each: they follow ``articles-embedded`` / ``stories`` / ``deliveries``
+    (one partition each); the subscriptions table is global."""
     return PipelineTables(
         stories=_table(app, "story-state"),
         groups=_table(app, "story-groups"),
         seen=_table(app, "story-seen"),
         alerts=_table(app, "alert-state"),
+        subscriptions=_subscriptions(app, settings),
+        matches=_table(app, "subscription-matches"),
+        receipts=_table(app, "delivery-receipts"),
+        delivery_log=_table(app, "delivery-log"),
     )

@@ -18,9 +18,11 @@ _SAMPLE_URLS = 5
 
 @dataclass
 class EmergingState:
-    """Per-story memory of the emerging rule: recent (time, source) pairs and whether it fired."""
+    """Per-story memory of the emerging rule: recent (time, source, article id) triples and
+    whether it fired. Keyed by article, so a story event seen twice (processing is
+    at-least-once: a restarted stage replays its last batch) counts once."""
 
-    recent: deque[tuple[float, str]] = field(default_factory=deque)
+    recent: deque[tuple[float, str, str]] = field(default_factory=deque)
     urls: list[str] = field(default_factory=list)
     fired: bool = False
 
@@ -29,8 +31,12 @@ class EmergingState:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> EmergingState:
+        # Records written before article ids were kept hold (time, source) pairs.
         return cls(
-            deque((float(t), str(s)) for t, s in rec["recent"]),
+            deque(
+                (float(x[0]), str(x[1]), str(x[2]) if len(x) > 2 else f"#{n}")
+                for n, x in enumerate(rec["recent"])
+            ),
             list(rec["urls"]),
             bool(rec["fired"]),
         )
@@ -50,16 +56,16 @@ class EmergingRule:
         """Update ``state`` with one assignment; return the alert data when the rule fires."""
         if state.fired or event.decision == "duplicate":
             return None
-        state.recent.append((event.event_time, event.source))
-        if event.url and len(state.urls) < _SAMPLE_URLS:
+        if any(a == event.article_id for _, _, a in state.recent):
+            return None  # a replayed event: already counted
+        state.recent.append((event.event_time, event.source, event.article_id))
+        if event.url and len(state.urls) < _SAMPLE_URLS and event.url not in state.urls:
             state.urls.append(event.url)
         # Keep the articles within the window ending at the newest one; events may come out of
         # time order (publication dates), so filter all of them, not just the oldest.
-        newest = max(t for t, _ in state.recent)
-        state.recent = deque(
-            (t, s) for t, s in state.recent if newest - self.window_s <= t <= newest
-        )
-        sources = sorted({s for _, s in state.recent})
+        newest = max(t for t, _, _ in state.recent)
+        state.recent = deque(x for x in state.recent if newest - self.window_s <= x[0] <= newest)
+        sources = sorted({s for _, s, _ in state.recent})
         if len(state.recent) < self.min_articles or len(sources) < self.min_sources:
             return None
         state.fired = True

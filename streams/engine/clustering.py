@@ -297,6 +297,12 @@ class StoryEngine:
     def active_stories(self) -> int:
         return len(self._stories)
 
+    def centroid(self, story_id: str) -> Vector | None:
+        """The unit centroid of an active story (what a semantic subscription is matched
+        against), or None once the story has left the active window."""
+        story = self._stories.get(story_id)
+        return None if story is None else unit(story.centroid_sum)
+
     def process(
         self,
         article: Article,

@@ -98,7 +98,7 @@ def test_duplicates_are_ignored() -> None:
         event(T0 + 3, "c", decision="duplicate"),
     ]
     assert feed(rule, state, events) == []
-    assert [s for _, s in state.recent] == ["a", "a"]
+    assert [s for _, s, _ in state.recent] == ["a", "a"]
     alert = rule.observe(state, event(T0 + 4, "b"))
     assert alert is not None
     assert alert["sources"] == ["a", "b"]
@@ -138,7 +138,7 @@ def test_state_record_round_trip() -> None:
     record = json.loads(json.dumps(state.to_record()))
     restored = EmergingState.from_record(record)
     assert restored == state
-    assert list(restored.recent) == [(T0, "a"), (T0 + 5, "b")]
+    assert [(t, s) for t, s, _ in restored.recent] == [(T0, "a"), (T0 + 5, "b")]
     assert restored.urls == ["https://a/1"]
     assert restored.fired is False
     # The restored state continues exactly where the old one was.
@@ -166,3 +166,20 @@ def test_cloud_event_envelope() -> None:
     assert parsed.timestamp() == pytest.approx(T0 + 0.5)
     assert ce["time"].startswith("2023-11-14T22:13:20")
     json.dumps(ce)  # serialisable as is
+
+
+def test_a_replayed_event_counts_once() -> None:
+    """Processing is at-least-once: a restarted stage may see a story event again. The same
+    article must not count twice (it made a story 'emerge' early after a kill -9)."""
+    rule = EmergingRule(min_articles=3, min_sources=2, window_s=HOUR)
+    state = EmergingState()
+    first, second = event(T0, "a"), event(T0 + 1, "b")
+    assert feed(rule, state, [first, second, first, second]) == []
+    assert len(state.recent) == 2
+    assert feed(rule, state, [event(T0 + 2, "c")]) != []
+
+
+def test_legacy_records_without_article_ids_restore() -> None:
+    record = {"recent": [[T0, "a"], [T0 + 1, "b"]], "urls": [], "fired": False}
+    restored = EmergingState.from_record(record)
+    assert [(t, s) for t, s, _ in restored.recent] == [(T0, "a"), (T0 + 1, "b")]

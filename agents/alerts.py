@@ -14,11 +14,7 @@ from streams.records import StoryEvent
 
 __all__ = ["emerging_rule", "evaluate_alerts", "quiet_stories"]
 
-emerging_rule = EmergingRule(
-    min_articles=settings.emerging_min_articles,
-    min_sources=settings.emerging_min_sources,
-    window_s=settings.emerging_window_hours * 3600.0,
-)
+emerging_rule = EmergingRule.from_settings(settings)
 # The stories this stage keeps rule state for, by last activity: a story the engine has
 # expired (inactive past the story window) gets no more events, so its state is dropped.
 quiet_stories = InactiveKeys(settings.story_window_hours * 3600.0)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiokafka.errors import KafkaError
 from faust import StreamT
 from faust.types import EventT
 
-from streams.app import app, dead_letters, embedder, metrics, settings, topics
+from streams.app import app, dead_letters, embedder, metrics, model_thread, settings, topics
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, parse_article
@@ -25,20 +24,11 @@ __all__ = ["embed_articles"]
 
 logger = logging.getLogger(__name__)
 
-# One thread: the model is not re-entrant and torch already uses every core inside a batch.
-_executor: ThreadPoolExecutor | None = None
 # Why 0.5 s .. 30 s: a broker restart takes seconds; retrying a failed send sooner only
 # floods the log, and waiting longer than 30 s leaves a recovered broker idle.
 _SEND_RETRY_FIRST_S = 0.5
 _SEND_RETRY_MAX_S = 30.0
 _STAGE = "embed"
-
-
-def _model_executor() -> ThreadPoolExecutor:
-    global _executor  # noqa: PLW0603 - created on first use, never at import
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storywatch-embed")
-    return _executor
 
 
 def _stream_time(event: EventT) -> float:
@@ -111,7 +101,7 @@ def _timed_encode(texts: list[str]) -> Any:
 
 def _encode_soon(texts: list[str]) -> asyncio.Future[Any]:
     """Queue ``texts`` on the model's thread; the event loop goes on meanwhile."""
-    return asyncio.get_running_loop().run_in_executor(_model_executor(), _timed_encode, texts)
+    return model_thread.run(_timed_encode, texts)
 
 
 async def _embedded(batch: _Batch, sent: list[Awaitable[Any]]) -> list[tuple[_Parsed, Any]]:

@@ -22,6 +22,8 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
         settings.topic_embedded: 1,
         settings.topic_stories: 1,
         settings.topic_alerts: 1,
+        settings.topic_deliveries: 1,
+        settings.topic_alerts_dlq: 1,
     }
 
 

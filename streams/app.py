@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings, load_settings
 from streams.engine.embedding import Embedder
 from streams.metrics import PipelineMetrics
+from streams.model_thread import ModelThread
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
 from streams.web import register_views
@@ -23,6 +24,7 @@ __all__ = [
     "dead_letters",
     "embedder",
     "metrics",
+    "model_thread",
     "registry",
     "settings",
     "tables",
@@ -76,6 +78,7 @@ registry = CollectorRegistry()
 metrics = PipelineMetrics(registry)
 app = _create_app(settings)
 topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
-tables: PipelineTables = declare_tables(app, settings)
+tables: PipelineTables = declare_tables(app)
 embedder = Embedder.from_settings(settings)
-register_views(app, tables, registry)
+model_thread = ModelThread()
+register_views(app, tables, topics, settings, registry)

@@ -14,6 +14,7 @@ import click
 
 from config.exceptions import StorywatchError
 from config.settings import Settings, load_settings
+from streams.subscriptions_cli import subscriptions
 
 __all__ = ["main"]
 
@@ -336,6 +337,9 @@ def demo(file: Path, rate: float, exit_when_done: bool) -> None:
     from streams.demo import run_demo
 
     run_demo(load_settings(), file, rate, exit_when_done=exit_when_done)
+
+
+main.add_command(subscriptions)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,9 @@ __all__ = ["PipelineMetrics"]
 _EMBED_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LATENCY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 _BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Why these buckets: a healthy receiver answers in tens of ms; retries with backoff stretch a
+# delivery to minutes, and the retry budget ends near 10 minutes.
+_DELIVERY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
 class PipelineMetrics:
@@ -72,5 +75,39 @@ class PipelineMetrics:
             "storywatch_end_to_end_latency_seconds",
             "From the article's produce time to its story event.",
             buckets=_LATENCY_SECONDS,
+            registry=registry,
+        )
+        self.subscriptions = Gauge(
+            "storywatch_subscriptions",
+            "Subscriptions stored, by state (enabled/disabled).",
+            ["state"],
+            registry=registry,
+        )
+        self.subscription_matches = Counter(
+            "storywatch_subscription_matches",
+            "Subscription alerts emitted, by trigger.",
+            ["trigger"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "storywatch_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered/retry/failed/parked/cancelled).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.delivery_retries = Counter(
+            "storywatch_webhook_retries",
+            "Webhook attempts that will be retried after a backoff.",
+            registry=registry,
+        )
+        self.delivery_latency = Histogram(
+            "storywatch_webhook_delivery_latency_seconds",
+            "From the alert's outbox entry to the receiver's 2xx (retries included).",
+            buckets=_DELIVERY_SECONDS,
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "storywatch_webhook_outbox_depth",
+            "Deliveries taken from the outbox and not yet delivered or parked.",
             registry=registry,
         )

@@ -8,8 +8,6 @@ from typing import Any
 import faust
 from faust.types import TableT
 
-from config.settings import Settings
-
 __all__ = ["PipelineTables", "SinglePartitionTable", "declare_tables"]
 
 
@@ -45,31 +43,26 @@ def _table(app: faust.App, name: str) -> TableT:
     return table
 
 
-def _subscriptions(app: faust.App, settings: Settings) -> TableT:
-    """The subscriptions, read by every worker from the compacted ``subscriptions`` topic.
+def _subscriptions(app: faust.App) -> TableT:
+    """The subscriptions, read by every worker from the compacted changelog topic
+    ``<app id>-subscriptions-changelog``.
 
-    A global table whose changelog IS that topic: every worker restores all of it on start
-    (an empty disk included) and keeps reading it (``synchronize_all_active_partitions``),
-    so a subscription written by any worker's API reaches every worker's matcher. The
-    partitioner picks the partition, so the API may write outside a stream's iteration.
+    A global table: every worker restores all of it on start (an empty disk included) and
+    keeps reading it (``synchronize_all_active_partitions``), so a subscription written by
+    any worker's API reaches every worker's matcher. The partitioner picks the partition, so
+    the API may write outside a stream's iteration. (A changelog topic of our own name hangs
+    Faust 0.15.3's partition assignor, so the topic keeps Faust's name.)
     """
-    changelog = app.topic(
-        settings.topic_subscriptions,
-        partitions=1,
-        compacting=True,
-        deleting=False,
-    )
     return app.GlobalTable(
         "subscriptions",
         default=None,
         partitions=1,
-        changelog_topic=changelog,
         use_partitioner=True,
         synchronize_all_active_partitions=True,
     )
 
 
-def declare_tables(app: faust.App, settings: Settings) -> PipelineTables:
+def declare_tables(app: faust.App) -> PipelineTables:
     """One partition each: they follow ``articles-embedded`` / ``stories`` / ``deliveries``
     (one partition each); the subscriptions table is global."""
     return PipelineTables(
@@ -77,7 +70,7 @@ def declare_tables(app: faust.App, settings: Settings) -> PipelineTables:
         groups=_table(app, "story-groups"),
         seen=_table(app, "story-seen"),
         alerts=_table(app, "alert-state"),
-        subscriptions=_subscriptions(app, settings),
+        subscriptions=_subscriptions(app),
         matches=_table(app, "subscription-matches"),
         receipts=_table(app, "delivery-receipts"),
         delivery_log=_table(app, "delivery-log"),

@@ -56,12 +56,14 @@ class PipelineTopics:
     embedded: faust.TopicT
     stories: faust.TopicT
     alerts: faust.TopicT
+    deliveries: faust.TopicT  # the webhook outbox (keyed by webhook-id)
+    alerts_dlq: faust.TopicT  # deliveries parked after their last retry
 
 
 def declare_topics(
     app: faust.App, settings: Settings, refused: Counter
 ) -> tuple[PipelineTopics, DeadLetters]:
-    """Declare the five topics and the one dead-letter sender of every stage (``refused``
+    """Declare the topics and the one dead-letter sender of every stage (``refused``
     counts dead letters by reason). ``articles`` is raw bytes, so invalid input reaches the
     DLQ untouched; ``articles-embedded`` has ONE partition: clustering must see every
     article."""
@@ -86,5 +88,7 @@ def declare_topics(
         embedded=decoded(settings.topic_embedded, EmbeddedArticle),
         stories=decoded(settings.topic_stories, StoryEvent),
         alerts=app.topic(settings.topic_alerts, value_serializer="json", partitions=1),
+        deliveries=app.topic(settings.topic_deliveries, value_serializer="json", partitions=1),
+        alerts_dlq=app.topic(settings.topic_alerts_dlq, value_serializer="json", partitions=1),
     )
     return topics, dead_letters

@@ -27,6 +27,13 @@ COMMANDS = [
     ["cluster"],
     ["eval"],
     ["demo"],
+    ["subscriptions"],
+    ["subscriptions", "add"],
+    ["subscriptions", "list"],
+    ["subscriptions", "show"],
+    ["subscriptions", "rm"],
+    ["subscriptions", "test"],
+    ["subscriptions", "deliveries"],
 ]
 
 

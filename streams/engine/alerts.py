@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from config.settings import Settings
 from streams.engine.clustering import Assignment
 
-__all__ = ["EMERGING", "EmergingRule", "EmergingState", "cloud_event"]
+__all__ = ["EMERGING", "EmergingRule", "EmergingState", "cloud_event", "iso_time"]
 
 EMERGING = "io.storywatch.story.emerging"
 # Why 5: enough links for a reader to check the story without flooding the alert.
@@ -52,6 +53,14 @@ class EmergingRule:
     window_s: float
     name: str = "emerging"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmergingRule:
+        return cls(
+            min_articles=settings.emerging_min_articles,
+            min_sources=settings.emerging_min_sources,
+            window_s=settings.emerging_window_hours * 3600.0,
+        )
+
     def observe(self, state: EmergingState, event: Assignment) -> dict[str, Any] | None:
         """Update ``state`` with one assignment; return the alert data when the rule fires."""
         if state.fired or event.decision == "duplicate":
@@ -78,8 +87,8 @@ class EmergingRule:
             "sources": sources,
             "source_count": event.source_count,
             "sample_urls": list(state.urls),
-            "first_seen": _iso(event.first_seen),
-            "last_seen": _iso(event.last_seen),
+            "first_seen": iso_time(event.first_seen),
+            "last_seen": iso_time(event.last_seen),
         }
 
 
@@ -93,11 +102,12 @@ def cloud_event(
         "source": source,
         "id": event_id,
         "subject": subject,
-        "time": _iso(time),
+        "time": iso_time(time),
         "datacontenttype": "application/json",
         "data": data,
     }
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC with a Z, as alerts carry times."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -6,15 +6,29 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
+from config.settings import Settings
+from streams.subscriptions.ssrf import WebhookGuard
 from streams.tables import PipelineTables
+from streams.topics import PipelineTopics
+from streams.web.http import ApiTokens
 from streams.web.stories import register_story_views, story_summary
+from streams.web.subscriptions import SubscriptionService, register_subscription_views
 
 __all__ = ["register_views", "story_summary"]
 
 
-def register_views(app: faust.App, tables: PipelineTables, registry: CollectorRegistry) -> None:
-    """Add the pages and ``/metrics`` (Faust's sensors + ours, one registry)."""
+def register_views(
+    app: faust.App,
+    tables: PipelineTables,
+    topics: PipelineTopics,
+    settings: Settings,
+    registry: CollectorRegistry,
+) -> None:
+    """Add the pages, the APIs and ``/metrics`` (Faust's sensors + ours, one registry)."""
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix="storywatch_faust"
     )
     register_story_views(app, tables)
+    guard = WebhookGuard(settings.webhook_allowed_hosts)
+    service = SubscriptionService(app, tables.subscriptions, topics.deliveries, settings, guard)
+    register_subscription_views(app, service, ApiTokens(settings), tables.delivery_log)

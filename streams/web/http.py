@@ -19,9 +19,18 @@ from faust.web import Request, Response, View
 from config.exceptions import StorywatchError
 from config.settings import Settings
 
-__all__ = ["ApiTokens", "HttpError", "error_response", "json_view", "read_json_body"]
+__all__ = [
+    "ApiTokens",
+    "HttpError",
+    "error_response",
+    "json_view",
+    "read_json_body",
+    "read_tokens",
+]
 
 
+# Why 8: a shorter token is guessable; real ones are 32+ random characters.
+_MIN_TOKEN_CHARS = 8
 # Why 16 KiB: reads a small body in one step and a large one in steps that stop at the limit.
 _CHUNK_BYTES = 16 * 1024
 
@@ -84,50 +93,31 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
 
 
 class ApiTokens:
-    """The bearer tokens of the API and their owners. Tokens are compared in constant time
-    and never appear in logs, errors or responses."""
+    """The bearer tokens of the API and their owners, read on first use (never at import).
+    Tokens are compared in constant time and never appear in logs, errors or responses."""
 
-    def __init__(self, tokens: dict[str, str]) -> None:
-        self._owner_by_token = {token.encode(): owner for token, owner in tokens.items()}
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loaded: dict[bytes, str] | None = None
 
     def __repr__(self) -> str:
-        return f"ApiTokens({len(self._owner_by_token)} tokens, hidden)"
+        return "ApiTokens(hidden)"
 
     @property
-    def configured(self) -> bool:
-        return bool(self._owner_by_token)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ApiTokens:
-        """STORYWATCH_API_TOKENS ("owner:token,...") and STORYWATCH_API_TOKENS_FILE."""
-        specs: list[str] = []
-        if settings.api_tokens is not None:
-            specs += settings.api_tokens.get_secret_value().split(",")
-        if settings.api_tokens_file is not None:
-            path = Path(settings.api_tokens_file)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise StorywatchError(
-                    f"STORYWATCH_API_TOKENS_FILE={path} cannot be read ({exc.strerror}): "
-                    "fix the path or unset it"
-                ) from exc
-            specs += [p for line in text.splitlines() for p in line.split(",")]
-        tokens: dict[str, str] = {}
-        for number, spec in enumerate(s.strip() for s in specs):
-            if not spec or spec.startswith("#"):
-                continue
-            owner, sep, token = spec.partition(":")
-            if not sep or not owner.strip() or len(token.strip()) < 8:
-                raise StorywatchError(
-                    f"API token entry {number + 1} is not owner:token with a token of 8+ "
-                    "characters: fix STORYWATCH_API_TOKENS / STORYWATCH_API_TOKENS_FILE"
-                )
-            tokens[token.strip()] = owner.strip()
-        return cls(tokens)
+    def _owner_by_token(self) -> dict[bytes, str]:
+        if self._loaded is None:
+            self._loaded = {t.encode(): o for t, o in read_tokens(self._settings).items()}
+        return self._loaded
 
     def owner(self, request: Request) -> str:
         """The owner whose token the request carries; 401 when none or unknown."""
+        if not self._owner_by_token:
+            raise HttpError(
+                401,
+                "this worker has no API tokens: set STORYWATCH_API_TOKENS=owner:token "
+                "(or STORYWATCH_API_TOKENS_FILE) and restart it",
+                "authorization",
+            )
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
@@ -145,3 +135,39 @@ class ApiTokens:
                 401, "unknown bearer token: use a token from STORYWATCH_API_TOKENS", "authorization"
             )
         return found
+
+
+def read_tokens(settings: Settings) -> dict[str, str]:
+    """token -> owner from STORYWATCH_API_TOKENS ("owner:token,...") and the lines (or
+    comma-separated entries) of STORYWATCH_API_TOKENS_FILE; # starts a comment line."""
+    specs: list[str] = []
+    if settings.api_tokens is not None:
+        specs += settings.api_tokens.get_secret_value().split(",")
+    if settings.api_tokens_file is not None:
+        path = Path(settings.api_tokens_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StorywatchError(
+                f"STORYWATCH_API_TOKENS_FILE={path} cannot be read ({exc.strerror}): "
+                "fix the path or unset it"
+            ) from exc
+        specs += [
+            p
+            for line in text.splitlines()
+            if not line.lstrip().startswith("#")
+            for p in line.split(",")
+        ]
+    tokens: dict[str, str] = {}
+    for number, spec in enumerate(s.strip() for s in specs):
+        if not spec:
+            continue
+        owner, sep, token = spec.partition(":")
+        if not sep or not owner.strip() or len(token.strip()) < _MIN_TOKEN_CHARS:
+            raise StorywatchError(
+                f"API token entry {number + 1} is not owner:token with a token of "
+                f"{_MIN_TOKEN_CHARS}+ characters: fix STORYWATCH_API_TOKENS / "
+                "STORYWATCH_API_TOKENS_FILE"
+            )
+        tokens[token.strip()] = owner.strip()
+    return tokens

@@ -64,7 +64,15 @@ def test_pipeline_topic_partitions() -> None:
     plan = pipeline_topic_partitions(settings)
     assert plan["in"] == 6
     assert plan["emb"] == 1
-    assert plan == {"in": 6, "articles-dlq": 1, "emb": 1, "stories": 1, "alerts": 1}
+    assert plan == {
+        "in": 6,
+        "articles-dlq": 1,
+        "emb": 1,
+        "stories": 1,
+        "alerts": 1,
+        "deliveries": 1,
+        "alerts-dlq": 1,
+    }
     assert pipeline_topic_partitions(Settings())["articles"] == 1
 
 

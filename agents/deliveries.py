@@ -1,0 +1,199 @@
+"""Agent: drain the webhook outbox; sign, send, retry with backoff, then record or park.
+
+An outbox entry (on ``deliveries``, keyed by webhook-id) is acked only once its delivery is
+final: delivered (a receipt is written) or parked on ``alerts-dlq`` after the last retry.
+A restarted worker re-reads the entries it had not finished; the receipts table skips
+those already delivered, so a receiver sees each webhook-id once (or, when a worker dies
+between the receiver's 2xx and the receipt, twice with the same webhook-id, which
+Standard Webhooks receivers drop).
+
+Each delivery runs as its own task: a slow or dead receiver holds up only its own
+deliveries. At most ``STORYWATCH_WEBHOOK_CONCURRENCY`` run at once, at most
+``_PER_HOST`` of them to one host; past ``_MAX_PENDING`` unfinished entries the agent stops
+taking more (back-pressure on the topic, nothing held in memory without bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from typing import Any, cast
+
+from faust import StreamT
+from faust.types import EventT
+from yarl import URL
+
+from streams.app import app, metrics, settings, tables, topics
+from streams.subscriptions.model import Subscription
+from streams.subscriptions.sender import Attempt, RetryPolicy, WebhookSender
+from streams.subscriptions.ssrf import WebhookGuard
+from streams.subscriptions.webhooks import render_body, webhook_headers
+
+__all__ = ["deliver_webhooks"]
+
+logger = logging.getLogger(__name__)
+
+# Why 4 per host: a receiver gets a few parallel requests, never a flood; a hanging one
+# ties up 4 connections, not the sender.
+_PER_HOST = 4
+# Why 10,000: unfinished deliveries kept in memory at most (a few KiB each); past it the
+# outbox waits in Kafka.
+_MAX_PENDING = 10_000
+# Why 50: the recent attempts `GET /api/subscriptions/{id}/deliveries` shows per subscription.
+_LOG_ENTRIES = 50
+_FINAL = ("delivered", "parked", "cancelled")
+
+
+def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> None:
+    """Keep the delivery's latest state in its subscription's recent-deliveries list."""
+    alert = entry["alert"]
+    row = {
+        "webhook_id": entry["webhook_id"],
+        "trigger": alert["data"].get("trigger"),
+        "story_id": alert.get("subject"),
+        "alert_id": alert["id"],
+        **row,
+        "at": time.time(),
+    }
+    recent = tables.delivery_log.get(subscription_id) or []
+    kept = [r for r in recent if r["webhook_id"] != row["webhook_id"]]
+    tables.delivery_log[subscription_id] = [*kept, row][-_LOG_ENTRIES:]
+
+
+class _Deliveries:
+    """The agent's running deliveries: limits, the sender, the retry policy."""
+
+    def __init__(self, sender: WebhookSender) -> None:
+        self.sender = sender
+        self.slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self.pending = asyncio.Semaphore(_MAX_PENDING)
+        self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(_PER_HOST)
+        )
+        self.policy = RetryPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            base_s=settings.webhook_retry_base_s,
+            max_s=settings.webhook_retry_max_s,
+        )
+        self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, entry: dict[str, Any]) -> None:
+        webhook_id = entry["webhook_id"]
+        receipt = tables.receipts.get(webhook_id)
+        if receipt is not None and receipt.get("outcome") in _FINAL:
+            return  # delivered (or parked) before a restart: never again
+        record = tables.subscriptions.get(entry["subscription_id"])
+        subscription = Subscription.from_record(record) if record else None
+        if subscription is None or subscription.webhook is None:
+            self._finish(entry, "cancelled", None, "the subscription or its webhook was removed")
+            return
+        body = render_body(entry["alert"], subscription.webhook.format)
+        url = subscription.webhook.url
+        host = URL(url).host or ""
+        attempt: Attempt | None = None
+        for number in range(1, self.policy.max_attempts + 1):
+            headers = webhook_headers(webhook_id, subscription.secret, body, time.time())
+            async with self.hosts[host], self.slots:
+                attempt = await self.sender.send(url, body, headers)
+            metrics.deliveries.labels(attempt.outcome).inc()
+            _log(subscription.id, entry, self._row(attempt, number))
+            if attempt.outcome == "delivered":
+                metrics.delivery_latency.observe(max(0.0, time.time() - entry["created_at"]))
+                self._finish(entry, "delivered", attempt, None, number)
+                return
+            if attempt.outcome == "failed" or self.policy.exhausted(number):
+                break
+            metrics.delivery_retries.inc()
+            await asyncio.sleep(self.policy.delay(number, attempt.retry_after_s, self.rng))
+        await self._park(entry, subscription, attempt)
+
+    def _row(self, attempt: Attempt, number: int) -> dict[str, Any]:
+        return {
+            "outcome": attempt.outcome,
+            "status": attempt.status,
+            "error": attempt.error,
+            "attempts": number,
+            "duration_s": round(attempt.duration_s, 4),
+        }
+
+    async def _park(
+        self, entry: dict[str, Any], subscription: Subscription, attempt: Attempt | None
+    ) -> None:
+        error = attempt.error if attempt else "no attempt was made"
+        logger.warning(
+            "webhook %s to subscription %s parked on %s: %s",
+            entry["webhook_id"],
+            subscription.id,
+            settings.topic_alerts_dlq,
+            error,
+        )
+        parked = await topics.alerts_dlq.send(
+            key=entry["webhook_id"],
+            value={
+                **entry,
+                "reason": "delivery_failed",
+                "error": f"{error}; fix the receiver, then resend with "
+                "`storywatch subscriptions test` or re-publish this entry to the outbox",
+                "status": attempt.status if attempt else None,
+            },
+        )
+        await parked
+        self._finish(entry, "parked", attempt, error)
+
+    def _finish(
+        self,
+        entry: dict[str, Any],
+        outcome: str,
+        attempt: Attempt | None,
+        error: str | None,
+        attempts: int = 0,
+    ) -> None:
+        if outcome != "delivered":
+            metrics.deliveries.labels(outcome).inc()
+        tables.receipts[entry["webhook_id"]] = {
+            "outcome": outcome,
+            "status": attempt.status if attempt else None,
+            "error": error,
+            "attempts": attempts,
+            "at": time.time(),
+        }
+        if outcome != "delivered":
+            _log(entry["subscription_id"], entry, {"outcome": outcome, "error": error})
+
+    def start(self, stream: StreamT[Any], event: EventT) -> None:
+        task = asyncio.ensure_future(self._one(stream, event))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _one(self, stream: StreamT[Any], event: EventT) -> None:
+        try:
+            await self.run(cast(dict[str, Any], event.value))
+        except Exception:
+            # Not acked: the entry is tried again after a restart. Say so loudly.
+            logger.exception("delivering %s failed unexpectedly", event.key)
+            return
+        finally:
+            self.pending.release()
+            metrics.outbox_depth.dec()
+        await stream.ack(event)
+
+
+@app.agent(topics.deliveries)
+async def deliver_webhooks(stream: StreamT[Any]) -> None:
+    """One task per outbox entry; the entry is acked when its delivery is final."""
+    guard = WebhookGuard(settings.webhook_allowed_hosts)
+    async with WebhookSender(
+        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=_PER_HOST
+    ) as sender:
+        deliveries = _Deliveries(sender)
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+            settings.stage_batch_size, settings.stage_max_wait_s
+        ):
+            for event in events:
+                await deliveries.pending.acquire()
+                metrics.outbox_depth.inc()
+                deliveries.start(stream, event)

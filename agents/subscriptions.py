@@ -1,0 +1,180 @@
+"""Agent: match story events against the subscriptions; emit their alerts and outbox entries.
+
+Runs on ``stories``, apart from the ordered cluster stage: a thousand subscriptions never
+slow clustering. Keywords match through an index of phrases, semantic queries as one matrix
+product per batch of story events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from faust import StreamT
+from mode.signals import BaseSignalT
+
+from streams.app import app, embedder, metrics, model_thread, settings, tables, topics
+from streams.engine.alerts import EmergingRule, EmergingState, iso_time
+from streams.engine.expiry import InactiveKeys
+from streams.engine.vectors import decode_vector
+from streams.records import StoryEvent
+from streams.subscriptions.alerts import match_alert, outbox_entry
+from streams.subscriptions.matching import (
+    Matcher,
+    SemanticIndex,
+    StoryMatchState,
+    StoryUpdate,
+)
+from streams.subscriptions.model import Subscription
+
+__all__ = ["match_subscriptions", "subscription_set"]
+
+logger = logging.getLogger(__name__)
+
+_emerging = EmergingRule.from_settings(settings)
+# Per-story matching state is dropped once the story is quiet past the story window.
+_quiet = InactiveKeys(settings.story_window_hours * 3600.0)
+_reload_needed = [True]
+# Why 20: enough outlets to show a story's reach in an alert; the count is in source_count.
+_SUMMARY_SOURCES = 20
+
+
+@app.on_rebalance_complete.connect
+def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+    _reload_needed[0] = True
+
+
+@dataclass
+class SubscriptionSet:
+    """The enabled subscriptions as a Matcher and a semantic index, rebuilt when the global
+    table changes; query embeddings are kept by text, so an edit re-embeds only new text."""
+
+    key: tuple[tuple[str, float, bool], ...] = ()
+    matcher: Matcher = field(default_factory=lambda: Matcher([]))
+    semantic: SemanticIndex = field(default_factory=lambda: SemanticIndex([], np.zeros((0, 0))))
+    by_id: dict[str, Subscription] = field(default_factory=dict)
+    query_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    async def refresh(self) -> None:
+        subs = []
+        for record in list(tables.subscriptions.values()):
+            if record is None:
+                continue
+            try:
+                subs.append(Subscription.from_record(record))
+            except Exception:  # a record the API did not write: skip it, loudly
+                logger.exception("ignoring an invalid subscription record")
+        key = tuple(sorted((s.id, s.updated_at, s.enabled) for s in subs))
+        if key == self.key:
+            return
+        enabled = [s for s in subs if s.enabled]
+        metrics.subscriptions.labels("enabled").set(len(enabled))
+        metrics.subscriptions.labels("disabled").set(len(subs) - len(enabled))
+        queries = sorted({s.filter.query for s in enabled if s.filter.query is not None})
+        missing = [q for q in queries if q not in self.query_vectors]
+        if missing:
+            vectors = await model_thread.run(embedder.encode, missing)
+            self.query_vectors.update(zip(missing, np.asarray(vectors), strict=True))
+        self.query_vectors = {q: self.query_vectors[q] for q in queries}
+        self.semantic = SemanticIndex.build(
+            enabled, lambda texts: np.stack([self.query_vectors[t] for t in texts])
+        )
+        self.matcher = Matcher(enabled)
+        self.by_id = {s.id: s for s in enabled}
+        self.key = key
+
+
+subscription_set = SubscriptionSet()
+
+
+def _reload_activity() -> None:
+    _quiet.clear()
+    for story_id, record in tables.matches.items():
+        if record is not None:
+            _quiet.touch(story_id, float(record.get("last_seen", 0.0)))
+    _reload_needed[0] = False
+
+
+def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:
+    """One matrix product for the batch: each event's story centroid against every query."""
+    index = subscription_set.semantic
+    if not index.ids:
+        return [{} for _ in events]
+    rows = [i for i, e in enumerate(events) if e.centroid]
+    scores: list[dict[str, float]] = [{} for _ in events]
+    if rows:
+        matrix = np.stack([decode_vector(events[i].centroid or "") for i in rows])
+        for i, row in zip(rows, index.score_maps(matrix), strict=True):
+            scores[i] = row
+    return scores
+
+
+def _summary(event: StoryEvent, state: StoryMatchState, urls: list[str]) -> dict[str, Any]:
+    return {
+        "story_id": event.story_id,
+        "headline": event.headline,
+        "size": event.story_size,
+        "source_count": event.source_count,
+        "sources": list(state.sources.values())[:_SUMMARY_SOURCES],
+        "keywords": list(event.keywords or []),
+        "sample_urls": list(urls),
+        "first_seen": iso_time(event.first_seen),
+        "last_seen": iso_time(event.last_seen),
+    }
+
+
+@app.agent(topics.stories)
+async def match_subscriptions(stream: StreamT[StoryEvent]) -> None:
+    """Each story event is matched against every enabled subscription; each (subscription,
+    story, trigger) fires once (its dedup key is the alert's CloudEvent id and, hashed, the
+    webhook-id). Alerts and outbox entries go out before the batch's state is written, so a
+    crash re-sends (same ids), never drops, one."""
+    async for stories in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
+        await subscription_set.refresh()
+        if _reload_needed[0]:
+            _reload_activity()
+        await _match_batch(stories)
+
+
+async def _match_batch(stories: list[StoryEvent]) -> None:
+    scores = _semantic_scores(stories)
+    states: dict[str, tuple[StoryMatchState, EmergingState]] = {}
+    for event, semantic in zip(stories, scores, strict=True):
+        pair = states.get(event.story_id)
+        if pair is None:
+            record = tables.matches.get(event.story_id)
+            pair = (
+                (StoryMatchState.from_record(record["match"]), EmergingState.from_record(record))
+                if record
+                else (StoryMatchState(), EmergingState())
+            )
+            states[event.story_id] = pair
+        state, burst = pair
+        _quiet.touch(event.story_id, max(event.last_seen, event.event_time))
+        _emerging.observe(burst, event.to_assignment())
+        update = StoryUpdate.from_assignment(event, text=event.text or "", emerging=burst.fired)
+        for match in subscription_set.matcher.observe(update, state, semantic):
+            subscription = subscription_set.by_id[match.subscription_id]
+            alert = match_alert(
+                match,
+                subscription,
+                _summary(event, state, burst.urls),
+                source=f"/storywatch/{settings.app_id}/subscriptions",
+                time=event.event_time,
+            )
+            await topics.alerts.send(key=subscription.id, value=alert)
+            if subscription.webhook is not None:
+                entry = outbox_entry(alert, time.time())
+                await topics.deliveries.send(key=entry["webhook_id"], value=entry)
+            metrics.subscription_matches.labels(match.trigger).inc()
+    for story_id, (state, burst) in states.items():
+        tables.matches[story_id] = {
+            **burst.to_record(),
+            "match": state.to_record(),
+            "last_seen": _quiet.last_activity(story_id),
+        }
+    for story_id in _quiet.pop_expired():
+        tables.matches.pop(story_id, None)

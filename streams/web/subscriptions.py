@@ -1,0 +1,195 @@
+"""The subscription API: create, list, read, change and delete subscriptions, send a test
+alert, and read recent deliveries. Every route needs a bearer token; an owner sees and
+changes only its own subscriptions (another owner's id answers 404, as a missing one)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import faust
+from faust.types import TableT
+from faust.web import Request, Response, View
+
+from config.settings import Settings
+from streams.subscriptions.alerts import outbox_entry, test_alert
+from streams.subscriptions.errors import DeliveryError
+from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
+from streams.subscriptions.ssrf import WebhookGuard
+from streams.web.http import ApiTokens, HttpError, json_view, read_json_body
+
+__all__ = ["register_subscription_views"]
+
+# Why 100 / 500: a page a client renders at once; past 500 the answer is a large download.
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 500
+
+
+def _cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise HttpError(
+            400, "cursor is not one this API gave: pass next_cursor unchanged", "cursor"
+        ) from None
+
+
+def _limit(request: Request) -> int:
+    raw = request.query.get("limit", str(_DEFAULT_PAGE))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise HttpError(400, f"limit must be an integer 1-{_MAX_PAGE}, e.g. 50", "limit") from None
+    if not 1 <= limit <= _MAX_PAGE:
+        raise HttpError(400, f"limit must be an integer 1-{_MAX_PAGE}, e.g. 50", "limit")
+    return limit
+
+
+class SubscriptionService:
+    """What the views do, apart from HTTP: storage in the global table, ownership, checks."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        table: TableT,
+        deliveries: faust.TopicT,
+        settings: Settings,
+        guard: WebhookGuard,
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.deliveries = deliveries
+        self.settings = settings
+        self.guard = guard
+
+    def owned(self, owner: str, subscription_id: str) -> Subscription:
+        record = self.table.get(subscription_id)
+        if record is None or record.get("owner") != owner:
+            raise HttpError(404, f"no subscription {subscription_id!r} of yours", "id")
+        return Subscription.from_record(record)
+
+    def of_owner(self, owner: str) -> list[Subscription]:
+        return sorted(
+            (
+                Subscription.from_record(r)
+                for r in list(self.table.values())
+                if r is not None and r.get("owner") == owner
+            ),
+            key=lambda s: s.id,
+        )
+
+    async def spec(self, request: Request) -> Any:
+        body = await read_json_body(request, self.settings.api_max_body_bytes)
+        try:
+            spec = parse_subscription(body)
+        except InvalidField as exc:
+            raise HttpError(400, exc.message, exc.field or "body") from None
+        if spec.webhook is not None:
+            try:
+                await self.guard.check_url(spec.webhook.url)
+            except DeliveryError as exc:
+                raise HttpError(400, str(exc), "delivery.webhook.url") from None
+        return spec
+
+    async def store(self, subscription: Subscription) -> None:
+        """Write through the global table (its changelog is the compacted topic) and wait
+        until the broker has it: a 2xx means the subscription survives a crash."""
+        self.table[subscription.id] = subscription.to_record()
+        await self.app.producer.flush()
+
+    async def remove(self, subscription_id: str) -> None:
+        del self.table[subscription_id]
+        await self.app.producer.flush()
+
+    async def send_test(self, subscription: Subscription) -> str:
+        if subscription.webhook is None:
+            raise HttpError(
+                409,
+                "this subscription has no webhook (Kafka only): add delivery.webhook first",
+                "delivery.webhook",
+            )
+        alert = test_alert(
+            subscription,
+            source=f"/storywatch/{self.settings.app_id}/subscriptions",
+            time=time.time(),
+        )
+        entry = outbox_entry(alert, time.time())
+        sent = await self.deliveries.send(key=entry["webhook_id"], value=entry)
+        await sent
+        return str(entry["webhook_id"])
+
+
+def register_subscription_views(
+    app: faust.App, service: SubscriptionService, tokens: ApiTokens, delivery_log: TableT
+) -> None:
+    """Add the ``/api/subscriptions`` routes."""
+
+    @app.page("/api/subscriptions")
+    class SubscriptionList(View):
+        @json_view
+        async def get(self, request: Request) -> Response:
+            owner = tokens.owner(request)
+            limit = _limit(request)
+            cursor = request.query.get("cursor")
+            items = service.of_owner(owner)
+            if cursor:
+                after = _after(cursor)
+                items = [s for s in items if s.id > after]
+            page = items[:limit]
+            more = len(items) > limit
+            return self.json(
+                {
+                    "subscriptions": [s.public_view() for s in page],
+                    "next_cursor": _cursor(page[-1].id) if more and page else None,
+                }
+            )
+
+        @json_view
+        async def post(self, request: Request) -> Response:
+            owner = tokens.owner(request)
+            subscription = Subscription.create(await service.spec(request), owner, time.time())
+            await service.store(subscription)
+            return self.json(
+                {**subscription.public_view(), "secret": subscription.secret}, status=201
+            )
+
+    @app.page("/api/subscriptions/{subscription_id}")
+    class SubscriptionItem(View):
+        @json_view
+        async def get(self, request: Request, subscription_id: str) -> Response:
+            return self.json(service.owned(tokens.owner(request), subscription_id).public_view())
+
+        @json_view
+        async def put(self, request: Request, subscription_id: str) -> Response:
+            current = service.owned(tokens.owner(request), subscription_id)
+            changed = current.updated(await service.spec(request), time.time())
+            await service.store(changed)
+            return self.json(changed.public_view())
+
+        @json_view
+        async def delete(self, request: Request, subscription_id: str) -> Response:
+            service.owned(tokens.owner(request), subscription_id)
+            await service.remove(subscription_id)
+            return self.bytes(b"", status=204)
+
+    @app.page("/api/subscriptions/{subscription_id}/test")
+    class SubscriptionTest(View):
+        @json_view
+        async def post(self, request: Request, subscription_id: str) -> Response:
+            subscription = service.owned(tokens.owner(request), subscription_id)
+            webhook_id = await service.send_test(subscription)
+            return self.json({"webhook_id": webhook_id, "status": "queued"}, status=202)
+
+    @app.page("/api/subscriptions/{subscription_id}/deliveries")
+    class SubscriptionDeliveries(View):
+        @json_view
+        async def get(self, request: Request, subscription_id: str) -> Response:
+            service.owned(tokens.owner(request), subscription_id)
+            recent = list(delivery_log.get(subscription_id) or [])
+            return self.json({"deliveries": list(reversed(recent))})

@@ -36,8 +36,8 @@ __all__ = ["deliver_webhooks"]
 
 logger = logging.getLogger(__name__)
 
-# Why 4 per host: a receiver gets a few parallel requests, never a flood; a hanging one
-# ties up 4 connections, not the sender.
+# Why 4 per receiver (scheme, host, port): it gets a few parallel requests, never a flood; a
+# hanging one ties up 4 connections, not the sender.
 _PER_HOST = 4
 # Why 10,000: unfinished deliveries kept in memory at most (a few KiB each); past it the
 # outbox waits in Kafka.
@@ -93,7 +93,7 @@ class _Deliveries:
             return
         body = render_body(entry["alert"], subscription.webhook.format)
         url = subscription.webhook.url
-        host = URL(url).host or ""
+        host = str(URL(url).origin())  # scheme, host and port: one receiver
         attempt: Attempt | None = None
         for number in range(1, self.policy.max_attempts + 1):
             headers = webhook_headers(webhook_id, subscription.secret, body, time.time())

@@ -7,9 +7,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from streams.alert_history import AlertReader
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
+from streams.web.alerts import register_alert_views
 from streams.web.http import ApiTokens
 from streams.web.stories import register_story_views, story_summary
 from streams.web.subscriptions import SubscriptionService, register_subscription_views
@@ -31,4 +33,6 @@ def register_views(
     register_story_views(app, tables)
     guard = WebhookGuard(settings.webhook_allowed_hosts)
     service = SubscriptionService(app, tables.subscriptions, topics.deliveries, settings, guard)
-    register_subscription_views(app, service, ApiTokens(settings), tables.delivery_log)
+    tokens = ApiTokens(settings)
+    register_subscription_views(app, service, tokens, tables.delivery_log)
+    register_alert_views(app, AlertReader(settings), tokens)

@@ -109,8 +109,10 @@ class ApiTokens:
             self._loaded = {t.encode(): o for t, o in read_tokens(self._settings).items()}
         return self._loaded
 
-    def owner(self, request: Request) -> str:
-        """The owner whose token the request carries; 401 when none or unknown."""
+    def owner(self, request: Request, *, query_token: bool = False) -> str:
+        """The owner whose token the request carries; 401 when none or unknown.
+        ``query_token``: also accept ``?access_token=`` (browsers' EventSource cannot send
+        headers; only the SSE stream allows it)."""
         if not self._owner_by_token:
             raise HttpError(
                 401,
@@ -119,6 +121,8 @@ class ApiTokens:
                 "authorization",
             )
         header = request.headers.get("Authorization", "")
+        if not header and query_token and request.query.get("access_token"):
+            header = "Bearer " + request.query["access_token"]
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise HttpError(

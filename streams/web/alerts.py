@@ -1,0 +1,89 @@
+"""The alert views: ``GET /api/alerts`` (history by time) and ``GET /api/alerts/stream``
+(Server-Sent Events, resumable with ``Last-Event-ID``). An owner gets its own alerts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, cast
+
+import faust
+from aiohttp import web
+from aiohttp_sse import sse_response
+from faust.web import Request, Response, View
+
+from streams.alert_history import AlertReader
+from streams.web.http import ApiTokens, HttpError, json_view
+
+__all__ = ["register_alert_views"]
+
+# Why 100 / 1,000: a page of recent alerts; past 1,000 use since/until windows.
+_DEFAULT_LIMIT = 100
+_MAX_LIMIT = 1000
+
+
+def _time_ms(request: Request, name: str) -> int | None:
+    """``?since=`` / ``?until=``: ISO-8601 (with an offset, or UTC) or epoch seconds."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(float(raw) * 1000)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise HttpError(
+            400, f"{name} must be ISO-8601 (2026-12-01T10:00:00Z) or epoch seconds", name
+        ) from None
+    if parsed.tzinfo is None:
+        raise HttpError(400, f"{name} needs a UTC offset, e.g. 2026-12-01T10:00:00Z", name)
+    return int(parsed.timestamp() * 1000)
+
+
+def _owned_by(owner: str) -> Any:
+    return lambda alert: (alert.get("data") or {}).get("owner") == owner
+
+
+def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens) -> None:
+    """Add ``/api/alerts`` and ``/api/alerts/stream``."""
+
+    @app.page("/api/alerts")
+    class Alerts(View):
+        @json_view
+        async def get(self, request: Request) -> Response:
+            owner = tokens.owner(request)
+            since, until = _time_ms(request, "since"), _time_ms(request, "until")
+            if since is not None and until is not None and until < since:
+                raise HttpError(400, "until is before since: swap them", "until")
+            try:
+                limit = int(request.query.get("limit", _DEFAULT_LIMIT))
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= _MAX_LIMIT:
+                raise HttpError(400, f"limit must be an integer 1-{_MAX_LIMIT}", "limit")
+            found = await reader.history(since, until, limit, _owned_by(owner))
+            return self.json({"alerts": [{"offset": offset, **alert} for offset, alert in found]})
+
+    @app.page("/api/alerts/stream")
+    class AlertStream(View):
+        @json_view
+        async def get(self, request: Request) -> Response:
+            owner = tokens.owner(request, query_token=True)
+            native = cast(web.Request, request)
+            last = native.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+            try:
+                after = int(last) if last else None
+            except ValueError:
+                raise HttpError(
+                    400, "Last-Event-ID must be an id this stream sent", "Last-Event-ID"
+                ) from None
+            async with sse_response(native) as stream:
+                async for offset, alert in reader.follow(
+                    after, _owned_by(owner), stream.is_connected
+                ):
+                    await stream.send(
+                        json.dumps(alert, separators=(",", ":")), id=str(offset), event="alert"
+                    )
+            return cast(Response, stream)

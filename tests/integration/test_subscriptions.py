@@ -1,0 +1,472 @@
+"""Alert subscriptions end to end: the real broker, a real worker process, real HTTP on
+127.0.0.1 (the API, and a webhook receiver that verifies every signature).
+
+A keyword, a semantic and a source-filtered subscription each get exactly the stories they
+should from the labelled sample; a receiver that fails first gets each alert once, after
+retries; a receiver that hangs holds up nobody else; a worker killed with deliveries
+pending loses none and doubles none; the API's errors; SSE with Last-Event-ID; the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from streams.engine.offline import read_jsonl
+from streams.kafka_local import free_port
+from streams.producer import produce_rows
+from tests.conftest import SAMPLE
+from tests.integration.worker_process import WorkerRun, read_topic
+
+pytestmark = pytest.mark.kafka
+
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"
+SBARRO = re.compile(r"\bsbarro\b", re.IGNORECASE)
+# Why 2: each new delivery to the flaky receiver fails twice (503) before it is accepted.
+FLAKY_FAILURES = 2
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: /ok/* answers 200, /flaky/* answers 503 to the first
+    FLAKY_FAILURES requests of each webhook-id, /hang/* sleeps past the sender's timeout,
+    /gate/* answers 503 until ``open_gate`` is set."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    open_gate: threading.Event = field(default_factory=threading.Event)
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                wid = headers.get("webhook-id", "")
+                seen = sum(1 for r in receiver.requests if r["id"] == wid)
+                status = 200
+                if (self.path.startswith("/flaky/") and seen < FLAKY_FAILURES) or (
+                    self.path.startswith("/gate/") and not receiver.open_gate.is_set()
+                ):
+                    status = 503
+                elif self.path.startswith("/hang/"):
+                    time.sleep(5)
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "id": wid,
+                        "headers": headers,
+                        "body": body,
+                        "status": status,
+                        "at": time.monotonic(),
+                    }
+                )
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def delivered(self, prefix: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"].startswith(prefix) and r["status"] == 200]
+
+
+def api(
+    worker: WorkerRun,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = ALICE,
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(f"{worker.url}{path}", data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        text = exc.read()
+        return exc.code, json.loads(text) if text else None
+
+
+def _until(check: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    yield rec
+    rec.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def hanging() -> Iterator[Receiver]:
+    """Another receiver (its own port), whose every request hangs past the timeout."""
+    rec = Receiver()
+    yield rec
+    rec.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerRun]:
+    run = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("subscriptions"))
+    run.settings.update(
+        {
+            "STORYWATCH_API_TOKENS": f"alice:{ALICE},bob:{BOB}",
+            "STORYWATCH_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+            "STORYWATCH_WEBHOOK_TIMEOUT_S": "1",
+            "STORYWATCH_WEBHOOK_RETRY_BASE_S": "0.2",
+            "STORYWATCH_WEBHOOK_RETRY_MAX_S": "1",
+            "STORYWATCH_WEBHOOK_MAX_ATTEMPTS": "6",
+            "STORYWATCH_SESSION_TIMEOUT_S": "6",
+            "STORYWATCH_TOPIC_DELIVERIES": f"deliveries-{run.run_id}",
+            "STORYWATCH_TOPIC_ALERTS_DLQ": f"alerts-dlq-{run.run_id}",
+        }
+    )
+    run.start()
+    yield run
+    run.stop()
+
+
+@pytest.fixture(scope="module")
+def streamed(worker: WorkerRun, receiver: Receiver, hanging: Receiver) -> dict[str, Any]:
+    """Four subscriptions, then the labelled sample; every story event and delivery."""
+    subs: dict[str, dict[str, Any]] = {}
+    for name, body in {
+        "keyword": {"filter": {"keywords": {"any": ["Sbarro"]}}, "path": "/ok/keyword"},
+        "semantic": {
+            "filter": {"query": "Sbarro pizza restaurant chain files for bankruptcy"},
+            "path": "/ok/semantic",
+        },
+        "source": {"filter": {"sources": {"allow": ["reuters"]}}, "path": "/flaky/source"},
+        "hang": {"filter": {}, "path": "/hang/everything"},
+    }.items():
+        status, created = api(
+            worker,
+            "POST",
+            "/api/subscriptions",
+            {
+                "name": name,
+                "filter": body["filter"],
+                "delivery": {
+                    "webhook": {
+                        "url": (hanging if name == "hang" else receiver).url(str(body["path"]))
+                    }
+                },
+            },
+        )
+        assert status == 201, created
+        subs[name] = created
+    rows = read_jsonl(SAMPLE)
+    started = time.monotonic()
+    produce_rows(rows, worker.bootstrap, worker.topic("articles"))
+    stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=len(rows), timeout_s=240)
+    processed = time.monotonic()
+    return {
+        "subs": subs,
+        "rows": rows,
+        "stories": stories,
+        "started": started,
+        "processed": processed,
+    }
+
+
+def _stories_where(events: list[dict[str, Any]], keep: Any) -> set[str]:
+    return {e["story_id"] for e in events if keep(e)}
+
+
+def _alerted(receiver: Receiver, prefix: str) -> Counter[str]:
+    """Deliveries accepted (2xx) per story, counted by distinct webhook-id."""
+    stories: Counter[str] = Counter()
+    for request in {r["id"]: r for r in receiver.delivered(prefix)}.values():
+        stories[json.loads(request["body"])["data"]["story"]["story_id"]] += 1
+    return stories
+
+
+def test_keyword_subscription_gets_exactly_the_stories_that_name_it(streamed, receiver) -> None:
+    expected = _stories_where(
+        streamed["stories"], lambda e: SBARRO.search(e["title"] + " " + (e.get("text") or ""))
+    )
+    assert expected, "the sample should hold Sbarro stories"
+    _until(lambda: set(_alerted(receiver, "/ok/keyword")) >= expected, 60, "keyword alerts")
+    time.sleep(1)
+    alerted = _alerted(receiver, "/ok/keyword")
+    assert set(alerted) == expected
+    assert set(alerted.values()) == {1}
+    ids = [r["id"] for r in receiver.delivered("/ok/keyword")]
+    assert len(ids) == len(set(ids)), "a webhook-id was delivered twice"
+
+
+def test_every_delivery_is_signed_with_the_subscriptions_secret(
+    streamed, receiver, hanging
+) -> None:
+    _until(lambda: receiver.delivered("/ok/"), 60, "deliveries")
+    secrets = {name: sub["secret"] for name, sub in streamed["subs"].items()}
+    for request in receiver.requests + hanging.requests:
+        name = request["path"].split("/")[2]
+        payload = Webhook(secrets[{"everything": "hang"}.get(name, name)]).verify(
+            request["body"], request["headers"]
+        )
+        assert payload["specversion"] == "1.0"
+        assert payload["type"].startswith("io.storywatch.subscription.")
+        wrong = Webhook(secrets["keyword" if name != "keyword" else "semantic"])
+        with pytest.raises(Exception, match="signature"):
+            wrong.verify(request["body"], request["headers"])
+
+
+def test_semantic_subscription_gets_the_story_it_describes(streamed, receiver) -> None:
+    gold = {r["id"]: r["label"] for r in streamed["rows"]}
+    members: dict[str, list[str]] = defaultdict(list)
+    for event in streamed["stories"]:
+        members[event["story_id"]].append(gold[event["article_id"]])
+    sbarro_label = Counter(
+        r["label"] for r in streamed["rows"] if SBARRO.search(r["title"])
+    ).most_common(1)[0][0]
+    biggest = max(members, key=lambda s: members[s].count(sbarro_label))
+    _until(lambda: biggest in _alerted(receiver, "/ok/semantic"), 60, "the semantic alert")
+    time.sleep(1)
+    for story in _alerted(receiver, "/ok/semantic"):
+        label = Counter(members[story]).most_common(1)[0][0]
+        assert label == sbarro_label, f"story {story} is about something else"
+
+
+def test_source_filter_and_retries_deliver_each_alert_once(streamed, receiver) -> None:
+    """Reuters stories only; the receiver fails twice per alert, then gets it exactly once."""
+    expected = _stories_where(streamed["stories"], lambda e: e["source"].lower() == "reuters")
+    assert expected
+    _until(lambda: set(_alerted(receiver, "/flaky/source")) >= expected, 90, "retried alerts")
+    time.sleep(2)
+    alerted = _alerted(receiver, "/flaky/source")
+    assert set(alerted) == expected
+    attempts = Counter(r["id"] for r in receiver.requests if r["path"].startswith("/flaky/"))
+    assert set(attempts.values()) == {FLAKY_FAILURES + 1}
+    ok = Counter(r["id"] for r in receiver.delivered("/flaky/"))
+    assert set(ok.values()) == {1}
+
+
+def test_a_hanging_receiver_holds_up_nobody_else(streamed, receiver, hanging) -> None:
+    _until(lambda: receiver.delivered("/ok/keyword"), 60, "keyword alerts")
+    tried = hanging.requests
+    assert tried, "the match-everything subscription should have been tried"
+    done = max(r["at"] for r in receiver.delivered("/ok/"))
+    # Everything the healthy receivers get arrives within seconds of the last story event,
+    # while the hanging receiver's deliveries are still timing out and being retried.
+    assert done - streamed["processed"] < 20
+    assert len({r["id"] for r in tried}) > len({r["id"] for r in receiver.delivered("/ok/")})
+
+
+def test_deliveries_endpoint_shows_recent_attempts(worker, streamed, receiver) -> None:
+    sub = streamed["subs"]["source"]
+    _until(lambda: receiver.delivered("/flaky/"), 60, "a delivery")
+    status, body = api(worker, "GET", f"/api/subscriptions/{sub['id']}/deliveries")
+    assert status == 200
+    assert body["deliveries"] and body["deliveries"][0]["outcome"] in {"delivered", "retry"}
+    assert any(d["attempts"] == FLAKY_FAILURES + 1 for d in body["deliveries"])
+
+
+def test_api_errors(worker, streamed) -> None:
+    sub_id = streamed["subs"]["keyword"]["id"]
+    assert api(worker, "GET", "/api/subscriptions", token=None)[0] == 401
+    assert api(worker, "GET", "/api/subscriptions", token="not-a-token-at-all")[0] == 401
+    status, body = api(worker, "GET", f"/api/subscriptions/{sub_id}", token=BOB)
+    assert status == 404 and body["field"] == "id"
+    assert api(worker, "DELETE", f"/api/subscriptions/{sub_id}", token=BOB)[0] == 404
+    for bad, field_name in [
+        ({"filter": {}}, "name"),
+        ({"name": "x", "filter": {"min_size": 0}}, "filter.min_size"),
+        ({"name": "x", "filter": {"triggers": ["sometimes"]}}, "filter.triggers[0]"),
+        ({"name": "x", "filter": {"query_threshold": "high"}}, "filter.query_threshold"),
+        ({"name": "x", "delivery": {"webhook": {"url": "ftp://x.org/"}}}, "delivery.webhook.url"),
+        ({"name": "x", "colour": "red"}, "colour"),
+    ]:
+        status, body = api(worker, "POST", "/api/subscriptions", bad)
+        assert status == 400, (bad, body)
+        assert body["field"] == field_name, body
+    status, body = api(worker, "POST", "/api/subscriptions", raw=b"{not json")
+    assert status == 400 and body["field"] == "body"
+    status, body = api(worker, "POST", "/api/subscriptions", raw=b" " * 70_000)
+    assert status == 413 and body["field"] == "body"
+    mine = api(worker, "GET", "/api/subscriptions?limit=2")[1]
+    assert len(mine["subscriptions"]) == 2 and mine["next_cursor"]
+    rest = api(worker, "GET", f"/api/subscriptions?limit=2&cursor={mine['next_cursor']}")[1]
+    names = {s["name"] for s in mine["subscriptions"] + rest["subscriptions"]}
+    assert names == {"keyword", "semantic", "source", "hang"}
+    assert api(worker, "GET", "/api/subscriptions", token=BOB)[1]["subscriptions"] == []
+    assert all("secret" not in s for s in mine["subscriptions"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.7/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://100.64.0.1/hook",
+        "http://[::1]:8080/hook",
+        "http://[fd00::1]/hook",
+        "http://[::ffff:192.168.1.1]/hook",
+        "http://224.0.0.1/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_ssrf_refused_at_creation(worker, url: str) -> None:
+    status, body = api(
+        worker, "POST", "/api/subscriptions", {"name": "x", "delivery": {"webhook": {"url": url}}}
+    )
+    assert status == 400 and body["field"] == "delivery.webhook.url", body
+    assert "STORYWATCH_WEBHOOK_ALLOW_HOSTS" in body["error"]
+
+
+def test_secrets_and_tokens_never_show(worker, streamed) -> None:
+    secret = streamed["subs"]["keyword"]["secret"]
+    for path in ["/api/subscriptions", f"/api/subscriptions/{streamed['subs']['keyword']['id']}"]:
+        text = json.dumps(api(worker, "GET", path)[1])
+        assert secret not in text and ALICE not in text
+    assert secret not in worker.log() and ALICE not in worker.log() and BOB not in worker.log()
+    for route in ["/table", "/table/subscriptions", "/router", "/graph"]:
+        try:
+            status = urllib.request.urlopen(f"{worker.url}{route}", timeout=10).status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status == 404, route
+
+
+def test_sse_stream_and_resume_with_last_event_id(worker, streamed) -> None:
+    """The owner's alerts as Server-Sent Events; a client that resumes with Last-Event-ID
+    gets the alerts after that id, and only the owner's."""
+
+    def read_events(headers: dict[str, str], count: int) -> list[tuple[str, dict[str, Any]]]:
+        request = urllib.request.Request(
+            f"{worker.url}/api/alerts/stream?last_event_id=-1&access_token={ALICE}",
+            headers=headers,
+        )
+        events: list[tuple[str, dict[str, Any]]] = []
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            event_id = None
+            for raw in response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: "):
+                    events.append((str(event_id), json.loads(line[6:])))
+                    if len(events) >= count:
+                        break
+        return events
+
+    first = read_events({}, 3)
+    assert all(e["data"]["owner"] == "alice" for _, e in first)
+    resumed = read_events({"Last-Event-ID": first[0][0]}, 2)
+    assert [i for i, _ in resumed] == [i for i, _ in first[1:3]]
+    status, body = api(worker, "GET", "/api/alerts?limit=5")
+    assert status == 200 and len(body["alerts"]) == 5
+    assert api(worker, "GET", "/api/alerts?since=yesterday")[0] == 400
+    assert api(worker, "GET", "/api/alerts", token=None)[0] == 401
+
+
+def test_cli_lists_and_adds_through_the_api(worker, streamed, receiver) -> None:
+    base = [sys.executable, "-m", "streams.cli", "subscriptions", "--url", worker.url]
+    listed = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [*base, "--token", ALICE, "list", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = {json.loads(line)["name"] for line in listed.stdout.splitlines() if line.strip()}
+    assert {"keyword", "semantic", "source", "hang"} <= names
+    added = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            *base,
+            "--token",
+            BOB,
+            "add",
+            "--name",
+            "bob-cli",
+            "--any",
+            "banana",
+            "--webhook",
+            receiver.url("/ok/cli"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "whsec_" in added.stdout
+    bad = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [*base, "--token", "wrong-token-000", "list"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1 and "STORYWATCH_API_TOKEN" in bad.stderr + bad.stdout
+    body = api(worker, "GET", "/api/subscriptions", token=BOB)[1]
+    assert [s["name"] for s in body["subscriptions"]] == ["bob-cli"]
+    sub_id = body["subscriptions"][0]["id"]
+    tested = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [*base, "--token", BOB, "test", sub_id], capture_output=True, text=True, timeout=60
+    )
+    assert tested.returncode == 0, tested.stderr
+    _until(lambda: receiver.delivered("/ok/cli"), 30, "the CLI's test alert")
+    assert json.loads(receiver.delivered("/ok/cli")[0]["body"])["type"].endswith(".test")
+
+
+def test_kill_9_with_deliveries_pending_loses_none_and_doubles_none(
+    worker, streamed, receiver
+) -> None:
+    """Deliveries to a receiver that refuses (503) are pending when the worker is killed;
+    after the restart and once the receiver accepts, every alert arrives exactly once."""
+    status, created = api(
+        worker,
+        "POST",
+        "/api/subscriptions",
+        {"name": "gated", "filter": {}, "delivery": {"webhook": {"url": receiver.url("/gate/x")}}},
+    )
+    assert status == 201
+    rows = [dict(r, id=f"again-{r['id']}") for r in streamed["rows"][:60]]
+    produce_rows(rows, worker.bootstrap, worker.topic("articles"))
+    _until(
+        lambda: len({r["id"] for r in receiver.requests if r["path"] == "/gate/x"}) >= 3,
+        90,
+        "gated deliveries in flight",
+    )
+    worker.kill()
+    worker.start()
+    receiver.open_gate.set()
+    alerts = read_topic(worker.bootstrap, worker.topic("alerts"), expect=10**6, timeout_s=5)
+    expected = {a["id"] for a in alerts if a["data"].get("subscription_id") == created["id"]}
+    assert expected
+    from streams.subscriptions.alerts import webhook_id_of
+
+    want = {webhook_id_of(i) for i in expected}
+    _until(lambda: {r["id"] for r in receiver.delivered("/gate/")} >= want, 120, "gated alerts")
+    time.sleep(3)
+    ok = Counter(r["id"] for r in receiver.delivered("/gate/"))
+    assert set(ok) == want
+    assert set(ok.values()) == {1}, "an acknowledged alert was delivered twice"

@@ -163,6 +163,10 @@ def test_kill_9_happened_inside_unacknowledged_batches(crashed_run, crash_rows) 
     (so the test exercised the replay path, not only idle moments)."""
     assert crashed_run["consumed"] > len(crash_rows)
     assert crashed_run["worker"].starts == KILLS + 1
+    print(
+        f"\nFIGURES crash: articles={len(crash_rows)} kills={KILLS} "
+        f"records_read={crashed_run['consumed']:.0f} story_events={len(crashed_run['stories'])}"
+    )
 
 
 def test_kill_9_keeps_the_stories_of_one_uninterrupted_pass(
@@ -298,4 +302,8 @@ def test_the_worker_never_restarted_and_memory_stayed_bounded(hostile_run) -> No
     # Why 2.5 GiB: the model and torch take ~1 GiB; three 10 MB records in flight and their
     # base64 dead letters add tens of MiB. A leak of hostile records would show far above.
     assert hostile_run["rss_mib"] < 2560, hostile_run["rss_mib"]
-    print(f"peak RSS of the worker: {hostile_run['rss_mib']:.0f} MiB")
+    print(
+        f"\nFIGURES hostile: records={len(hostile_run['bad'])} dead_letters="
+        f"{len(hostile_run['dlq'])} valid={len(hostile_run['stories'])} "
+        f"peak_rss_mib={hostile_run['rss_mib']:.0f}"
+    )

@@ -376,7 +376,7 @@ def test_sse_stream_and_resume_with_last_event_id(worker, streamed) -> None:
             assert response.headers["Content-Type"].startswith("text/event-stream")
             event_id = None
             for raw in response:
-                line = raw.decode().rstrip("\n")
+                line = raw.decode().rstrip("\r\n")
                 if line.startswith("id: "):
                     event_id = line[4:]
                 elif line.startswith("data: "):

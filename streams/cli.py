@@ -5,35 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from config.exceptions import StorywatchError
 from config.settings import Settings, load_settings
+from streams.cli_errors import clean_errors
 from streams.subscriptions_cli import subscriptions
 
 __all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _SAMPLE = Path(__file__).resolve().parent / "samples" / "uci-headlines-sample.jsonl"
-
-
-def _clean_errors(func: F) -> F:
-    """Turn any :class:`StorywatchError` into one line on stderr and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except StorywatchError as exc:
-            click.echo(f"storywatch: error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +44,7 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
     default=None,
     help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
 )
-@_clean_errors
+@clean_errors
 def kafka_start(port: int | None, data_dir: Path | None) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker in the background."""
     from streams.kafka_local import start_broker
@@ -86,7 +69,7 @@ def kafka_start(port: int | None, data_dir: Path | None) -> None:
     default=None,
     help="Broker data folder given to `kafka start`.",
 )
-@_clean_errors
+@clean_errors
 def kafka_stop(data_dir: Path | None) -> None:
     """Stop the local broker."""
     from streams.kafka_local import stop_broker
@@ -102,7 +85,7 @@ def kafka_stop(data_dir: Path | None) -> None:
     default=None,
     help="Broker data folder given to `kafka start`.",
 )
-@_clean_errors
+@clean_errors
 def kafka_status(data_dir: Path | None) -> None:
     """Say whether the local broker runs (exit status 1 if not)."""
     from streams.kafka_local import broker_status
@@ -143,7 +126,7 @@ def _require_broker(settings: Settings) -> str:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-@_clean_errors
+@clean_errors
 def worker(loglevel: str) -> None:
     """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
     settings = load_settings()
@@ -165,7 +148,7 @@ def worker(loglevel: str) -> None:
     "--rate", type=float, default=0.0, help="Articles per second (0: as fast as possible)."
 )
 @click.option("--topic", default=None, help="Target topic [STORYWATCH_TOPIC_ARTICLES].")
-@_clean_errors
+@clean_errors
 def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
     from streams.admin import ensure_topics
@@ -182,7 +165,7 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 @click.option("--topic", default=None, help="Stories topic [STORYWATCH_TOPIC_STORIES].")
 @click.option("--alerts-topic", default=None, help="Also print this alerts topic's events.")
 @click.option("--from-beginning/--new-only", default=True, show_default=True)
-@_clean_errors
+@clean_errors
 def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> None:
     """Print story assignments as they happen (Ctrl-C stops)."""
     from streams.watch import follow_stories
@@ -239,7 +222,7 @@ def _run_offline(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], 
     required=True,
     help="Output JSONL: {id, story_id, dup_group_id} per article.",
 )
-@_clean_errors
+@clean_errors
 def cluster(file: Path, out: Path) -> None:
     """Cluster a JSONL file offline (no Kafka), same engine and defaults as the worker."""
     _, run = _run_offline(file, load_settings())
@@ -266,7 +249,7 @@ _SWEEP_STORY = (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)
 @main.command("eval")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--sweep", is_flag=True, help="Also score a grid of the main thresholds.")
-@_clean_errors
+@clean_errors
 def evaluate(file: Path, sweep: bool) -> None:
     """Cluster a labeled JSONL file offline and score it against its `label` field."""
     from dataclasses import replace
@@ -331,7 +314,7 @@ def evaluate(file: Path, sweep: bool) -> None:
 )
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Articles per second.")
 @click.option("--exit-when-done", is_flag=True, help="Stop once the stream is produced and shown.")
-@_clean_errors
+@clean_errors
 def demo(file: Path, rate: float, exit_when_done: bool) -> None:
     """Start Kafka and a worker, stream the sample, and show stories forming (Ctrl-C stops)."""
     from streams.demo import run_demo

@@ -15,17 +15,16 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import wraps
 from typing import IO, Any, TypeVar
 
 import click
 
 from config.exceptions import StorywatchError
+from streams.cli_errors import clean_errors
 
 __all__ = [
     "API_TOKEN_ENV",
@@ -605,20 +604,6 @@ def _echo_json_lines(items: Iterable[Mapping[str, Any]]) -> None:
 # --- commands ----------------------------------------------------------------------------
 
 
-def _clean_errors(func: F) -> F:
-    """Turn any :class:`StorywatchError` into one line on stderr and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except StorywatchError as exc:
-            click.echo(f"storywatch: error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
 _OPTIONS_KEY = "storywatch.subscriptions"
 
 
@@ -701,7 +686,7 @@ def subscriptions(
 @click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def add(
     ctx: click.Context,
     *,
@@ -761,7 +746,7 @@ def add(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def list_(
     ctx: click.Context, *, as_json: bool, url: str | None, token: str | None, timeout: float | None
 ) -> None:
@@ -792,7 +777,7 @@ def list_(
 @click.option("--json", "as_json", is_flag=True, help="The API's JSON, indented.")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def show(
     ctx: click.Context,
     *,
@@ -817,7 +802,7 @@ def show(
 @click.argument("subscription_id", metavar="ID")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def rm(
     ctx: click.Context,
     *,
@@ -835,7 +820,7 @@ def rm(
 @click.argument("subscription_id", metavar="ID")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def send_test(
     ctx: click.Context,
     *,
@@ -859,7 +844,7 @@ def send_test(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_api_options
 @click.pass_context
-@_clean_errors
+@clean_errors
 def deliveries(
     ctx: click.Context,
     *,

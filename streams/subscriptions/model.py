@@ -7,7 +7,6 @@ Pure: no I/O. :func:`parse_subscription` checks a decoded JSON body and raises
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from collections.abc import Mapping
@@ -17,12 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from config.exceptions import StorywatchError
+from streams.subscriptions.webhooks import FORMATS, new_secret
 
 __all__ = [
     "DEFAULT_GROWTH_STEPS",
     "DEFAULT_QUERY_THRESHOLD",
     "DEFAULT_TRIGGERS",
-    "FORMATS",
     "TRIGGERS",
     "InvalidField",
     "KeywordFilter",
@@ -31,7 +30,6 @@ __all__ = [
     "SubscriptionFilter",
     "SubscriptionSpec",
     "WebhookTarget",
-    "new_secret",
     "new_subscription_id",
     "parse_subscription",
 ]
@@ -41,7 +39,6 @@ DEFAULT_TRIGGERS = ("new_story",)
 # Why these steps: roughly x2.5 apart, so a story that keeps growing alerts a handful of times
 # (a wire story re-reported by 100+ outlets), not on every article.
 DEFAULT_GROWTH_STEPS = (10, 25, 50, 100)
-FORMATS = ("cloudevents", "slack")
 # Why 0.55: the best F1 of "story matches query" vs "same gold story" on the dev data, with a
 # headline of each gold story as the query, scored against every story's centroid built from
 # its other articles (all-MiniLM-L6-v2, 5 seeded query sets). Both files pooled: P 0.780,
@@ -274,11 +271,6 @@ class Subscription:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
-
-
-def new_secret() -> str:
-    """A webhook signing secret in Standard Webhooks form: ``whsec_`` + base64(24 bytes)."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
 
 def new_subscription_id() -> str:

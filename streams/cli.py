@@ -136,9 +136,11 @@ def worker(loglevel: str) -> None:
     from faust.worker import Worker
 
     from streams.app import app, embedder
+    from streams.log_limits import limit_kafka_client_logs
 
     # Load the model before consuming: otherwise the first batch after a start waits for it.
     embedder.load()
+    limit_kafka_client_logs()
     Worker(app, loglevel=loglevel).execute_from_commandline()
 
 

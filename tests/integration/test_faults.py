@@ -307,3 +307,97 @@ def test_the_worker_never_restarted_and_memory_stayed_bounded(hostile_run) -> No
         f"{len(hostile_run['dlq'])} valid={len(hostile_run['stories'])} "
         f"peak_rss_mib={hostile_run['rss_mib']:.0f}"
     )
+
+
+# --- broker restart ------------------------------------------------------------------------
+
+# Why 600: ~10 s of headlines; the broker goes down in the middle of the first half and the
+# second half is sent after it is back.
+RESTART_ARTICLES = 600
+
+
+@pytest.fixture(scope="module")
+def broker_restart_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> dict[str, Any]:
+    """A broker of its own; the articles stream in at a steady rate; mid-stream the broker
+    is stopped and started again on the same port and data. The worker is never touched."""
+    import threading
+
+    from streams.kafka_local import free_port, start_broker, stop_broker
+
+    settings = Settings()
+    data_dir = tmp_path_factory.mktemp("restart-broker")
+    port = free_port()
+    info = start_broker(settings.kafka_dir, settings.kafka_version, port=port, data_dir=data_dir)
+    worker = WorkerRun(info.bootstrap, tmp_path_factory.mktemp("restart-worker"))
+    worker.settings["STORYWATCH_SESSION_TIMEOUT_S"] = "6"
+    rows = crash_rows[:RESTART_ARTICLES]
+    try:
+        worker.start()
+        pid = worker.process.pid if worker.process else None
+        items = _valid_items(rows)
+        half = len(items) // 2
+        _send_stream(worker.bootstrap, worker.topic("articles"), items[:half])
+        progress = KafkaConsumer(
+            worker.topic("stories"),
+            bootstrap_servers=worker.bootstrap,
+            auto_offset_reset="earliest",
+            value_deserializer=json.loads,
+        )
+        decided: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(decided) < half // 2:  # mid-way through the first half
+            assert time.monotonic() < deadline, worker.log()[-2000:]
+            for batch in progress.poll(timeout_ms=100).values():
+                decided.update(m.value["article_id"] for m in batch)
+        progress.close()
+        stopped_at = time.monotonic()
+        stop_broker(data_dir)
+        time.sleep(5)
+        start_broker(settings.kafka_dir, settings.kafka_version, port=port, data_dir=data_dir)
+        down_s = time.monotonic() - stopped_at
+        sender = threading.Thread(
+            target=_send_stream, args=(worker.bootstrap, worker.topic("articles"), items[half:])
+        )
+        sender.start()
+        sender.join(timeout=300)
+        deadline = time.monotonic() + 300
+        stories: list[Any] = []
+        while time.monotonic() < deadline:
+            stories = read_topic(
+                worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=2
+            )
+            if {e["article_id"] for e in stories} >= {r["id"] for r in rows}:
+                break
+            time.sleep(2)
+        alive = worker.process is not None and worker.process.poll() is None
+        return {
+            "worker": worker,
+            "rows": rows,
+            "stories": stories,
+            "pid": pid,
+            "alive": alive,
+            "down_s": down_s,
+            "log": worker.log(),
+        }
+    finally:
+        worker.stop()
+        stop_broker(data_dir)
+
+
+def test_broker_restart_loses_nothing_and_needs_no_worker_restart(broker_restart_run) -> None:
+    run = broker_restart_run
+    assert run["alive"], "the worker died when the broker restarted:\n" + run["log"][-3000:]
+    assert run["worker"].process is not None and run["worker"].process.pid == run["pid"]
+    stories_of: dict[str, set[str]] = defaultdict(set)
+    for event in run["stories"]:
+        stories_of[event["article_id"]].add(event["story_id"])
+    missing = {r["id"] for r in run["rows"]} - set(stories_of)
+    assert not missing, f"{len(missing)} articles lost across the broker restart"
+    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    errors = sum(1 for line in run["log"].splitlines() if "[ERROR]" in line)
+    # The outage is reported, not flooded: without the limiter aiokafka wrote ~20,000 lines.
+    assert 0 < errors < 300, f"{errors} error lines for a {run['down_s']:.0f} s outage"
+    print(
+        f"\nFIGURES broker-restart: articles={len(run['rows'])} down_s={run['down_s']:.1f} "
+        f"error_lines={errors}"
+    )

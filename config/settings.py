@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # its heartbeats this long, so it bounds the takeover time (Faust's default is 60 s);
     # heartbeats come from the event loop every 3 s, which the model's thread never blocks.
     session_timeout_s: float = Field(default=20.0, ge=6)
+    # Why 1 (Faust's default): each table partition is also kept warm by one other worker,
+    # so a takeover replays the changelog's tail, not all of it. 0 saves memory on workers
+    # that never take over.
+    standby_replicas: int = Field(default=1, ge=0)
     # Why 1 MB: Kafka's default max.message.bytes; a news article is ~10 KB of text.
     max_record_bytes: int = Field(default=1_000_000, ge=64)
     # Why 8 MiB: a dead letter carries the original record base64-encoded (x1.34) plus its

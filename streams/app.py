@@ -62,6 +62,7 @@ def _create_app(settings: Settings) -> faust.App:
         web_stats_enabled=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=3.0,
+        table_standby_replicas=settings.standby_replicas,
         producer_max_request_size=settings.dlq_max_message_bytes,
         producer_linger=settings.producer_linger_s,  # why its default: config/settings.py
         # Why 1 s: the stories a dashboard shows lag by at most this; offsets commit often

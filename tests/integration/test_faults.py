@@ -401,3 +401,87 @@ def test_broker_restart_loses_nothing_and_needs_no_worker_restart(broker_restart
         f"\nFIGURES broker-restart: articles={len(run['rows'])} down_s={run['down_s']:.1f} "
         f"error_lines={errors}"
     )
+
+
+# --- two workers, one group ---------------------------------------------------------------
+
+# Why 800 on 4 partitions: enough stream that the kill lands mid-way with every stage busy.
+TAKEOVER_ARTICLES = 800
+
+
+def _two_workers_kill_one(
+    bootstrap: str, tmp: pytest.TempPathFactory, rows: list[dict[str, Any]], standbys: int
+) -> dict[str, Any]:
+    """Two workers in one group, ``articles`` on 4 partitions; SIGKILL the worker that holds
+    the ordered cluster stage mid-stream. Returns the outputs and the takeover time: from
+    the kill to the first story event the survivor sends."""
+    first = WorkerRun(bootstrap, tmp.mktemp(f"pair-a-{standbys}"))
+    second = WorkerRun(bootstrap, tmp.mktemp(f"pair-b-{standbys}"), run_id=first.run_id)
+    for worker in (first, second):
+        worker.settings.update(
+            {
+                "STORYWATCH_ARTICLES_PARTITIONS": "4",
+                "STORYWATCH_SESSION_TIMEOUT_S": "6",
+                "STORYWATCH_STANDBY_REPLICAS": str(standbys),
+            }
+        )
+    try:
+        first.start()
+        second.start()
+        embedded = first.topic("embedded")
+        deadline = time.monotonic() + 120
+        # After the second joins, exactly one of them holds the one cluster partition.
+        while first.holds(embedded) == second.holds(embedded):
+            assert time.monotonic() < deadline, "no single worker holds the cluster stage"
+            time.sleep(0.5)
+        victim, survivor = (first, second) if first.holds(embedded) else (second, first)
+        _send_stream(bootstrap, first.topic("articles"), _valid_items(rows))
+        progress = KafkaConsumer(
+            first.topic("stories"),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            value_deserializer=json.loads,
+        )
+        decided: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) // 3:
+            assert time.monotonic() < deadline, victim.log()[-2000:]
+            for batch in progress.poll(timeout_ms=100).values():
+                decided.update(m.value["article_id"] for m in batch)
+        victim.kill()
+        killed_at = time.monotonic()
+        resumed_at: float | None = None
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) and time.monotonic() < deadline:
+            for batch in progress.poll(timeout_ms=100).values():
+                new = {m.value["article_id"] for m in batch} - decided
+                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
+                    resumed_at = time.monotonic()
+                decided |= new
+        progress.close()
+        stories = read_topic(bootstrap, first.topic("stories"), expect=10**9, timeout_s=3)
+        return {
+            "stories": stories,
+            "takeover_s": None if resumed_at is None else resumed_at - killed_at,
+            "survivor_alive": survivor.process is not None and survivor.process.poll() is None,
+        }
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.parametrize("standbys", [1, 0])
+def test_two_workers_one_killed_the_other_takes_over(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, crash_rows, standbys: int
+) -> None:
+    rows = crash_rows[:TAKEOVER_ARTICLES]
+    run = _two_workers_kill_one(kafka_bootstrap, tmp_path_factory, rows, standbys)
+    assert run["survivor_alive"]
+    stories_of: dict[str, set[str]] = defaultdict(set)
+    for event in run["stories"]:
+        stories_of[event["article_id"]].add(event["story_id"])
+    missing = {r["id"] for r in rows} - set(stories_of)
+    assert not missing, f"{len(missing)} articles lost after the takeover"
+    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    assert run["takeover_s"] is not None
+    print(f"\nFIGURES takeover: standbys={standbys} takeover_s={run['takeover_s']:.1f}")

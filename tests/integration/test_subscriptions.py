@@ -151,8 +151,6 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "STORYWATCH_WEBHOOK_RETRY_MAX_S": "1",
             "STORYWATCH_WEBHOOK_MAX_ATTEMPTS": "6",
             "STORYWATCH_SESSION_TIMEOUT_S": "6",
-            "STORYWATCH_TOPIC_DELIVERIES": f"deliveries-{run.run_id}",
-            "STORYWATCH_TOPIC_ALERTS_DLQ": f"alerts-dlq-{run.run_id}",
         }
     )
     run.start()

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 
 from streams.kafka_local import free_port
 
-TOPIC_NAMES = ("articles", "dlq", "embedded", "stories", "alerts")
+TOPIC_NAMES = ("articles", "dlq", "embedded", "stories", "alerts", "deliveries", "alerts_dlq")
 
 
 @dataclass
@@ -89,6 +89,15 @@ class WorkerRun:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def holds(self, topic: str) -> bool:
+        """Whether the latest partition assignment in the log gives this worker ``topic``."""
+        log = self.log()
+        last = log.rfind("Setting newly assigned partitions")
+        if last < 0:
+            return False
+        table = log[last:].split("\n\n", 1)[0]
+        return any(line.strip("| ").startswith(topic + " ") for line in table.splitlines())
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when a machine or the OOM killer stops it."""

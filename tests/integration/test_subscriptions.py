@@ -454,8 +454,12 @@ def test_kill_9_with_deliveries_pending_loses_none_and_doubles_none(
         90,
         "gated deliveries in flight",
     )
+    before = api(worker, "GET", "/api/subscriptions")[1]["subscriptions"]
     worker.kill()
     worker.start()
+    # The subscriptions live in Kafka: the restarted worker (its tables rebuilt from the
+    # changelogs, memory store) serves the same ones.
+    assert api(worker, "GET", "/api/subscriptions")[1]["subscriptions"] == before
     receiver.open_gate.set()
     alerts = read_topic(worker.bootstrap, worker.topic("alerts"), expect=10**6, timeout_s=5)
     expected = {a["id"] for a in alerts if a["data"].get("subscription_id") == created["id"]}

@@ -28,6 +28,7 @@ class PipelineTables:
     stories: TableT  # story id -> story record (centroid, size, sources, times, headline)
     groups: TableT  # near-duplicate group id -> group record (vector, size, title)
     seen: TableT  # "id:<article id>" -> {story_id, group_id, ts, terms, entities, content}
+    journal: TableT  # "last" -> the last cluster batch's records for the three tables above
     alerts: TableT  # story id -> alert rule state
     subscriptions: TableT  # subscription id -> record (GLOBAL: every worker has all)
     matches: TableT  # story id -> subscription matching state (phrases seen, fired triggers)
@@ -35,9 +36,14 @@ class PipelineTables:
     delivery_log: TableT  # subscription id -> its recent delivery attempts (newest last)
 
 
-def _table(app: faust.App, name: str) -> TableT:
+# Why 16 MiB: one journal record holds a whole batch's story, group and seen records (a
+# story record is a few KiB; 64 articles touch at most 64 of each).
+_JOURNAL_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _table(app: faust.App, name: str, **options: Any) -> TableT:
     table = SinglePartitionTable(
-        app, name=name, default=None, partitions=1, beacon=app.tables.beacon
+        app, name=name, default=None, partitions=1, beacon=app.tables.beacon, **options
     )
     app.tables.add(table)  # what app.Table() does, with this class
     return table
@@ -69,6 +75,11 @@ def declare_tables(app: faust.App) -> PipelineTables:
         stories=_table(app, "story-state"),
         groups=_table(app, "story-groups"),
         seen=_table(app, "story-seen"),
+        journal=_table(
+            app,
+            "cluster-journal",
+            extra_topic_configs={"max.message.bytes": str(_JOURNAL_MAX_BYTES)},
+        ),
         alerts=_table(app, "alert-state"),
         subscriptions=_subscriptions(app),
         matches=_table(app, "subscription-matches"),

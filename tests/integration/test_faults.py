@@ -428,11 +428,13 @@ def _two_workers_kill_one(
                 "STORYWATCH_ARTICLES_PARTITIONS": "4",
                 "STORYWATCH_SESSION_TIMEOUT_S": "6",
                 "STORYWATCH_STANDBY_REPLICAS": str(standbys),
+                "STORYWATCH_API_TOKENS": "ops:ops-token-0123456789",
             }
         )
     try:
         first.start()
         second.start()
+        shared = _subscription_seen_by_the_other_worker(first, second)
         embedded = first.topic("embedded")
         deadline = time.monotonic() + 120
         # After the second joins, exactly one of them holds the one cluster partition.
@@ -467,12 +469,37 @@ def _two_workers_kill_one(
         stories = read_topic(bootstrap, first.topic("stories"), expect=10**9, timeout_s=3)
         return {
             "stories": stories,
+            "shared_subscription": shared,
             "takeover_s": None if resumed_at is None else resumed_at - killed_at,
             "survivor_alive": survivor.process is not None and survivor.process.poll() is None,
         }
     finally:
         first.stop()
         second.stop()
+
+
+def _subscription_seen_by_the_other_worker(writer: WorkerRun, reader: WorkerRun) -> bool:
+    """A subscription created through one worker's API is served by the other's: the
+    subscriptions are a global table every worker reads."""
+    import urllib.request
+
+    token = {"Authorization": "Bearer ops-token-0123456789"}
+    created = urllib.request.Request(
+        f"{writer.url}/api/subscriptions",
+        data=json.dumps({"name": "everywhere"}).encode(),
+        headers=token,
+        method="POST",
+    )
+    with urllib.request.urlopen(created, timeout=30) as response:
+        sub_id = json.loads(response.read())["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = urllib.request.Request(f"{reader.url}/api/subscriptions", headers=token)
+        with urllib.request.urlopen(listed, timeout=30) as response:
+            if sub_id in {s["id"] for s in json.loads(response.read())["subscriptions"]}:
+                return True
+        time.sleep(0.5)
+    return False
 
 
 @pytest.mark.parametrize("standbys", [1, 0])
@@ -482,6 +509,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     rows = crash_rows[:TAKEOVER_ARTICLES]
     run = _two_workers_kill_one(kafka_bootstrap, tmp_path_factory, rows, standbys)
     assert run["survivor_alive"]
+    assert run["shared_subscription"], "a subscription made on one worker is unknown to the other"
     stories_of: dict[str, set[str]] = defaultdict(set)
     for event in run["stories"]:
         stories_of[event["article_id"]].add(event["story_id"])

@@ -285,6 +285,23 @@ def test_a_hanging_receiver_holds_up_nobody_else(streamed, receiver, hanging) ->
     assert len({r["id"] for r in tried}) > len({r["id"] for r in receiver.delivered("/ok/")})
 
 
+def test_deliveries_that_exhaust_their_retries_are_parked(worker, streamed, hanging) -> None:
+    """The hanging receiver never answers in time: after the last attempt the delivery goes
+    to alerts-dlq with the reason and the last error, and its receipt says parked."""
+    parked = read_topic(worker.bootstrap, worker.topic("alerts_dlq"), expect=1, timeout_s=120)
+    assert parked, "no delivery was parked"
+    entry = parked[0]
+    assert entry["reason"] == "delivery_failed" and entry["error"]
+    assert entry["subscription_id"] == streamed["subs"]["hang"]["id"]
+
+    def tries() -> int:  # the receiver records a request when its 5 s sleep ends
+        return sum(1 for r in hanging.requests if r["id"] == entry["webhook_id"])
+
+    _until(lambda: tries() >= 6, 15, "the sixth attempt")
+    time.sleep(1)
+    assert tries() == 6  # STORYWATCH_WEBHOOK_MAX_ATTEMPTS in this worker
+
+
 def test_deliveries_endpoint_shows_recent_attempts(worker, streamed, receiver) -> None:
     sub = streamed["subs"]["source"]
     _until(lambda: receiver.delivered("/flaky/"), 60, "a delivery")

@@ -59,17 +59,23 @@ class SubscriptionSet:
     query_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     async def refresh(self) -> None:
+        """Rebuild when a subscription was added, changed or removed (the key is read from
+        the raw records; they are parsed only then, not on every batch)."""
+        records = [r for r in list(tables.subscriptions.values()) if r is not None]
+        key = tuple(
+            sorted(
+                (str(r.get("id")), float(r.get("updated_at", 0)), bool(r.get("enabled")))
+                for r in records
+            )
+        )
+        if key == self.key:
+            return
         subs = []
-        for record in list(tables.subscriptions.values()):
-            if record is None:
-                continue
+        for record in records:
             try:
                 subs.append(Subscription.from_record(record))
             except Exception:  # a record the API did not write: skip it, loudly
                 logger.exception("ignoring an invalid subscription record")
-        key = tuple(sorted((s.id, s.updated_at, s.enabled) for s in subs))
-        if key == self.key:
-            return
         enabled = [s for s in subs if s.enabled]
         metrics.subscriptions.labels("enabled").set(len(enabled))
         metrics.subscriptions.labels("disabled").set(len(subs) - len(enabled))

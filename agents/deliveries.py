@@ -26,7 +26,7 @@ from faust import StreamT
 from faust.types import EventT
 from yarl import URL
 
-from streams.app import app, metrics, settings, tables, topics
+from streams.app import app, metrics, settings, subscription_store, tables, topics
 from streams.subscriptions.model import Subscription
 from streams.subscriptions.sender import Attempt, RetryPolicy, WebhookSender
 from streams.subscriptions.ssrf import WebhookGuard
@@ -86,7 +86,8 @@ class _Deliveries:
         receipt = tables.receipts.get(webhook_id)
         if receipt is not None and receipt.get("outcome") in _FINAL:
             return  # delivered (or parked) before a restart: never again
-        record = tables.subscriptions.get(entry["subscription_id"])
+        await subscription_store.ready()
+        record = subscription_store.get(entry["subscription_id"])
         subscription = Subscription.from_record(record) if record else None
         if subscription is None or subscription.webhook is None:
             self._finish(entry, "cancelled", None, "the subscription or its webhook was removed")

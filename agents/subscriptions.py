@@ -16,7 +16,16 @@ import numpy as np
 from faust import StreamT
 from mode.signals import BaseSignalT
 
-from streams.app import app, embedder, metrics, model_thread, settings, tables, topics
+from streams.app import (
+    app,
+    embedder,
+    metrics,
+    model_thread,
+    settings,
+    subscription_store,
+    tables,
+    topics,
+)
 from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
@@ -52,24 +61,20 @@ class SubscriptionSet:
     """The enabled subscriptions as a Matcher and a semantic index, rebuilt when the global
     table changes; query embeddings are kept by text, so an edit re-embeds only new text."""
 
-    key: tuple[tuple[str, float, bool], ...] = ()
+    version: int = -1  # the store's version this was built from
     matcher: Matcher = field(default_factory=lambda: Matcher([]))
     semantic: SemanticIndex = field(default_factory=lambda: SemanticIndex([], np.zeros((0, 0))))
     by_id: dict[str, Subscription] = field(default_factory=dict)
     query_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     async def refresh(self) -> None:
-        """Rebuild when a subscription was added, changed or removed (the key is read from
-        the raw records; they are parsed only then, not on every batch)."""
-        records = [r for r in list(tables.subscriptions.values()) if r is not None]
-        key = tuple(
-            sorted(
-                (str(r.get("id")), float(r.get("updated_at", 0)), bool(r.get("enabled")))
-                for r in records
-            )
-        )
-        if key == self.key:
+        """Rebuild when a subscription was added, changed or removed (the store's version
+        says so; the records are parsed only then, not on every batch)."""
+        await subscription_store.ready()  # never match against a partly read topic
+        if subscription_store.version == self.version:
             return
+        version = subscription_store.version
+        records = subscription_store.values()
         subs = []
         for record in records:
             try:
@@ -90,7 +95,7 @@ class SubscriptionSet:
         )
         self.matcher = Matcher(enabled)
         self.by_id = {s.id: s for s in enabled}
-        self.key = key
+        self.version = version
 
 
 subscription_set = SubscriptionSet()

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     topic_embedded: str = "articles-embedded"
     topic_stories: str = "stories"
     topic_alerts: str = "alerts"
+    topic_subscriptions: str = "subscriptions"  # compacted: the subscriptions themselves
     topic_deliveries: str = "deliveries"  # the webhook outbox, keyed by webhook-id
     topic_alerts_dlq: str = "alerts-dlq"  # deliveries that exhausted their retries
     # Why 1 by default: one partition keeps arrival order, so the worker assigns exactly what

@@ -24,6 +24,7 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
         settings.topic_alerts: 1,
         settings.topic_deliveries: 1,
         settings.topic_alerts_dlq: 1,
+        settings.topic_subscriptions: 1,
     }
 
 
@@ -40,7 +41,11 @@ def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> l
         ) from exc
     try:
         existing = set(admin.list_topics())
-        configs = {settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)}}
+        configs = {
+            settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
+            # The subscriptions themselves: the latest record per id, kept for good.
+            settings.topic_subscriptions: {"cleanup.policy": "compact"},
+        }
         missing = [
             NewTopic(name, partitions, replication, topic_configs=configs.get(name, {}))
             for name, partitions in pipeline_topic_partitions(settings).items()

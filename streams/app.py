@@ -8,6 +8,9 @@ Faust's autodiscovery finds them when the worker starts.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import faust
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +18,7 @@ from config.settings import Settings, load_settings
 from streams.engine.embedding import Embedder
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
+from streams.subscription_store import SubscriptionStore
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
 from streams.web import register_views
@@ -27,6 +31,7 @@ __all__ = [
     "model_thread",
     "registry",
     "settings",
+    "subscription_store",
     "tables",
     "topics",
 ]
@@ -82,4 +87,29 @@ topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
 tables: PipelineTables = declare_tables(app)
 embedder = Embedder.from_settings(settings)
 model_thread = ModelThread()
-register_views(app, tables, topics, settings, registry)
+
+
+async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
+    """Write one subscription (None: a tombstone) and wait for the broker's acknowledgement."""
+    producer = await app.maybe_start_producer()
+    value = None if record is None else json.dumps(record).encode()
+    await producer.send_and_wait(
+        settings.topic_subscriptions,
+        json.dumps(key).encode(),
+        value,
+        partition=None,
+        timestamp=None,
+        headers=None,
+    )
+
+
+subscription_store = SubscriptionStore(settings, _send_subscription)
+app.task(subscription_store.run)  # registered now, started with the worker
+register_views(
+    app,
+    tables=tables,
+    topics=topics,
+    settings=settings,
+    registry=registry,
+    store=subscription_store,
+)

@@ -30,7 +30,6 @@ class PipelineTables:
     seen: TableT  # "id:<article id>" -> {story_id, group_id, ts, terms, entities, content}
     journal: TableT  # "last" -> the last cluster batch's records for the three tables above
     alerts: TableT  # story id -> alert rule state
-    subscriptions: TableT  # subscription id -> record (GLOBAL: every worker has all)
     matches: TableT  # story id -> subscription matching state (phrases seen, fired triggers)
     receipts: TableT  # webhook-id -> final outcome of that delivery (delivered / parked)
     delivery_log: TableT  # subscription id -> its recent delivery attempts (newest last)
@@ -49,28 +48,9 @@ def _table(app: faust.App, name: str, **options: Any) -> TableT:
     return table
 
 
-def _subscriptions(app: faust.App) -> TableT:
-    """The subscriptions, read by every worker from the compacted changelog topic
-    ``<app id>-subscriptions-changelog``.
-
-    A global table: every worker restores all of it on start (an empty disk included) and
-    keeps reading it (``synchronize_all_active_partitions``), so a subscription written by
-    any worker's API reaches every worker's matcher. The partitioner picks the partition, so
-    the API may write outside a stream's iteration. (A changelog topic of our own name hangs
-    Faust 0.15.3's partition assignor, so the topic keeps Faust's name.)
-    """
-    return app.GlobalTable(
-        "subscriptions",
-        default=None,
-        partitions=1,
-        use_partitioner=True,
-        synchronize_all_active_partitions=True,
-    )
-
-
 def declare_tables(app: faust.App) -> PipelineTables:
     """One partition each: they follow ``articles-embedded`` / ``stories`` / ``deliveries``
-    (one partition each); the subscriptions table is global."""
+    (one partition each). The subscriptions are not a table: streams/subscription_store.py."""
     return PipelineTables(
         stories=_table(app, "story-state"),
         groups=_table(app, "story-groups"),
@@ -81,7 +61,6 @@ def declare_tables(app: faust.App) -> PipelineTables:
             extra_topic_configs={"max.message.bytes": str(_JOURNAL_MAX_BYTES)},
         ),
         alerts=_table(app, "alert-state"),
-        subscriptions=_subscriptions(app),
         matches=_table(app, "subscription-matches"),
         receipts=_table(app, "delivery-receipts"),
         delivery_log=_table(app, "delivery-log"),

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from streams.alert_history import AlertReader
+from streams.subscription_store import SubscriptionStore
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
@@ -21,10 +22,12 @@ __all__ = ["register_views", "story_summary"]
 
 def register_views(
     app: faust.App,
+    *,
     tables: PipelineTables,
     topics: PipelineTopics,
     settings: Settings,
     registry: CollectorRegistry,
+    store: SubscriptionStore,
 ) -> None:
     """Add the pages, the APIs and ``/metrics`` (Faust's sensors + ours, one registry)."""
     setup_prometheus_sensors(
@@ -32,7 +35,7 @@ def register_views(
     )
     register_story_views(app, tables)
     guard = WebhookGuard(settings.webhook_allowed_hosts)
-    service = SubscriptionService(app, tables.subscriptions, topics.deliveries, settings, guard)
+    service = SubscriptionService(store, topics.deliveries, settings, guard)
     tokens = ApiTokens(settings)
     register_subscription_views(app, service, tokens, tables.delivery_log)
     register_alert_views(app, AlertReader(settings), tokens)

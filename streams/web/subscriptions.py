@@ -14,6 +14,7 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from config.settings import Settings
+from streams.subscription_store import SubscriptionStore, SubscriptionStoreNotReady
 from streams.subscriptions.alerts import outbox_entry, test_alert
 from streams.subscriptions.errors import DeliveryError
 from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
@@ -56,33 +57,39 @@ class SubscriptionService:
 
     def __init__(
         self,
-        app: faust.App,
-        table: TableT,
+        store: SubscriptionStore,
         deliveries: faust.TopicT,
         settings: Settings,
         guard: WebhookGuard,
     ) -> None:
-        self.app = app
-        self.table = table
+        self.subscriptions = store
         self.deliveries = deliveries
         self.settings = settings
         self.guard = guard
 
-    def owned(self, owner: str, subscription_id: str) -> Subscription:
-        record = self.table.get(subscription_id)
+    async def owned(self, owner: str, subscription_id: str) -> Subscription:
+        await self._ready()
+        record = self.subscriptions.get(subscription_id)
         if record is None or record.get("owner") != owner:
             raise HttpError(404, f"no subscription {subscription_id!r} of yours", "id")
         return Subscription.from_record(record)
 
-    def of_owner(self, owner: str) -> list[Subscription]:
+    async def of_owner(self, owner: str) -> list[Subscription]:
+        await self._ready()
         return sorted(
             (
                 Subscription.from_record(r)
-                for r in list(self.table.values())
-                if r is not None and r.get("owner") == owner
+                for r in self.subscriptions.values()
+                if r.get("owner") == owner
             ),
             key=lambda s: s.id,
         )
+
+    async def _ready(self) -> None:
+        try:
+            await self.subscriptions.ready()
+        except SubscriptionStoreNotReady as exc:
+            raise HttpError(503, str(exc), None) from None
 
     async def spec(self, request: Request) -> Any:
         body = await read_json_body(request, self.settings.api_max_body_bytes)
@@ -98,14 +105,12 @@ class SubscriptionService:
         return spec
 
     async def store(self, subscription: Subscription) -> None:
-        """Write through the global table (its changelog is the compacted topic) and wait
-        until the broker has it: a 2xx means the subscription survives a crash."""
-        self.table[subscription.id] = subscription.to_record()
-        await self.app.producer.flush()
+        """Write to the compacted topic and wait until the broker has it: a 2xx means the
+        subscription survives a crash, and every worker reads it from there."""
+        await self.subscriptions.put(subscription.to_record())
 
     async def remove(self, subscription_id: str) -> None:
-        del self.table[subscription_id]
-        await self.app.producer.flush()
+        await self.subscriptions.delete(subscription_id)
 
     async def send_test(self, subscription: Subscription) -> str:
         if subscription.webhook is None:
@@ -137,7 +142,7 @@ def register_subscription_views(
             owner = tokens.owner(request)
             limit = _limit(request)
             cursor = request.query.get("cursor")
-            items = service.of_owner(owner)
+            items = await service.of_owner(owner)
             if cursor:
                 after = _after(cursor)
                 items = [s for s in items if s.id > after]
@@ -163,18 +168,19 @@ def register_subscription_views(
     class SubscriptionItem(View):
         @json_view
         async def get(self, request: Request, subscription_id: str) -> Response:
-            return self.json(service.owned(tokens.owner(request), subscription_id).public_view())
+            owned = await service.owned(tokens.owner(request), subscription_id)
+            return self.json(owned.public_view())
 
         @json_view
         async def put(self, request: Request, subscription_id: str) -> Response:
-            current = service.owned(tokens.owner(request), subscription_id)
+            current = await service.owned(tokens.owner(request), subscription_id)
             changed = current.updated(await service.spec(request), time.time())
             await service.store(changed)
             return self.json(changed.public_view())
 
         @json_view
         async def delete(self, request: Request, subscription_id: str) -> Response:
-            service.owned(tokens.owner(request), subscription_id)
+            await service.owned(tokens.owner(request), subscription_id)
             await service.remove(subscription_id)
             return self.bytes(b"", status=204)
 
@@ -182,7 +188,7 @@ def register_subscription_views(
     class SubscriptionTest(View):
         @json_view
         async def post(self, request: Request, subscription_id: str) -> Response:
-            subscription = service.owned(tokens.owner(request), subscription_id)
+            subscription = await service.owned(tokens.owner(request), subscription_id)
             webhook_id = await service.send_test(subscription)
             return self.json({"webhook_id": webhook_id, "status": "queued"}, status=202)
 
@@ -190,6 +196,6 @@ def register_subscription_views(
     class SubscriptionDeliveries(View):
         @json_view
         async def get(self, request: Request, subscription_id: str) -> Response:
-            service.owned(tokens.owner(request), subscription_id)
+            await service.owned(tokens.owner(request), subscription_id)
             recent = list(delivery_log.get(subscription_id) or [])
             return self.json({"deliveries": list(reversed(recent))})

@@ -1,0 +1,161 @@
+"""Every subscription on every worker: the compacted ``subscriptions`` topic, read from its
+start by a consumer of each worker's own (no group: every worker reads every partition).
+
+Why not a Faust GlobalTable: with Faust 0.15.3 a GlobalTable did not reach the other worker
+of a group (a subscription created through one worker's API stayed unknown to the other,
+tests/integration/test_faults.py), and one on a changelog topic of our own name hung the
+partition assignor. This is the same idea in a few lines we can test: the topic is the
+storage (compacted: the latest record per id, a tombstone deletes), memory is a cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from config.exceptions import StorywatchError
+from config.settings import Settings
+
+__all__ = ["SubscriptionStore", "SubscriptionStoreNotReady"]
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+Send = Callable[[str, Record | None], Awaitable[None]]
+
+# Why 30 s: how long a request waits for a starting worker to read the topic to its end;
+# past it the caller answers 503-like errors rather than serve a partial list.
+_READY_TIMEOUT_S = 30.0
+# Why 1 s: a subscription made on another worker is matched here within about this.
+_POLL_MS = 1000
+# Why 5 s: a reader that lost the broker tries again this often (the error is logged once).
+_RETRY_S = 5.0
+
+
+class SubscriptionStoreNotReady(StorywatchError):
+    """The worker has not read the subscriptions topic to its end yet."""
+
+
+class SubscriptionStore:
+    """Reads the subscriptions topic into memory; writes go to the topic and into memory."""
+
+    def __init__(self, settings: Settings, send: Send) -> None:
+        self.settings = settings
+        self._send = send
+        self._records: dict[str, Record] = {}
+        self._ready = asyncio.Event()
+        self.version = 0  # bumped on every change: readers rebuild what they derive
+
+    async def ready(self) -> None:
+        try:
+            await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT_S)
+        except TimeoutError:
+            raise SubscriptionStoreNotReady(
+                f"the subscriptions topic {self.settings.topic_subscriptions!r} was not read "
+                f"within {_READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
+            ) from None
+
+    def values(self) -> list[Record]:
+        return list(self._records.values())
+
+    def get(self, subscription_id: str) -> Record | None:
+        return self._records.get(subscription_id)
+
+    async def put(self, record: Record) -> None:
+        """Write and wait for the broker's acknowledgement; then serve it here at once."""
+        await self._send(str(record["id"]), record)
+        self._apply(str(record["id"]), record)
+
+    async def delete(self, subscription_id: str) -> None:
+        await self._send(subscription_id, None)  # a tombstone: compaction drops the id
+        self._apply(subscription_id, None)
+
+    def _apply(self, key: str, record: Record | None) -> None:
+        if record is None:
+            self._records.pop(key, None)
+        else:
+            self._records[key] = record
+        self.version += 1
+
+    async def run(self) -> None:
+        """Read the topic from its start, then follow it, for as long as the worker runs."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError, SubscriptionStoreNotReady) as exc:
+                # The broker went away or the topic is missing: keep what we have, retry.
+                logger.warning(
+                    "reading %s failed (%s); retrying in %.0f s",
+                    self.settings.topic_subscriptions,
+                    exc,
+                    _RETRY_S,
+                )
+                await asyncio.sleep(_RETRY_S)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            topic = self.settings.topic_subscriptions
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while True:
+                batch = await consumer.getmany(*partitions, timeout_ms=_POLL_MS)
+                for records in batch.values():
+                    for message in records:
+                        self._read(message.key, message.value)
+                if not self._ready.is_set() and await _caught_up(consumer, ends):
+                    logger.info("read %d subscriptions from %s", len(self._records), topic)
+                    self._ready.set()
+        finally:
+            await consumer.stop()
+
+    def _read(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        try:
+            subscription_id = json.loads(key)
+            record = json.loads(value) if value is not None else None
+        except (ValueError, RecursionError):
+            logger.warning("skipping an undecodable record on the subscriptions topic")
+            return
+        if record is not None and not isinstance(record, dict):
+            return
+        self._apply(str(subscription_id), record)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    found = consumer.partitions_for_topic(topic)
+    for _ in range(50):  # metadata arrives shortly after start
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+        await consumer._client.force_metadata_update()
+        found = consumer.partitions_for_topic(topic)
+    raise SubscriptionStoreNotReady(
+        f"topic {topic!r} does not exist: `storywatch worker` creates it at start"
+    )

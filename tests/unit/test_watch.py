@@ -72,6 +72,7 @@ def test_pipeline_topic_partitions() -> None:
         "alerts": 1,
         "deliveries": 1,
         "alerts-dlq": 1,
+        "subscriptions": 1,
     }
     assert pipeline_topic_partitions(Settings())["articles"] == 1
 

@@ -80,8 +80,24 @@ class _Deliveries:
         )
         self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
         self.tasks: set[asyncio.Task[None]] = set()
+        # webhook-id -> its delivery in progress. A replayed stage re-sends an outbox entry,
+        # so two entries of one alert can be in flight at once: the second waits for the
+        # first and then finds its receipt (without this, both were delivered).
+        self.inflight: dict[str, asyncio.Future[None]] = {}
 
     async def run(self, entry: dict[str, Any]) -> None:
+        webhook_id = entry["webhook_id"]
+        while webhook_id in self.inflight:
+            await asyncio.shield(self.inflight[webhook_id])
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inflight[webhook_id] = done
+        try:
+            await self._deliver(entry)
+        finally:
+            del self.inflight[webhook_id]
+            done.set_result(None)
+
+    async def _deliver(self, entry: dict[str, Any]) -> None:
         webhook_id = entry["webhook_id"]
         receipt = tables.receipts.get(webhook_id)
         if receipt is not None and receipt.get("outcome") in _FINAL:

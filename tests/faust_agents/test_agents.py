@@ -356,3 +356,46 @@ async def test_a_batch_torn_by_a_crash_is_completed_from_the_journal(sent, fresh
     events = [s["value"] for s in sent["stories"].sent]
     assert [e.article_id for e in events] == ["t1", "t2", "t3"]
     assert events[2].story_id == story and events[2].story_size == 3
+
+
+async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -> None:
+    """A replayed stage re-sends an outbox entry: the two copies may be in flight at once.
+    The second waits for the first and finds its receipt; the receiver gets one POST."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import subscription_store
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+    from streams.subscriptions.sender import Attempt
+
+    posts: list[str] = []
+
+    class SlowReceiver:
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+        async def __aenter__(self) -> SlowReceiver:
+            return self
+
+        async def __aexit__(self, *args: Any) -> None: ...
+
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            posts.append(headers["webhook-id"])
+            await asyncio.sleep(0.3)
+            return Attempt("delivered", 200, None, 0.3)
+
+    spec = SubscriptionSpec("twice", webhook=WebhookTarget("https://hooks.example.org/x"))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    subscription_store._ready.set()
+    tables.receipts.data.clear()
+    entry = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
+    with patch.object(deliveries_agent, "WebhookSender", SlowReceiver):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            await agent.put(entry, key=entry["webhook_id"])
+            await agent.put(entry, key=entry["webhook_id"])
+            for _ in range(50):
+                if tables.receipts.get(entry["webhook_id"]):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.6)
+    assert posts == [entry["webhook_id"]]
+    assert tables.receipts[entry["webhook_id"]]["outcome"] == "delivered"

@@ -28,11 +28,7 @@ def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs
 
 def _reload_activity() -> None:
     """Rebuild the activity index from the table (after a start or a rebalance)."""
-    quiet_stories.clear()
-    for story_id, record in tables.alerts.items():
-        if record is not None:
-            # Records written before pruning existed have no time: they go at the next prune.
-            quiet_stories.touch(story_id, float(record.get("last_seen", 0.0)))
+    quiet_stories.reload(tables.alerts.items())
     _reload_needed[0] = False
 
 

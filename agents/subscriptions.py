@@ -102,10 +102,7 @@ subscription_set = SubscriptionSet()
 
 
 def _reload_activity() -> None:
-    _quiet.clear()
-    for story_id, record in tables.matches.items():
-        if record is not None:
-            _quiet.touch(story_id, float(record.get("last_seen", 0.0)))
+    _quiet.reload(tables.matches.items())
     _reload_needed[0] = False
 
 

@@ -5,6 +5,8 @@ forget what they keep per story once the story has left the active window."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["InactiveKeys"]
 
@@ -50,6 +52,15 @@ class InactiveKeys:
         self.clock = float("-inf")
         self._last.clear()
         self._heap.clear()
+
+    def reload(self, records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> None:
+        """Start again from a table's (key, record) pairs whose records keep ``last_seen``
+        (after a start or a rebalance). A record without it (written before pruning
+        existed) counts as inactive since the epoch: it goes at the next prune."""
+        self.clear()
+        for key, record in records:
+            if record is not None:
+                self.touch(key, float(record.get("last_seen", 0.0)))
 
     def forget(self, key: str) -> None:
         self._last.pop(key, None)  # its heap entries turn stale

@@ -36,3 +36,12 @@ def test_forgotten_keys_never_come_back_and_the_heap_stays_bounded() -> None:
     keys.touch("x", 3e9)
     assert keys.pop_expired() == []
     assert len(keys) == 1
+
+
+def test_reload_from_table_records() -> None:
+    keys = InactiveKeys(window_s=10)
+    keys.touch("stale", 1.0)
+    keys.reload([("a", {"last_seen": 100.0}), ("b", None), ("legacy", {"fired": True})])
+    assert "stale" not in keys and "b" not in keys
+    assert keys.last_activity("a") == 100.0
+    assert keys.pop_expired() == ["legacy"]  # no time: inactive since the epoch

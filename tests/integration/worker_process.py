@@ -17,7 +17,16 @@ from kafka import KafkaConsumer
 
 from streams.kafka_local import free_port
 
-TOPIC_NAMES = ("articles", "dlq", "embedded", "stories", "alerts", "deliveries", "alerts_dlq")
+TOPIC_NAMES = (
+    "articles",
+    "dlq",
+    "embedded",
+    "stories",
+    "alerts",
+    "deliveries",
+    "alerts_dlq",
+    "subscriptions",
+)
 
 
 @dataclass

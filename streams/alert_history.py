@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
+from streams.kafka_readers import group_free_consumer
 
 __all__ = ["AlertReader", "OwnedAlert"]
 
@@ -50,20 +51,7 @@ class AlertReader:
 
     @asynccontextmanager
     async def _consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
-        extra: dict[str, Any] = {}
-        if self.settings.kafka_sasl_username and self.settings.kafka_sasl_password:
-            extra = {
-                "security_protocol": "SASL_PLAINTEXT",
-                "sasl_mechanism": "PLAIN",
-                "sasl_plain_username": self.settings.kafka_sasl_username,
-                "sasl_plain_password": self.settings.kafka_sasl_password.get_secret_value(),
-            }
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            **extra,
-        )
+        consumer = group_free_consumer(self.settings)
         await consumer.start()
         try:
             consumer.assign([self.partition])

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
+from streams.kafka_readers import group_free_consumer
 
 __all__ = ["SubscriptionStore", "SubscriptionStoreNotReady"]
 
@@ -101,12 +102,7 @@ class SubscriptionStore:
                 await asyncio.sleep(_RETRY_S)
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = group_free_consumer(self.settings)
         await consumer.start()
         try:
             topic = self.settings.topic_subscriptions

@@ -26,7 +26,7 @@ from streams.engine.offline import cluster_articles, read_jsonl, replay_timestam
 from streams.engine.validation import article_from_mapping
 from streams.records import REPLAY_TIME_HEADER
 from tests.conftest import PROJECT_ROOT, SAMPLE
-from tests.integration.worker_process import WorkerRun, read_topic
+from tests.integration.worker_process import WorkerRun, read_to_end, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
@@ -128,15 +128,15 @@ def crashed_run(
             worker.start()
     finally:
         progress.close()
-    stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=1)
+    stories = read_to_end(worker.bootstrap, worker.topic("stories"))
     deadline = time.monotonic() + 420
     seen = {e["article_id"] for e in stories}
     while len(seen) < len(crash_rows) and time.monotonic() < deadline:
         time.sleep(2)
-        stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=2)
+        stories = read_to_end(worker.bootstrap, worker.topic("stories"))
         seen = {e["article_id"] for e in stories}
     time.sleep(3)  # the alert stage runs after the last story event
-    alerts = read_topic(worker.bootstrap, worker.topic("alerts"), expect=10**9, timeout_s=3)
+    alerts = read_to_end(worker.bootstrap, worker.topic("alerts"))
     _, body = worker.http("/api/stories?limit=1000")
     yield {
         "worker": worker,
@@ -368,9 +368,7 @@ def broker_restart_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> 
         deadline = time.monotonic() + 300
         stories: list[Any] = []
         while time.monotonic() < deadline:
-            stories = read_topic(
-                worker.bootstrap, worker.topic("stories"), expect=10**9, timeout_s=2
-            )
+            stories = read_to_end(worker.bootstrap, worker.topic("stories"))
             if {e["article_id"] for e in stories} >= {r["id"] for r in rows}:
                 break
             time.sleep(2)
@@ -466,9 +464,10 @@ def _two_workers_kill_one(
                     resumed_at = time.monotonic()
                 decided |= new
         progress.close()
-        stories = read_topic(bootstrap, first.topic("stories"), expect=10**9, timeout_s=3)
+        stories = read_to_end(bootstrap, first.topic("stories"))
         return {
             "stories": stories,
+            "diagnose": lambda lost: _where_missing_went(bootstrap, first, victim, survivor, lost),
             "shared_subscription": shared,
             "takeover_s": None if resumed_at is None else resumed_at - killed_at,
             "survivor_alive": survivor.process is not None and survivor.process.poll() is None,
@@ -476,6 +475,22 @@ def _two_workers_kill_one(
     finally:
         first.stop()
         second.stop()
+
+
+def _where_missing_went(
+    bootstrap: str, first: WorkerRun, victim: WorkerRun, survivor: WorkerRun, missing: set[str]
+) -> str:
+    """For a failure message: which stage last saw the missing articles, and the logs."""
+    embedded = read_to_end(bootstrap, first.topic("embedded"))
+    dead = read_to_end(bootstrap, first.topic("dlq"))
+    in_embedded = sorted(missing & {r.get("id") for r in embedded if isinstance(r, dict)})
+    dead_text = [d for d in dead if any(m in json.dumps(d) for m in missing)]
+    return (
+        f"in articles-embedded: {len(in_embedded)} of {len(missing)} {in_embedded[:5]}; "
+        f"dead letters naming them: {dead_text[:2]}\n"
+        f"--- victim log tail\n{victim.log()[-4000:]}\n"
+        f"--- survivor log tail\n{survivor.log()[-6000:]}"
+    )
 
 
 def _subscription_seen_by_the_other_worker(writer: WorkerRun, reader: WorkerRun) -> bool:
@@ -514,7 +529,9 @@ def test_two_workers_one_killed_the_other_takes_over(
     for event in run["stories"]:
         stories_of[event["article_id"]].add(event["story_id"])
     missing = {r["id"] for r in rows} - set(stories_of)
-    assert not missing, f"{len(missing)} articles lost after the takeover"
+    assert not missing, f"{len(missing)} articles lost after the takeover: " + run["diagnose"](
+        missing
+    )
     assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
     assert run["takeover_s"] is not None
     print(f"\nFIGURES takeover: standbys={standbys} takeover_s={run['takeover_s']:.1f}")

@@ -156,3 +156,31 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> 
     finally:
         consumer.close()
     return values
+
+
+def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[Any]:
+    """Every JSON value ``topic`` holds now: reads until each partition's position reaches
+    the end offset taken at the start. A deadline that passes first FAILS (a read cut short
+    by a slow machine must not pass for records the pipeline lost)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, value_deserializer=json.loads
+    )
+    values: list[Any] = []
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout_s}s"
+            for batch in consumer.poll(timeout_ms=500).values():
+                values.extend(m.value for m in batch)
+    finally:
+        consumer.close()
+    return values

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     dup_threshold: float = Field(default=0.90, gt=0, le=1)
     # Why 72 h: news stories mostly go quiet within three days; a later article starts anew.
     story_window_hours: float = Field(default=72.0, gt=0)
+    # Why 60 min: an article's own date may run ahead of its record's stream time through a
+    # publisher's clock or time-zone mistake; trusted further, one mis-dated article would move
+    # the engine's clock and expire every active story. Later dates are cut to this lead.
+    max_event_lead_minutes: float = Field(default=60.0, ge=0)
 
     # --- HTTP API -----------------------------------------------------------------------
     # "owner:token,owner:token": who may use the subscription API (and, with

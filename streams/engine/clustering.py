@@ -70,6 +70,7 @@ class ClusterParams:
     story_threshold: float = 0.35
     dup_threshold: float = 0.90
     window_s: float = 72 * 3600.0
+    max_event_lead_s: float = 3600.0  # an article's date counts at most this far past its record's
     lexical_weight: float = 0.30
     entity_share: float = 0.10
     entity_min: int = 6
@@ -84,6 +85,7 @@ class ClusterParams:
             story_threshold=settings.story_threshold,
             dup_threshold=settings.dup_threshold,
             window_s=settings.story_window_hours * 3600.0,
+            max_event_lead_s=settings.max_event_lead_minutes * 60.0,
             lexical_weight=settings.lexical_weight,
             entity_share=settings.entity_share,
             entity_min=settings.entity_min,
@@ -317,7 +319,9 @@ class StoryEngine:
         Returns ``None`` for an exact re-send of an article id already assigned.
         """
         changes = StateChanges()
-        event_time = article.event_time(record_ts)
+        # A date far past the stream time is a mistake, not news from the future: cut it, so
+        # it cannot move the clock past every active story's window.
+        event_time = min(article.event_time(record_ts), record_ts + self.params.max_event_lead_s)
         self.clock = max(self.clock, event_time)
         self._expire(changes)
         id_key = f"id:{article.id}"

@@ -287,7 +287,7 @@ def test_quiet_story_is_not_joined_by_a_later_similar_article() -> None:
     # Published past the window of inactivity: same vector, same wording, still a new story.
     late = T0 + WINDOW + 1
     result, changes = eng.process(
-        art("b", title="Flood hits valley again", text=text, published=late), e(0), T0 + 5
+        art("b", title="Flood hits valley again", text=text, published=late), e(0), late
     )
     assert result is not None
     assert result.decision == "new"
@@ -295,6 +295,28 @@ def test_quiet_story_is_not_joined_by_a_later_similar_article() -> None:
     assert result.event_time == late
     assert changes.stories[old.story_id] is None
     assert eng.active_stories == 1
+
+
+def test_an_article_dated_far_past_its_stream_time_does_not_expire_the_active_stories() -> None:
+    eng = engine()
+    story = assign(eng, art("a", title="Flood hits valley"), e(0), T0)
+    far = datetime(2999, 1, 1, tzinfo=UTC).timestamp()
+    result, changes = eng.process(art("b", title="Storm", published=far), e(3), T0 + 60)
+    assert result is not None
+    # Its date is cut to the lead past the stream time: the clock cannot outrun the stream.
+    assert result.event_time == T0 + 60 + PARAMS.max_event_lead_s
+    assert eng.clock == T0 + 60 + PARAMS.max_event_lead_s
+    assert story.story_id not in {k for k, v in changes.stories.items() if v is None}
+    assert eng.active_stories == 2
+    follow = assign(eng, art("c", title="Flood hits valley again"), mix(0.9), T0 + 120)
+    assert follow.story_id == story.story_id
+
+
+def test_a_date_within_the_lead_is_kept() -> None:
+    eng = engine()
+    ahead = T0 + 0.5 * HOUR
+    result = assign(eng, art("a", published=ahead), e(0), T0)
+    assert result.event_time == ahead
 
 
 def test_dated_follow_up_weeks_before_the_story_still_joins_it() -> None:

@@ -188,15 +188,50 @@ class _Deliveries:
 
     async def _one(self, stream: StreamT[Any], event: EventT) -> None:
         try:
-            await self.run(cast(dict[str, Any], event.value))
+            try:
+                await self.run(cast(dict[str, Any], event.value))
+            except Exception as exc:  # a bug or a malformed entry: parked
+                logger.exception("delivering %s failed unexpectedly; parking it", event.key)
+                await self._park_broken(event, exc)
         except Exception:
-            # Not acked: the entry is tried again after a restart. Say so loudly.
-            logger.exception("delivering %s failed unexpectedly", event.key)
+            # Not even parked (the broker refused it): not acked, so the entry is read again
+            # after a restart. Say so loudly.
+            logger.exception(
+                "outbox entry %s could not be parked on %s; it is retried after a restart",
+                event.key,
+                settings.topic_alerts_dlq,
+            )
             return
         finally:
             self.pending.release()
             metrics.outbox_depth.dec()
         await stream.ack(event)
+
+    async def _park_broken(self, event: EventT, exc: Exception) -> None:
+        """An entry whose delivery raised (a malformed entry, or a bug): parked with the
+        error, so one bad entry neither stalls the outbox's committed offset nor is lost."""
+        entry = event.value if isinstance(event.value, dict) else {"entry": repr(event.value)}
+        parked = await topics.alerts_dlq.send(
+            key=event.key,
+            value={
+                **entry,
+                "reason": "delivery_crashed",
+                "error": f"{type(exc).__name__}: {exc}; report it with this record, then "
+                "re-publish the entry to the outbox once fixed",
+                "status": None,
+            },
+        )
+        await parked
+        webhook_id = entry.get("webhook_id")
+        if isinstance(webhook_id, str):
+            tables.receipts[webhook_id] = {
+                "outcome": "parked",
+                "status": None,
+                "error": f"{type(exc).__name__}: {exc}",
+                "attempts": 0,
+                "at": time.time(),
+            }
+        metrics.deliveries.labels("parked").inc()
 
 
 @app.agent(topics.deliveries)

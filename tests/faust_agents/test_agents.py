@@ -399,3 +399,54 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
             await asyncio.sleep(0.6)
     assert posts == [entry["webhook_id"]]
     assert tables.receipts[entry["webhook_id"]]["outcome"] == "delivered"
+
+
+async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_state) -> None:
+    """A malformed entry (or a bug) raising inside a delivery is parked on alerts-dlq with
+    the error and acked: it neither holds the outbox's committed offset back nor is lost;
+    the entries after it are still delivered."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import subscription_store
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+    from streams.subscriptions.sender import Attempt
+
+    posts: list[str] = []
+
+    class Receiver:
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+        async def __aenter__(self) -> Receiver:
+            return self
+
+        async def __aexit__(self, *args: Any) -> None: ...
+
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            posts.append(headers["webhook-id"])
+            return Attempt("delivered", 200, None, 0.01)
+
+    spec = SubscriptionSpec("ok", webhook=WebhookTarget("https://hooks.example.org/x"))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    subscription_store._ready.set()
+    tables.receipts.data.clear()
+    good = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
+    parked = Recorder()
+    with (
+        patch.object(deliveries_agent, "WebhookSender", Receiver),
+        patch.object(topics.alerts_dlq, "send", parked),
+    ):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            broken = await agent.put({"webhook_id": "msg_broken"}, key="msg_broken")
+            fine = await agent.put(good, key=good["webhook_id"])
+            for _ in range(50):
+                if broken.message.acked and fine.message.acked:
+                    break
+                await asyncio.sleep(0.1)
+            assert broken.message.acked and fine.message.acked
+    assert posts == [good["webhook_id"]]
+    [dead] = [s["value"] for s in parked.sent]
+    assert dead["webhook_id"] == "msg_broken"
+    assert dead["reason"] == "delivery_crashed"
+    assert "KeyError" in dead["error"] and "re-publish" in dead["error"]
+    assert tables.receipts["msg_broken"]["outcome"] == "parked"

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.exceptions import SettingsError
@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # `storywatch cluster` assigns for the same input. Raise it to spread embedding (the cost)
     # over several workers; clustering still reads one ordered stream.
     articles_partitions: int = Field(default=1, ge=1)
+    # Why 1: the local broker is one node. On a cluster set 3 (each partition on 3 brokers)
+    # and min_insync_replicas 2: a write is acked once 2 brokers have it, so one broker may
+    # die without losing an acked record or stopping writes.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
 
     # --- Worker -----------------------------------------------------------------------
     app_id: str = "storywatch"
@@ -173,6 +178,16 @@ class Settings(BaseSettings):
     emerging_min_sources: int = Field(default=3, ge=1)
     emerging_window_hours: float = Field(default=6.0, gt=0)
 
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"STORYWATCH_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must not exceed "
+                f"STORYWATCH_REPLICATION_FACTOR ({self.replication_factor}): lower it or "
+                "raise the replication"
+            )
+        return self
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str | None) -> str | None:
@@ -205,6 +220,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"STORYWATCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings ({problems}): fix or unset these variables") from exc

@@ -28,8 +28,9 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
-def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> list[str]:
-    """Create the missing pipeline topics; returns the names created."""
+def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
+    """Create the missing pipeline topics (``STORYWATCH_REPLICATION_FACTOR`` replicas each,
+    ``STORYWATCH_MIN_INSYNC_REPLICAS`` of them needed for a write); returns the names created."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap, client_id="storywatch-admin", request_timeout_ms=30_000
@@ -46,8 +47,16 @@ def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> l
             # The subscriptions themselves: the latest record per id, kept for good.
             settings.topic_subscriptions: {"cleanup.policy": "compact"},
         }
+        durable = (
+            {"min.insync.replicas": str(settings.min_insync_replicas)}
+            if settings.min_insync_replicas > 1
+            else {}
+        )
+        replication = settings.replication_factor
         missing = [
-            NewTopic(name, partitions, replication, topic_configs=configs.get(name, {}))
+            NewTopic(
+                name, partitions, replication, topic_configs={**durable, **configs.get(name, {})}
+            )
             for name, partitions in pipeline_topic_partitions(settings).items()
             if name not in existing
         ]

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, load_settings
 from streams.engine.embedding import Embedder
+from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
 from streams.subscription_store import SubscriptionStore
@@ -44,7 +45,7 @@ def _create_app(settings: Settings) -> faust.App:
             username=settings.kafka_sasl_username,
             password=settings.kafka_sasl_password.get_secret_value(),
         )
-    return faust.App(
+    return DurableApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=credentials,
@@ -53,7 +54,7 @@ def _create_app(settings: Settings) -> faust.App:
         store="memory://",  # tables are rebuilt from their Kafka changelogs on start
         datadir=str(settings.data_dir),
         topic_partitions=1,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
         web_bind=settings.web_host,
@@ -84,7 +85,7 @@ registry = CollectorRegistry()
 metrics = PipelineMetrics(registry)
 app = _create_app(settings)
 topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
-tables: PipelineTables = declare_tables(app)
+tables: PipelineTables = declare_tables(app, min_insync_replicas=settings.min_insync_replicas)
 embedder = Embedder.from_settings(settings)
 model_thread = ModelThread()
 

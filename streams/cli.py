@@ -39,27 +39,69 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
 @kafka.command("start")
 @click.option("--port", type=int, default=None, help="Client port [STORYWATCH_KAFKA_PORT].")
 @click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Nodes: 3 starts a KRaft cluster on ports PORT..PORT+2 (replication 3, "
+    "min.insync.replicas 2); point workers at it with STORYWATCH_REPLICATION_FACTOR=3.",
+)
+@click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
     help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
 )
 @clean_errors
-def kafka_start(port: int | None, data_dir: Path | None) -> None:
-    """Fetch the Kafka jars (once, with Maven) and start the broker in the background."""
-    from streams.kafka_local import start_broker
+def kafka_start(port: int | None, brokers: int, data_dir: Path | None) -> None:
+    """Fetch the Kafka jars (once, with Maven) and start the broker(s) in the background."""
+    from streams.kafka_local import start_broker, start_cluster
 
     settings = load_settings()
-    info = start_broker(
+    first = port or settings.kafka_port
+    if brokers == 1:
+        info = start_broker(
+            settings.kafka_dir,
+            settings.kafka_version,
+            port=first,
+            data_dir=_broker_dir(settings, data_dir),
+        )
+        click.echo(
+            f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
+            f"data {info.data_dir})"
+        )
+        return
+    nodes = start_cluster(
         settings.kafka_dir,
         settings.kafka_version,
-        port=port or settings.kafka_port,
-        data_dir=_broker_dir(settings, data_dir),
+        ports=[first + i for i in range(brokers)],
+        data_dir=data_dir or settings.kafka_dir / "cluster",
+    )
+    bootstrap = ",".join(info.bootstrap for info in nodes)
+    click.echo(
+        f"Kafka {settings.kafka_version}: {brokers} brokers running, pids "
+        f"{' '.join(str(i.pid) for i in nodes)}, data {nodes[0].data_dir.parent}"
     )
     click.echo(
-        f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
-        f"data {info.data_dir})"
+        f"export STORYWATCH_KAFKA_BOOTSTRAP={bootstrap} STORYWATCH_REPLICATION_FACTOR="
+        f"{min(3, brokers)} STORYWATCH_MIN_INSYNC_REPLICAS={2 if brokers >= 3 else 1}"
     )
+
+
+def _nodes_dir(settings: Settings, data_dir: Path | None) -> Path | None:
+    """The cluster folder named (or the default one) when it holds nodes; else None."""
+    folder = data_dir or settings.kafka_dir / "cluster"
+    return (
+        folder
+        if any(folder.glob("node-*")) and (data_dir or not _single_running(settings))
+        else None
+    )
+
+
+def _single_running(settings: Settings) -> bool:
+    from streams.kafka_local import broker_status
+
+    return broker_status(_broker_dir(settings, None)) is not None
 
 
 @kafka.command("stop")
@@ -67,15 +109,23 @@ def kafka_start(port: int | None, data_dir: Path | None) -> None:
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Broker data folder given to `kafka start`.",
+    help="Broker (or cluster) data folder given to `kafka start`.",
 )
 @clean_errors
 def kafka_stop(data_dir: Path | None) -> None:
-    """Stop the local broker."""
-    from streams.kafka_local import stop_broker
+    """Stop the local broker, or every node of the local cluster."""
+    from streams.kafka_local import stop_broker, stop_cluster
 
-    stopped = stop_broker(_broker_dir(load_settings(), data_dir))
-    click.echo("Kafka stopped" if stopped else "no local Kafka was running")
+    settings = load_settings()
+    nodes = _nodes_dir(settings, data_dir)
+    if nodes is not None:
+        stopped = stop_cluster(nodes)
+        click.echo(
+            f"Kafka stopped ({stopped} brokers)" if stopped else "no local Kafka was running"
+        )
+        return
+    stopped_one = stop_broker(_broker_dir(settings, data_dir))
+    click.echo("Kafka stopped" if stopped_one else "no local Kafka was running")
 
 
 @kafka.command("status")
@@ -83,14 +133,27 @@ def kafka_stop(data_dir: Path | None) -> None:
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Broker data folder given to `kafka start`.",
+    help="Broker (or cluster) data folder given to `kafka start`.",
 )
 @clean_errors
 def kafka_status(data_dir: Path | None) -> None:
-    """Say whether the local broker runs (exit status 1 if not)."""
-    from streams.kafka_local import broker_status
+    """Say whether the local broker (or each cluster node) runs (exit status 1 if none)."""
+    from streams.kafka_local import broker_status, cluster_status
 
-    info = broker_status(_broker_dir(load_settings(), data_dir))
+    settings = load_settings()
+    nodes = _nodes_dir(settings, data_dir)
+    if nodes is not None:
+        states = cluster_status(nodes)
+        for number, info in enumerate(states, start=1):
+            click.echo(
+                f"node {number}: "
+                + (f"running at {info.bootstrap} (pid {info.pid})" if info else "not running")
+            )
+        if not any(states):
+            click.echo("no node is running: start them with `storywatch kafka start --brokers N`")
+            sys.exit(1)
+        return
+    info = broker_status(_broker_dir(settings, data_dir))
     if info is None:
         click.echo("no local Kafka is running: start one with `storywatch kafka start`")
         sys.exit(1)
@@ -102,8 +165,10 @@ def _require_broker(settings: Settings) -> str:
     from streams.kafka_local import port_is_open
 
     address = settings.bootstrap
-    host, _, port = address.split(",")[0].rpartition(":")
-    if not port_is_open(host or "127.0.0.1", int(port), timeout_s=3.0):
+    hosts = [item.strip().rpartition(":") for item in address.split(",") if item.strip()]
+    if not any(
+        port_is_open(host or "127.0.0.1", int(port), timeout_s=3.0) for host, _, port in hosts
+    ):
         source = (
             "STORYWATCH_KAFKA_BOOTSTRAP"
             if settings.kafka_bootstrap

@@ -1,4 +1,5 @@
-"""Run a real Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1.
+"""Run a real Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1, alone or
+as a cluster of several (``start_cluster``: each node in ``<data dir>/node-<id>``).
 
 Used by ``storywatch kafka start`` and by the integration tests. The broker jars come from
 Maven Central (``kafka-broker/pom.xml``); the broker runs detached, so it outlives the Python
@@ -27,11 +28,14 @@ from streams.exceptions import BrokerError
 __all__ = [
     "BrokerInfo",
     "broker_status",
+    "cluster_status",
     "ensure_jars",
     "free_port",
     "port_is_open",
     "start_broker",
+    "start_cluster",
     "stop_broker",
+    "stop_cluster",
     "wait_for_port",
 ]
 
@@ -199,11 +203,18 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _write_config(data_dir: Path, port: int, cport: int) -> Path:
+def _write_config(
+    data_dir: Path, port: int, cport: int, *, node_id: int = 1, voters: str | None = None
+) -> Path:
+    """One node's ``server.properties``. Alone (``voters`` None) it is its own quorum with
+    replication 1; in a cluster every node is broker and controller, and each topic gets 3
+    replicas of which 2 must have a write (``min.insync.replicas``) before it is acked."""
+    replicas = 1 if voters is None else min(3, voters.count("@"))
+    min_isr = 1 if replicas < 3 else 2
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{cport}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@{HOST}:{cport}",
         "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -212,10 +223,12 @@ def _write_config(data_dir: Path, port: int, cport: int) -> Path:
         "log.dirs": str(data_dir / "logs"),
         "num.partitions": "1",
         "auto.create.topics.enable": "true",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": str(min_isr),
+        "offsets.topic.replication.factor": str(replicas),
         "offsets.topic.num.partitions": "4",  # fewer partitions: faster first consumer group
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_isr),
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
         "log.segment.bytes": str(64 * 1024 * 1024),
@@ -246,31 +259,123 @@ def start_broker(
     running = broker_status(data_dir)
     if running is not None:
         return running
+    _check_free(port)
+    java, libs = _java_and_jars(kafka_dir, version)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cport = free_port()
+    config = _write_config(data_dir, port, cport)
+    _format(java, libs, data_dir, config, None)
+    info = _launch(java, libs, config, ports=(port, cport), heap=heap)
+    _wait_started(info, timeout_s)
+    return info
+
+
+def start_cluster(
+    kafka_dir: Path,
+    version: str,
+    *,
+    ports: list[int],
+    data_dir: Path,
+    timeout_s: float = 180.0,
+    heap: str = "384m",
+) -> list[BrokerInfo]:
+    """Start ``len(ports)`` brokers on 127.0.0.1 as one KRaft cluster (each node broker and
+    controller, in ``data_dir/node-<id>``); return them, node 1 first. Nodes already running
+    from their folders are kept; the others are started (a restarted node rejoins)."""
+    data_dir = data_dir.resolve()
+    if len(ports) < 2:
+        raise BrokerError("a cluster needs at least 2 brokers: use `storywatch kafka start`")
+    nodes = [data_dir / f"node-{i}" for i in range(1, len(ports) + 1)]
+    running = [broker_status(node) for node in nodes]
+    java, libs = _java_and_jars(kafka_dir, version)
+    cports = [
+        info.controller_port if info else _recorded_controller_port(node) or free_port()
+        for node, info in zip(nodes, running, strict=True)
+    ]
+    voters = ",".join(f"{i}@{HOST}:{c}" for i, c in enumerate(cports, start=1))
+    cluster_file = data_dir / "cluster.id"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not cluster_file.exists():
+        cluster_file.write_text(_cluster_id() + "\n", encoding="utf-8")
+    cluster_id = cluster_file.read_text(encoding="utf-8").strip()
+    started: list[BrokerInfo] = []
+    for node_id, (node, port, cport, info) in enumerate(
+        zip(nodes, ports, cports, running, strict=True), start=1
+    ):
+        if info is not None:
+            started.append(info)
+            continue
+        _check_free(port)
+        node.mkdir(parents=True, exist_ok=True)
+        config = _write_config(node, port, cport, node_id=node_id, voters=voters)
+        _format(java, libs, node, config, cluster_id)
+        started.append(_launch(java, libs, config, ports=(port, cport), heap=heap))
+    # A node serves once a majority of controllers answer: launch all first, then wait.
+    for info in started:
+        _wait_started(info, timeout_s)
+    return started
+
+
+def cluster_status(data_dir: Path) -> list[BrokerInfo | None]:
+    """Each node of the cluster in ``data_dir`` (None where it is not running); [] if
+    ``data_dir`` holds no cluster."""
+    nodes = sorted(data_dir.glob("node-*"), key=lambda p: int(p.name.split("-")[1]))
+    return [broker_status(node) for node in nodes]
+
+
+def stop_cluster(data_dir: Path, timeout_s: float = 30) -> int:
+    """Stop every running node of the cluster in ``data_dir``; returns how many were."""
+    nodes = sorted(data_dir.glob("node-*"))
+    return sum(stop_broker(node, timeout_s) for node in nodes)
+
+
+def _recorded_controller_port(node: Path) -> int | None:
+    """The controller port a stopped node was configured with (it must rejoin on it)."""
+    try:
+        text = (node / "server.properties").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"CONTROLLER://[^:]+:(\d+)", text)
+    return int(found.group(1)) if found else None
+
+
+def _check_free(port: int) -> None:
     if _port_taken(port):
         raise BrokerError(
             f"port {port} on {HOST} is already in use by another program: "
             "stop it or pick another port with --port"
         )
+
+
+def _java_and_jars(kafka_dir: Path, version: str) -> tuple[str, Path]:
     java = shutil.which("java")
     if java is None:
         raise BrokerError("java not found: install a Java 17+ runtime to run the Kafka broker")
-    libs = ensure_jars(kafka_dir, version)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cport = free_port()
-    config = _write_config(data_dir, port, cport)
-    classpath = str(libs / "*")
+    return java, ensure_jars(kafka_dir, version)
+
+
+def _format(java: str, libs: Path, data_dir: Path, config: Path, cluster_id: str | None) -> None:
+    """Format the node's storage once (a node that has data keeps it)."""
+    if (data_dir / "logs" / "meta.properties").exists():
+        return
+    tool = [java, *JVM_FLAGS, "-cp", str(libs / "*"), "kafka.tools.StorageTool", "format"]
+    args = [*tool, "-t", cluster_id or _cluster_id(), "-c", str(config)]
+    fmt = subprocess.run(args, capture_output=True, text=True, check=False)
+    if fmt.returncode != 0:
+        last = " | ".join((fmt.stdout + fmt.stderr).strip().splitlines()[-5:])
+        raise BrokerError(f"formatting Kafka storage in {data_dir} failed: {last}")
+
+
+def _launch(
+    java: str, libs: Path, config: Path, *, ports: tuple[int, int], heap: str
+) -> BrokerInfo:
+    """Start the JVM of the node whose ``server.properties`` is ``config``, detached."""
+    data_dir = config.parent
+    port, cport = ports
     log = data_dir / "broker.log"
-    if not (data_dir / "logs" / "meta.properties").exists():
-        cluster_id = _cluster_id()
-        tool = [java, *JVM_FLAGS, "-cp", classpath, "kafka.tools.StorageTool", "format"]
-        args = [*tool, "-t", cluster_id, "-c", str(config)]
-        fmt = subprocess.run(args, capture_output=True, text=True, check=False)
-        if fmt.returncode != 0:
-            last = " | ".join((fmt.stdout + fmt.stderr).strip().splitlines()[-5:])
-            raise BrokerError(f"formatting Kafka storage in {data_dir} failed: {last}")
     logging = [f"-Dlog4j.configuration=file:{data_dir / 'log4j.properties'}"]
     cmd = [java, f"-Xmx{heap}", f"-Xms{heap}", *JVM_FLAGS, *logging, f"-Dkafka.logs.dir={data_dir}"]
-    cmd += ["-cp", classpath, "kafka.Kafka", str(config)]
+    cmd += ["-cp", str(libs / "*"), "kafka.Kafka", str(config)]
     # Why the `sh ... &`: the JVM is re-parented away from us, so it is never our zombie and
     # outlives this process; sh prints its pid and exits at once.
     detach = ["sh", "-c", 'exec "$@" </dev/null >&2 & echo $!', "sh"]
@@ -283,16 +388,20 @@ def start_broker(
     except ValueError:
         raise BrokerError(f"could not start java: {_tail(log)}") from None
     (data_dir / "broker.pid").write_text(f"{pid}\n", encoding="utf-8")
-    info = BrokerInfo(port, cport, data_dir, pid)
+    return BrokerInfo(port, cport, data_dir, pid)
+
+
+def _wait_started(info: BrokerInfo, timeout_s: float) -> None:
+    log = info.data_dir / "broker.log"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if STARTED_MESSAGE in log.read_text(encoding="utf-8", errors="replace"):
-            return info
-        if not _alive(pid):
-            (data_dir / "broker.pid").unlink(missing_ok=True)
+            return
+        if not _alive(info.pid):
+            (info.data_dir / "broker.pid").unlink(missing_ok=True)
             raise BrokerError(f"the Kafka broker exited during startup; see {log}:\n{_tail(log)}")
         time.sleep(0.25)
-    stop_broker(data_dir)
+    stop_broker(info.data_dir)
     raise BrokerError(
         f"the Kafka broker did not start within {timeout_s:.0f}s; see {log}:\n{_tail(log)}"
     )

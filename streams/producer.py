@@ -33,7 +33,9 @@ def produce_rows(
     valid = [a for a in parsed if a is not None]
     stamps = iter(replay_timestamps(valid))
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=5, acks="all", enable_idempotence=True
+        )
     except KafkaError as exc:
         raise BrokerUnavailable(
             f"cannot connect to Kafka at {bootstrap}: {exc}; run "

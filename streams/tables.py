@@ -40,28 +40,40 @@ class PipelineTables:
 _JOURNAL_MAX_BYTES = 16 * 1024 * 1024
 
 
-def _table(app: faust.App, name: str, **options: Any) -> TableT:
+def _table(app: faust.App, name: str, min_insync: int, **options: Any) -> TableT:
+    configs = dict(options.pop("extra_topic_configs", {}))
+    if min_insync > 1:  # on a cluster: an acked changelog write is on this many brokers
+        configs["min.insync.replicas"] = str(min_insync)
     table = SinglePartitionTable(
-        app, name=name, default=None, partitions=1, beacon=app.tables.beacon, **options
+        app,
+        name=name,
+        default=None,
+        partitions=1,
+        beacon=app.tables.beacon,
+        extra_topic_configs=configs,
+        **options,
     )
     app.tables.add(table)  # what app.Table() does, with this class
     return table
 
 
-def declare_tables(app: faust.App) -> PipelineTables:
+def declare_tables(app: faust.App, *, min_insync_replicas: int = 1) -> PipelineTables:
     """One partition each: they follow ``articles-embedded`` / ``stories`` / ``deliveries``
-    (one partition each). The subscriptions are not a table: streams/subscription_store.py."""
+    (one partition each). The subscriptions are not a table: streams/subscription_store.py.
+    Their changelogs get the app's replication factor and ``min_insync_replicas``."""
+    n = min_insync_replicas
     return PipelineTables(
-        stories=_table(app, "story-state"),
-        groups=_table(app, "story-groups"),
-        seen=_table(app, "story-seen"),
+        stories=_table(app, "story-state", n),
+        groups=_table(app, "story-groups", n),
+        seen=_table(app, "story-seen", n),
         journal=_table(
             app,
             "cluster-journal",
+            n,
             extra_topic_configs={"max.message.bytes": str(_JOURNAL_MAX_BYTES)},
         ),
-        alerts=_table(app, "alert-state"),
-        matches=_table(app, "subscription-matches"),
-        receipts=_table(app, "delivery-receipts"),
-        delivery_log=_table(app, "delivery-log"),
+        alerts=_table(app, "alert-state", n),
+        matches=_table(app, "subscription-matches", n),
+        receipts=_table(app, "delivery-receipts", n),
+        delivery_log=_table(app, "delivery-log", n),
     )

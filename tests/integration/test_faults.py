@@ -406,6 +406,143 @@ def test_broker_restart_loses_nothing_and_needs_no_worker_restart(broker_restart
     )
 
 
+# --- three-broker cluster, one broker killed ---------------------------------------------
+
+# Why 600: the stream is still flowing well after the kill (a third of it is decided first).
+CLUSTER_ARTICLES = 600
+
+
+def _leader_of(bootstrap: str, topic: str) -> int:
+    """The node id that leads partition 0 of ``topic``."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [described] = admin.describe_topics([topic])
+        return int(described["partitions"][0]["leader_id"])
+    finally:
+        admin.close()
+
+
+def _replication(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Each topic's replica count and its min.insync.replicas."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        replicas = {
+            d["name"]: len(d["partitions"][0]["replica_nodes"])
+            for d in admin.describe_topics(names)
+        }
+        found: dict[str, tuple[int, str | None]] = {}
+        for name in names:
+            # kafka-python 3: {"topic": {name: {config: {"value": ...}}}}, set values only
+            described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            entry = described["topic"][name].get("min.insync.replicas") or {}
+            found[name] = (replicas[name], entry.get("value"))
+        return found
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> Iterator[dict[str, Any]]:
+    """Three brokers (KRaft, each also a controller); a worker with replication 3 and
+    min.insync.replicas 2; mid-stream the broker leading `articles-embedded` (the stage
+    every article passes) is killed with SIGKILL and stays down."""
+    import os
+    import signal
+    import threading
+
+    from streams.kafka_local import free_port, start_cluster, stop_cluster
+
+    settings = Settings()
+    data_dir = tmp_path_factory.mktemp("cluster3")
+    nodes = start_cluster(
+        settings.kafka_dir,
+        settings.kafka_version,
+        ports=[free_port() for _ in range(3)],
+        data_dir=data_dir,
+    )
+    bootstrap = ",".join(node.bootstrap for node in nodes)
+    worker = WorkerRun(bootstrap, tmp_path_factory.mktemp("cluster-worker"))
+    worker.settings.update(
+        {"STORYWATCH_REPLICATION_FACTOR": "3", "STORYWATCH_MIN_INSYNC_REPLICAS": "2"}
+    )
+    rows = crash_rows[:CLUSTER_ARTICLES]
+    try:
+        worker.start()
+        pid = worker.process.pid if worker.process else None
+        leader = _leader_of(bootstrap, worker.topic("embedded"))
+        sender = threading.Thread(
+            target=_send_stream, args=(bootstrap, worker.topic("articles"), _valid_items(rows))
+        )
+        sender.start()
+        progress = KafkaConsumer(
+            worker.topic("stories"),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            value_deserializer=json.loads,
+        )
+        decided: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) // 3:
+            assert time.monotonic() < deadline, worker.log()[-2000:]
+            for batch in progress.poll(timeout_ms=100).values():
+                decided.update(m.value["article_id"] for m in batch)
+        os.kill(nodes[leader - 1].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        resumed_at: float | None = None
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) and time.monotonic() < deadline:
+            for batch in progress.poll(timeout_ms=100).values():
+                new = {m.value["article_id"] for m in batch} - decided
+                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
+                    resumed_at = time.monotonic()
+                decided |= new
+        progress.close()
+        sender.join(timeout=120)
+        changelogs = [f"storywatch-test-{worker.run_id}-story-seen-changelog"]
+        pipeline = [worker.topic(n) for n in ("articles", "embedded", "stories", "alerts")]
+        yield {
+            "worker": worker,
+            "pid": pid,
+            "rows": rows,
+            "leader": leader,
+            "stories": read_to_end(bootstrap, worker.topic("stories")),
+            "replication": _replication(bootstrap, pipeline + changelogs),
+            "resumed_s": None if resumed_at is None else resumed_at - killed_at,
+            "alive": worker.process is not None and worker.process.poll() is None,
+            "log": worker.log(),
+        }
+    finally:
+        worker.stop()
+        stop_cluster(data_dir)
+
+
+def test_three_brokers_one_killed_processing_continues_and_loses_nothing(cluster_run) -> None:
+    run = cluster_run
+    assert run["alive"], "the worker died with one broker:\n" + run["log"][-3000:]
+    assert run["worker"].process is not None and run["worker"].process.pid == run["pid"]
+    stories_of: dict[str, set[str]] = defaultdict(set)
+    for event in run["stories"]:
+        stories_of[event["article_id"]].add(event["story_id"])
+    missing = {r["id"] for r in run["rows"]} - set(stories_of)
+    assert not missing, f"{len(missing)} articles lost with broker {run['leader']} down"
+    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    assert run["resumed_s"] is not None, "no story event after the broker was killed"
+    print(
+        f"\nFIGURES cluster: articles={len(run['rows'])} killed_node={run['leader']} "
+        f"first_story_after_kill_s={run['resumed_s']:.1f}"
+    )
+
+
+def test_the_worker_creates_its_topics_and_changelogs_with_3_replicas_2_in_sync(
+    cluster_run,
+) -> None:
+    for topic, (replicas, min_isr) in cluster_run["replication"].items():
+        assert replicas == 3, f"{topic} has {replicas} replicas"
+        assert min_isr == "2", f"{topic} has min.insync.replicas={min_isr}"
+
+
 # --- two workers, one group ---------------------------------------------------------------
 
 # Why 800 on 4 partitions: enough stream that the kill lands mid-way with every stage busy.

@@ -15,7 +15,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, load_settings
-from streams.consumer_lag import LAG_REFRESH_S, ConsumerLag
+from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
@@ -106,7 +106,7 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
 
 subscription_store = SubscriptionStore(settings, _send_subscription)
 app.task(subscription_store.run)  # registered now, started with the worker
-app.timer(LAG_REFRESH_S, name="consumer_lag")(ConsumerLag(app, metrics.consumer_lag).refresh)
+app.task(ConsumerLag(app, metrics.consumer_lag).run)
 register_views(
     app,
     tables=tables,

@@ -8,11 +8,13 @@ subtracts the group's committed offset (the next record it will process).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
-from kafka.errors import KafkaError
+from aiokafka.errors import KafkaError
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import Gauge
 
 __all__ = ["LAG_REFRESH_S", "ConsumerLag"]
@@ -33,23 +35,31 @@ class ConsumerLag:
         self.gauge = gauge
         self._labels: set[tuple[str, str]] = set()
 
+    async def run(self) -> None:
+        """Refresh every LAG_REFRESH_S for as long as the worker runs (an app task)."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(LAG_REFRESH_S)
+
     async def refresh(self) -> None:
         app: Any = self.app
-        if not app.started or app.rebalancing or app.in_recovery:
-            return
+        recovered = app.tables.recovery.completed.is_set()
+        if not recovered or app.rebalancing or app.in_recovery or app.should_stop:
+            return  # no assignment yet, or one that is changing: the next tick sees it
         consumer = app.consumer
         changelogs = app.tables.changelog_topics
-        partitions = [
-            tp
-            for tp in consumer.assignment()
-            if tp.topic not in changelogs and "__assignor" not in tp.topic
-        ]
         try:
+            partitions = [
+                tp
+                for tp in consumer.assignment()
+                if tp.topic not in changelogs and "__assignor" not in tp.topic
+            ]
             ends = await consumer.highwaters(*partitions) if partitions else {}
             committed = dict(getattr(consumer, "_committed_offset", {}))
             never = [tp for tp in partitions if committed.get(tp) is None]
             starts = await consumer.earliest_offsets(*never) if never else {}
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except (KafkaError, ConsumerNotStarted, OSError, TimeoutError) as exc:
+            # an exception would end the timer for good: log, and try again next tick
             logger.warning("consumer lag not refreshed (%s): the broker did not answer", exc)
             return
         seen = set()

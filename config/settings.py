@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # `storywatch cluster` assigns for the same input. Raise it to spread embedding (the cost)
     # over several workers; clustering still reads one ordered stream.
     articles_partitions: int = Field(default=1, ge=1)
+    # Why 1: the local broker and the compose file run one broker. On a cluster of 3 or more
+    # set 3, so a broker's loss loses no topic or table changelog (docs/DEPLOYMENT.md).
+    replication_factor: int = Field(default=1, ge=1)
 
     # --- Worker -----------------------------------------------------------------------
     app_id: str = "storywatch"

@@ -28,11 +28,24 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
-def ensure_topics(bootstrap: str, settings: Settings, replication: int = 1) -> list[str]:
-    """Create the missing pipeline topics; returns the names created."""
+def ensure_topics(bootstrap: str, settings: Settings, replication: int | None = None) -> list[str]:
+    """Create the missing pipeline topics (``replication``: STORYWATCH_REPLICATION_FACTOR
+    unless given); returns the names created."""
+    sasl: dict[str, str] = {}
+    if settings.kafka_sasl_username and settings.kafka_sasl_password:
+        sasl = {  # the same SASL/PLAIN as the worker's Faust app
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    replication = replication or settings.replication_factor
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="storywatch-admin", request_timeout_ms=30_000
+            bootstrap_servers=bootstrap,
+            client_id="storywatch-admin",
+            request_timeout_ms=30_000,
+            **sasl,
         )
     except KafkaError as exc:
         raise BrokerUnavailable(

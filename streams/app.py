@@ -54,7 +54,7 @@ def _create_app(settings: Settings) -> faust.App:
         store="memory://",  # tables are rebuilt from their Kafka changelogs on start
         datadir=str(settings.data_dir),
         topic_partitions=1,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
         web_bind=settings.web_host,

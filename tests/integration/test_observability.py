@@ -180,6 +180,8 @@ def worker(
         {
             "STORYWATCH_API_TOKENS": f"ops:{TOKEN}",
             "STORYWATCH_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+            # two: a second worker (the last test) takes one of them
+            "STORYWATCH_ARTICLES_PARTITIONS": "2",
         }
     )
     probe = HealthProbe(run)
@@ -291,6 +293,7 @@ def _broker_lag(run: WorkerRun, partitions: list[tuple[str, int]]) -> dict[tuple
 def test_consumer_lag_per_topic_partition_matches_the_broker(fed: WorkerRun) -> None:
     # the worker's agents consume these (tables' changelogs are not consumer lag)
     consumed = {(fed.topic(name), 0) for name in ("articles", "embedded", "stories", "deliveries")}
+    consumed.add((fed.topic("articles"), 1))
     _until(lambda: consumed <= set(_lag_samples(fed)), 60, "the lag of every consumed topic")
     assert not any("changelog" in topic for topic, _ in _lag_samples(fed))
     # all processed: once offsets are committed and the gauge refreshed, both agree
@@ -349,3 +352,36 @@ def test_every_rule_expression_parses_and_rules_load(prometheus: Prometheus) -> 
     # the worker is up and healthy: the rules that watch it are quiet
     assert loaded["StorywatchWorkerDown"]["state"] == "inactive"
     assert prometheus.query('up{job="storywatch"}')["data"]["result"][0]["value"][1] == "1"
+
+
+def test_a_joining_worker_makes_the_first_unready_until_the_rebalance_ends(
+    fed: WorkerRun, worker: tuple[WorkerRun, HealthProbe], prometheus: Prometheus
+) -> None:
+    """A second worker joins the group: the first answers 503 while it rebalances and
+    recovers, 200 after; each then reports the lag of its own partitions only."""
+    second = WorkerRun(
+        fed.bootstrap, fed.workdir / "second", run_id=fed.run_id, settings=dict(fed.settings)
+    )
+    probe = HealthProbe(fed)
+    thread = threading.Thread(target=probe.run, daemon=True)
+    thread.start()
+    try:
+        second.start()
+        _until(lambda: second.holds(fed.topic("articles")), 120, "the second worker's share")
+        _until(lambda: probe.answers and probe.answers[-1][0] == 200, 120, "the first ready")
+    finally:
+        probe.stop.set()
+        thread.join()
+    try:
+        reasons = {r for status, body, _ in probe.answers if status == 503 for r in body["reasons"]}
+        assert any("rebalancing" in r or "recovering" in r for r in reasons), probe.answers[:3]
+        assert json.loads(second.http("/healthz")[1]) == {"status": "ready"}
+        articles = {(fed.topic("articles"), 0), (fed.topic("articles"), 1)}
+
+        def split() -> bool:
+            mine, theirs = set(_lag_samples(fed)), set(_lag_samples(second))
+            return not mine & theirs and articles <= mine | theirs and bool(theirs & articles)
+
+        _until(split, 60, "each worker to report only its own partitions")
+    finally:
+        second.stop()

@@ -273,6 +273,17 @@ def test_dockerfile_entrypoint_is_a_real_cli_command() -> None:
         cli_command(["no-such-command"])
 
 
+def test_storywatch_services_build_the_image_from_this_dockerfile() -> None:
+    for name, service in services().items():
+        if service["image"].startswith("storywatch:"):
+            build = service["build"]  # built here: a registry has no storywatch image
+            context = (DOCKER / build["context"]).resolve()
+            assert context == PROJECT_ROOT.resolve(), name
+            assert (context / build["dockerfile"]).resolve() == DOCKERFILE.resolve(), name
+    version = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert services()["worker"]["image"] == f"storywatch:{version}"
+
+
 def test_dockerfile_is_multi_stage_cpu_only_non_root_with_healthcheck() -> None:
     ops = dockerfile()
     stages = [args for op, args in ops if op == "FROM"]

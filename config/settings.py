@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     # `storywatch cluster` assigns for the same input. Raise it to spread embedding (the cost)
     # over several workers; clustering still reads one ordered stream.
     articles_partitions: int = Field(default=1, ge=1)
-    # Why 1: the local broker is one node. On a cluster set 3 (each partition on 3 brokers)
-    # and min_insync_replicas 2: a write is acked once 2 brokers have it, so one broker may
-    # die without losing an acked record or stopping writes.
+    # Why 1: the local broker (and the compose file) run one node. On a cluster set 3 (each
+    # partition on 3 brokers) and min_insync_replicas 2: a write is acked once 2 brokers have
+    # it, so one broker may die without losing an acked record or stopping writes.
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
 

@@ -31,9 +31,20 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
 def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
     """Create the missing pipeline topics (``STORYWATCH_REPLICATION_FACTOR`` replicas each,
     ``STORYWATCH_MIN_INSYNC_REPLICAS`` of them needed for a write); returns the names created."""
+    sasl: dict[str, str] = {}
+    if settings.kafka_sasl_username and settings.kafka_sasl_password:
+        sasl = {  # the same SASL/PLAIN as the worker's Faust app
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="storywatch-admin", request_timeout_ms=30_000
+            bootstrap_servers=bootstrap,
+            client_id="storywatch-admin",
+            request_timeout_ms=30_000,
+            **sasl,
         )
     except KafkaError as exc:
         raise BrokerUnavailable(

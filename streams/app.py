@@ -15,6 +15,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, load_settings
+from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
 from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
@@ -106,6 +107,7 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
 
 subscription_store = SubscriptionStore(settings, _send_subscription)
 app.task(subscription_store.run)  # registered now, started with the worker
+app.task(ConsumerLag(app, metrics.consumer_lag).run)
 register_views(
     app,
     tables=tables,

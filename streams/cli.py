@@ -104,6 +104,20 @@ def _single_running(settings: Settings) -> bool:
     return broker_status(_broker_dir(settings, None)) is not None
 
 
+@kafka.command("topics")
+@clean_errors
+def kafka_topics() -> None:
+    """Create the pipeline's topics on STORYWATCH_KAFKA_BOOTSTRAP (the partition plan the
+    workers use; STORYWATCH_REPLICATION_FACTOR copies) and print the plan."""
+    from streams.admin import ensure_topics, pipeline_topic_partitions
+
+    settings = load_settings()
+    created = set(ensure_topics(_require_broker(settings), settings))
+    for name, partitions in pipeline_topic_partitions(settings).items():
+        state = "created" if name in created else "exists"
+        click.echo(f"{name}: {partitions} partition(s), {state}")
+
+
 @kafka.command("stop")
 @click.option(
     "--data-dir",

@@ -62,6 +62,12 @@ class PipelineMetrics:
             buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "storywatch_consumer_lag",
+            "Records on an assigned partition not processed yet (end offset - committed).",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.active_stories = Gauge(
             "storywatch_active_stories", "Stories inside the inactivity window.", registry=registry
         )

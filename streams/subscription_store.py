@@ -53,6 +53,11 @@ class SubscriptionStore:
         self._ready = asyncio.Event()
         self.version = 0  # bumped on every change: readers rebuild what they derive
 
+    @property
+    def is_ready(self) -> bool:
+        """Whether the topic has been read to its end once (the worker's readiness)."""
+        return self._ready.is_set()
+
     async def ready(self) -> None:
         try:
             await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT_S)

@@ -21,6 +21,7 @@ COMMANDS = [
     ["kafka", "start"],
     ["kafka", "stop"],
     ["kafka", "status"],
+    ["kafka", "topics"],
     ["worker"],
     ["produce"],
     ["watch"],

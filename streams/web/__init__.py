@@ -13,6 +13,7 @@ from streams.subscriptions.ssrf import WebhookGuard
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
 from streams.web.alerts import register_alert_views
+from streams.web.health import Readiness, register_health_views
 from streams.web.http import ApiTokens
 from streams.web.stories import register_story_views, story_summary
 from streams.web.subscriptions import SubscriptionService, register_subscription_views
@@ -29,10 +30,12 @@ def register_views(
     registry: CollectorRegistry,
     store: SubscriptionStore,
 ) -> None:
-    """Add the pages, the APIs and ``/metrics`` (Faust's sensors + ours, one registry)."""
+    """Add the pages, the APIs, ``/healthz`` / ``/livez`` and ``/metrics`` (Faust's sensors
+    + ours, one registry)."""
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix="storywatch_faust"
     )
+    register_health_views(app, Readiness(app, ("the subscriptions topic", store)))
     register_story_views(app, tables)
     guard = WebhookGuard(settings.webhook_allowed_hosts)
     service = SubscriptionService(store, topics.deliveries, settings, guard)

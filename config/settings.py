@@ -202,6 +202,19 @@ class Settings(BaseSettings):
         )
 
     @property
+    def kafka_client_auth(self) -> dict[str, str]:
+        """Keyword arguments for kafka-python and aiokafka clients (the same names in both):
+        SASL/PLAIN over plaintext when ``STORYWATCH_KAFKA_SASL_*`` is set, else nothing."""
+        if not (self.kafka_sasl_username and self.kafka_sasl_password):
+            return {}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": self.kafka_sasl_username,
+            "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+        }
+
+    @property
     def bootstrap(self) -> str:
         """The broker address: the configured one, else the local broker's port."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"

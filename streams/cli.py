@@ -52,19 +52,34 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
     default=None,
     help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
 )
+@click.option(
+    "--sasl",
+    is_flag=True,
+    help="One broker whose clients must log in (SASL_PLAINTEXT, PLAIN) as "
+    "STORYWATCH_KAFKA_SASL_USERNAME with STORYWATCH_KAFKA_SASL_PASSWORD.",
+)
 @clean_errors
-def kafka_start(port: int | None, brokers: int, data_dir: Path | None) -> None:
+def kafka_start(port: int | None, brokers: int, data_dir: Path | None, sasl: bool) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker(s) in the background."""
     from streams.kafka_local import start_broker, start_cluster
 
     settings = load_settings()
     first = port or settings.kafka_port
+    users = None
+    if sasl:
+        if brokers != 1 or not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+            raise click.UsageError(
+                "--sasl starts one broker (no --brokers) and needs "
+                "STORYWATCH_KAFKA_SASL_USERNAME and STORYWATCH_KAFKA_SASL_PASSWORD set"
+            )
+        users = {settings.kafka_sasl_username: settings.kafka_sasl_password.get_secret_value()}
     if brokers == 1:
         info = start_broker(
             settings.kafka_dir,
             settings.kafka_version,
             port=first,
             data_dir=_broker_dir(settings, data_dir),
+            sasl_users=users,
         )
         click.echo(
             f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
@@ -238,7 +253,14 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
     settings = load_settings()
     address = _require_broker(settings)
     ensure_topics(address, settings)
-    sent = produce_file(file, address, topic or settings.topic_articles, rate=rate, progress=True)
+    sent = produce_file(
+        file,
+        address,
+        topic or settings.topic_articles,
+        rate=rate,
+        progress=True,
+        auth=settings.kafka_client_auth,
+    )
     click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")
 
 
@@ -261,6 +283,7 @@ def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> 
             stop=lambda: False,
             from_beginning=from_beginning,
             alerts_topic=alerts_topic,
+            auth=settings.kafka_client_auth,
         )
 
 

@@ -93,7 +93,7 @@ def run_demo(
         producer = threading.Thread(
             target=produce_file,
             args=(sample, bootstrap, env["STORYWATCH_TOPIC_ARTICLES"]),
-            kwargs={"rate": rate},
+            kwargs={"rate": rate, "auth": settings.kafka_client_auth},
             daemon=True,
         )
         producer.start()
@@ -115,6 +115,7 @@ def run_demo(
             print_line=show,
             stop=finished,
             alerts_topic=env["STORYWATCH_TOPIC_ALERTS"],
+            auth=settings.kafka_client_auth,
         )
         if worker.poll() is not None:
             raise BrokerError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,7 +191,8 @@ def broker_status(data_dir: Path) -> BrokerInfo | None:
             if "=" in line
         )
         ports = dict(item.split("://", 1) for item in props["listeners"].split(","))
-        port, cport = (int(ports[name].rsplit(":", 1)[1]) for name in ("PLAINTEXT", "CONTROLLER"))
+        client = ports.get("PLAINTEXT") or ports["SASL_PLAINTEXT"]
+        port, cport = (int(address.rsplit(":", 1)[1]) for address in (client, ports["CONTROLLER"]))
     except (OSError, ValueError, KeyError):
         return None
     return BrokerInfo(port, cport, data_dir, pid) if _alive(pid) else None
@@ -203,23 +206,54 @@ def _cluster_id() -> str:
             return cluster_id
 
 
+def _sasl_props(users: Mapping[str, str]) -> dict[str, str]:
+    """SASL/PLAIN on the client listener: ``users`` (name -> password) may log in; the
+    brokers talk to each other as a generated user of their own."""
+    broker_password = secrets.token_urlsafe(16)
+    accounts = {"broker": broker_password, **users}
+    for name, password in accounts.items():
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or '"' in password or "\\" in password:
+            raise BrokerError(
+                f"SASL user {name!r}: use letters, digits, '.', '_' or '-' in the name and "
+                'no " or \\ in the password'
+            )
+    jaas = " ".join(f'user_{name}="{password}"' for name, password in accounts.items())
+    return {
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="broker" password="{broker_password}" {jaas};'
+        ),
+    }
+
+
 def _write_config(
-    data_dir: Path, port: int, cport: int, *, node_id: int = 1, voters: str | None = None
+    data_dir: Path,
+    port: int,
+    cport: int,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    sasl_users: Mapping[str, str] | None = None,
 ) -> Path:
     """One node's ``server.properties``. Alone (``voters`` None) it is its own quorum with
     replication 1; in a cluster every node is broker and controller, and each topic gets 3
-    replicas of which 2 must have a write (``min.insync.replicas``) before it is acked."""
+    replicas of which 2 must have a write (``min.insync.replicas``) before it is acked.
+    With ``sasl_users`` the client listener is SASL_PLAINTEXT (PLAIN) instead of PLAINTEXT."""
     replicas = 1 if voters is None else min(3, voters.count("@"))
     min_isr = 1 if replicas < 3 else 2
+    client = "SASL_PLAINTEXT" if sasl_users else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters or f"{node_id}@{HOST}:{cport}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": f"{client}://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+        "advertised.listeners": f"{client}://{HOST}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
+        **(_sasl_props(sasl_users) if sasl_users else {}),
         "log.dirs": str(data_dir / "logs"),
         "num.partitions": "1",
         "auto.create.topics.enable": "true",
@@ -237,6 +271,7 @@ def _write_config(
         "num.recovery.threads.per.data.dir": "1",
     }
     config = data_dir / "server.properties"
+    config.touch(mode=0o600)  # it may hold SASL passwords: readable by its owner only
     config.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
     (data_dir / "log4j.properties").write_text(_LOG4J, encoding="utf-8")
     return config
@@ -250,8 +285,10 @@ def start_broker(
     data_dir: Path,
     timeout_s: float = 90.0,
     heap: str = "512m",
+    sasl_users: Mapping[str, str] | None = None,
 ) -> BrokerInfo:
     """Start a broker on 127.0.0.1:``port`` keeping its data in ``data_dir``; return it.
+    ``sasl_users`` (name -> password): clients must log in with SASL/PLAIN as one of them.
 
     A broker already running from ``data_dir`` is returned as is (even if on another port).
     """
@@ -263,7 +300,7 @@ def start_broker(
     java, libs = _java_and_jars(kafka_dir, version)
     data_dir.mkdir(parents=True, exist_ok=True)
     cport = free_port()
-    config = _write_config(data_dir, port, cport)
+    config = _write_config(data_dir, port, cport, sasl_users=sasl_users)
     _format(java, libs, data_dir, config, None)
     info = _launch(java, libs, config, ports=(port, cport), heap=heap)
     _wait_started(info, timeout_s)

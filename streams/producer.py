@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -20,7 +21,13 @@ __all__ = ["produce_file", "produce_rows"]
 
 
 def produce_rows(
-    rows: list[dict], bootstrap: str, topic: str, *, rate: float = 0.0, progress: bool = False
+    rows: list[dict],
+    bootstrap: str,
+    topic: str,
+    *,
+    rate: float = 0.0,
+    progress: bool = False,
+    auth: Mapping[str, str] | None = None,
 ) -> int:
     """Send ``rows`` in order, keyed by id; returns how many were sent. Rows that are not
     valid articles are sent as they are (the worker dead-letters them)."""
@@ -34,7 +41,11 @@ def produce_rows(
     stamps = iter(replay_timestamps(valid))
     try:
         producer = KafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=5, acks="all", enable_idempotence=True
+            bootstrap_servers=bootstrap,
+            linger_ms=5,
+            acks="all",
+            enable_idempotence=True,
+            **(auth or {}),  # Settings.kafka_client_auth: SASL when configured
         )
     except KafkaError as exc:
         raise BrokerUnavailable(
@@ -61,7 +72,13 @@ def produce_rows(
 
 
 def produce_file(
-    path: Path, bootstrap: str, topic: str, *, rate: float = 0.0, progress: bool = False
+    path: Path,
+    bootstrap: str,
+    topic: str,
+    *,
+    rate: float = 0.0,
+    progress: bool = False,
+    auth: Mapping[str, str] | None = None,
 ) -> int:
     """:func:`produce_rows` over a JSONL file."""
-    return produce_rows(read_jsonl(path), bootstrap, topic, rate=rate, progress=progress)
+    return produce_rows(read_jsonl(path), bootstrap, topic, rate=rate, progress=progress, auth=auth)

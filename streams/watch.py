@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ def follow_stories(
     stop: Callable[[], bool],
     from_beginning: bool = True,
     alerts_topic: str | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> int:
     """Print story events (and alerts) until ``stop()`` is true; returns how many printed."""
     topics = [topic] + ([alerts_topic] if alerts_topic else [])
@@ -61,6 +62,7 @@ def follow_stories(
         auto_offset_reset="earliest" if from_beginning else "latest",
         value_deserializer=json.loads,
         consumer_timeout_ms=500,
+        **(auth or {}),  # Settings.kafka_client_auth: SASL when configured
     )
     seen = 0
     try:

@@ -225,7 +225,9 @@ def worker(loglevel: str) -> None:
     """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
     settings = load_settings()
     from streams.admin import ensure_topics
+    from streams.data_dir import check_writable
 
+    check_writable(settings.data_dir)
     ensure_topics(_require_broker(settings), settings)
     from faust.worker import Worker
 

@@ -7,6 +7,7 @@ from config.exceptions import StorywatchError
 __all__ = [
     "BrokerError",
     "BrokerUnavailable",
+    "DataDirError",
     "InputFileError",
     "ModelLoadError",
 ]
@@ -18,6 +19,10 @@ class BrokerError(StorywatchError):
 
 class BrokerUnavailable(BrokerError):
     """No Kafka broker answers at the configured address."""
+
+
+class DataDirError(StorywatchError):
+    """The worker's data folder (STORYWATCH_DATA_DIR) cannot be written."""
 
 
 class InputFileError(StorywatchError):

@@ -12,6 +12,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -404,6 +405,116 @@ def test_broker_restart_loses_nothing_and_needs_no_worker_restart(broker_restart
         f"\nFIGURES broker-restart: articles={len(run['rows'])} down_s={run['down_s']:.1f} "
         f"error_lines={errors}"
     )
+
+
+# --- slow or broken neighbours ------------------------------------------------------------
+
+# Why 300: a few batches of every stage after the neighbours broke.
+NEIGHBOUR_ARTICLES = 300
+
+
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 2 MiB tmpfs: the worker's data folder on a disk that can be filled."""
+    import subprocess
+
+    mount_point = tmp_path_factory.mktemp("small-disk")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"cannot mount a tmpfs for the full-disk test ({done.stderr.strip()}): run the "
+            "tests as root (CI does) or with CAP_SYS_ADMIN"
+        )
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the disk refuses: ENOSPC from here on."""
+    with (folder / "filler").open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+
+
+def test_stalled_readers_and_a_full_data_disk_do_not_stop_clustering(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, small_disk: Path, crash_rows
+) -> None:
+    """A `stories` consumer (its own group) that stops polling, an SSE client that never
+    reads, and the data folder's disk filled: the worker keeps clustering and serving. A
+    worker started on the full disk stops at once with a message naming the setting."""
+    import socket
+    import subprocess
+    import sys
+
+    worker = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("neighbours"))
+    worker.settings.update(
+        {
+            "STORYWATCH_DATA_DIR": str(small_disk / "state"),
+            "STORYWATCH_API_TOKENS": "ops:ops-token-0123456789",
+        }
+    )
+    rows = crash_rows[:NEIGHBOUR_ARTICLES]
+    stalled = KafkaConsumer(
+        worker.topic("stories"),
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"stalled-{worker.run_id}",
+        auto_offset_reset="earliest",
+    )
+    deaf = socket.socket()
+    try:
+        worker.start()
+        stalled.poll(timeout_ms=2000)  # joins its group, then never polls again
+        deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        deaf.connect(("127.0.0.1", worker.web_port))
+        deaf.sendall(
+            b"GET /api/alerts/stream?access_token=ops-token-0123456789 HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\n\r\n"
+        )
+        _fill(small_disk)
+        _send_stream(kafka_bootstrap, worker.topic("articles"), _valid_items(rows))
+        progress = KafkaConsumer(
+            worker.topic("stories"),
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            value_deserializer=json.loads,
+        )
+        decided: set[str] = set()
+        deadline = time.monotonic() + 300
+        try:
+            while len(decided) < len(rows) and time.monotonic() < deadline:
+                for batch in progress.poll(timeout_ms=200).values():
+                    decided.update(m.value["article_id"] for m in batch)
+        finally:
+            progress.close()
+        assert decided == {r["id"] for r in rows}, worker.log()[-3000:]
+        status, body = worker.http("/api/stories?limit=5")
+        assert status == 200 and json.loads(body)["stories"]
+        assert worker.process is not None and worker.process.poll() is None
+    finally:
+        deaf.close()
+        stalled.close()
+        worker.stop()
+    again = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = again.stdout + again.stderr
+    assert again.returncode != 0
+    assert "STORYWATCH_DATA_DIR" in output and "No space left" in output, output[-2000:]
+    assert "Traceback" not in output
 
 
 # --- three-broker cluster, one broker killed ---------------------------------------------

@@ -43,13 +43,24 @@ HOSTILE_RECORDS = 10_000
 def _send_stream(
     bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[Any]]]
 ) -> None:
+    # Why 10 min per record: on a loaded CI machine 10,000 records with three 10 MB bodies
+    # once took longer than kafka-python's 2 min default, and the test's own sends expired.
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=12_000_000
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        acks="all",
+        max_request_size=12_000_000,
+        delivery_timeout_ms=600_000,
+        request_timeout_ms=120_000,
     )
     try:
-        for key, value, headers in items:
+        sent = [
             producer.send(topic, key=key, value=value, headers=headers)
-        producer.flush(timeout=120)
+            for key, value, headers in items
+        ]
+        producer.flush(timeout=600)
+        for future in sent:
+            future.get(timeout=1)  # a send the broker never took fails the test here, by name
     finally:
         producer.close(timeout=10)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import faust
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from streams.web.http import HttpError, json_view
@@ -35,14 +37,15 @@ def _serve(view: View, name: str) -> Response:
     if body is None:
         raise HttpError(404, f"no file {name!r}: the dashboard starts at /", "name")
     content_type = _TYPES[Path(name).suffix]
-    response = view.bytes(body, content_type=f"{content_type}; charset=utf-8")
+    response = cast(web.Response, view.bytes(body, content_type=content_type))
+    response.charset = "utf-8"
     response.headers["Cache-Control"] = "no-cache"  # revalidate: a new worker, new files
     response.headers["X-Content-Type-Options"] = "nosniff"
     if content_type == "text/html":  # only our own files run; article text is never markup
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"
         )
-    return response
+    return cast(Response, response)
 
 
 def register_pages(app: faust.App) -> None:

@@ -4,14 +4,14 @@ Why: the issue asks the story API to page and sort from kept indexes, not by sor
 story per request, and to be usable at 100,000 active stories.
 
 What it does: feeds the read model (streams/read_model) through its public API,
-``apply_story_event``, with N synthetic stories (default 100,000; ~3 articles each, sizes
-long-tailed, times over 72 hours, headlines of words drawn from a 5,000-word vocabulary with
-a Zipf-like skew, 500 sources); then serves it over real HTTP with aiohttp (a server thread
-with its own event loop, the same query parsing and read-model call as the worker's view,
-``streams.web.stories.story_query`` + ``StoryReadModel.query``, and JSON encoding) and times
-sequential requests from a client in the main thread (httpx, one keep-alive connection), per
-query: p50 / p95 / p99 over ``--requests`` each, after 20 warm-up requests. Also prints the
-feed rate and the process's peak RSS after loading.
+``apply_story_event``, with N synthetic stories (default 100,000; ~3.5 articles each, sizes
+long-tailed up to 500, times over 72 hours, headlines of words drawn from a 5,000-word
+vocabulary with a Zipf-like skew, 500 sources); then serves it over real HTTP with aiohttp,
+in a server process of its own (the same query parsing and read-model call as the worker's
+view, ``streams.web.stories.story_query`` + ``StoryReadModel.query``, and JSON encoding),
+and times sequential requests from this process (httpx, one keep-alive connection), per
+query: p50 / p95 / p99 over ``--requests`` each, after 20 warm-up requests. The server
+prints its feed rate and peak RSS (the read model's memory at N stories).
 
 Run: .venv/bin/python bench/api_stories.py [--stories 100000] [--requests 300]
 """
@@ -25,7 +25,8 @@ import platform
 import random
 import resource
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -84,8 +85,17 @@ def feed(model: StoryReadModel, stories: int, seed: int = 1) -> int:
     return count
 
 
-def serve(model: StoryReadModel, port: int, ready: threading.Event) -> None:
-    async def stories(request: web.Request) -> web.Response:
+def serve(stories: int, port: int) -> None:
+    """The server process: feed the read model, serve it, say "ready" on stdout."""
+    # A window far past the data's span: every story stays active (the worst case).
+    model = StoryReadModel(window_s=HOURS * 3600.0 * 100, articles_per_story=200)
+    t0 = time.perf_counter()
+    applied = feed(model, stories)
+    took = time.perf_counter() - t0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    top = model.query(StoryQuery(sort="size", limit=1)).stories[0]
+
+    async def handle(request: web.Request) -> web.Response:
         try:
             page = model.query(story_query(request))  # type: ignore[arg-type]
         except (HttpError, BadCursor) as exc:
@@ -99,11 +109,18 @@ def serve(model: StoryReadModel, port: int, ready: threading.Event) -> None:
 
     async def main() -> None:
         app = web.Application()
-        app.router.add_get("/api/stories", stories)
+        app.router.add_get("/api/stories", handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        ready.set()
+        info = {
+            "events": applied,
+            "stories": len(model),
+            "seconds": took,
+            "peak_rss_mib": peak_mib,
+            "common_word": top["headline"].split()[0],
+        }
+        print("ready " + json.dumps(info), flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -118,52 +135,63 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stories", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process
     args = parser.parse_args()
+    if args.serve:
+        serve(args.stories, args.serve)
+        return
 
-    model = StoryReadModel(window_s=HOURS * 3600.0 * 2, articles_per_story=200)
-    t0 = time.perf_counter()
-    applied = feed(model, args.stories)
-    took = time.perf_counter() - t0
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"fed {applied} story events into {len(model)} stories in {took:.1f} s "
-        f"({applied / took:,.0f} events/s); peak RSS {peak_mib:.0f} MiB"
-    )
     port = free_port()
-    ready = threading.Event()
-    threading.Thread(target=serve, args=(model, port, ready), daemon=True).start()
-    ready.wait(30)
-    base = f"http://127.0.0.1:{port}/api/stories"
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--stories", str(args.stories), "--serve", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("ready "), f"the server did not start: {line!r}"
+        info = json.loads(line[len("ready ") :])
+        print(
+            f"fed {info['events']} story events into {info['stories']} stories in "
+            f"{info['seconds']:.1f} s ({info['events'] / info['seconds']:,.0f} events/s); "
+            f"server peak RSS {info['peak_rss_mib']:.0f} MiB"
+        )
+        run_queries(f"http://127.0.0.1:{port}/api/stories", info["common_word"], args.requests)
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
+
+
+def run_queries(base: str, common: str, requests: int) -> None:
+    queries: dict[str, dict[str, Any]] = {
+        "default (growth), limit 50": {},
+        "sort=size": {"sort": "size"},
+        "sort=recent, 2nd page (cursor)": {"sort": "recent"},
+        "sort=size, limit=1000": {"sort": "size", "limit": 1000},
+        f"q={common} (common word)": {"q": common},
+        "q=w4321 (rare word)": {"q": "w4321"},
+        "source=source-7": {"source": "source-7"},
+        "min_size=5": {"min_size": 5},
+        "min_size=50 (few stories)": {"min_size": 50},
+        f"q={common}&source=source-7&min_size=2": {
+            "q": common,
+            "source": "source-7",
+            "min_size": 2,
+        },
+    }
     with httpx.Client(timeout=30) as client:
-        first = client.get(base, params={"sort": "size"}).json()
-        top = model.query(StoryQuery(sort="size", limit=1)).stories[0]
-        common = top["headline"].split()[0]
-        queries: dict[str, dict[str, Any]] = {
-            "default (growth), limit 50": {},
-            "sort=size": {"sort": "size"},
-            "sort=recent, 2nd page (cursor)": {"sort": "recent", "cursor": None},
-            "sort=size, limit=1000": {"sort": "size", "limit": 1000},
-            f"q={common} (common word)": {"q": common},
-            "q=w4321 (rare word)": {"q": "w4321"},
-            "source=source-7": {"source": "source-7"},
-            "min_size=5": {"min_size": 5},
-            "min_size=50 (few stories)": {"min_size": 50},
-            f"q={common}&source=source-7&min_size=2": {
-                "q": common,
-                "source": "source-7",
-                "min_size": 2,
-            },
-        }
         page_one = client.get(base, params={"sort": "recent"}).json()
+        assert page_one["stories"], "no stories served"
         queries["sort=recent, 2nd page (cursor)"]["cursor"] = page_one["next_cursor"]
-        assert first["stories"], "no stories served"
         print(f"{'query':45} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'stories':>8}")
         for name, params in queries.items():
             for _ in range(20):
                 client.get(base, params=params)
             samples = []
             served = 0
-            for _ in range(args.requests):
+            for _ in range(requests):
                 t = time.perf_counter()
                 response = client.get(base, params=params)
                 samples.append((time.perf_counter() - t) * 1000)
@@ -171,7 +199,6 @@ def main() -> None:
                 served = len(response.json()["stories"])
             p50, p95, p99 = percentiles(samples)
             print(f"{name:45} {p50:8.2f} {p95:8.2f} {p99:8.2f} {served:8d}")
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
 
 
 if __name__ == "__main__":

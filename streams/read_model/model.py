@@ -35,6 +35,8 @@ _RECENT_ALERTS = 500
 # Why 1,000: alerts read before their story (the two topics are read side by side), kept
 # until the story arrives; an alert of a story that expired long ago is dropped.
 _PENDING_ALERTS = 1000
+# Why 5: sources named in a story list row (the story view lists them all).
+_FIRST_SOURCES = 5
 # Why 100: near-duplicate groups listed in a story view (the biggest first).
 _GROUPS_SHOWN = 100
 
@@ -198,6 +200,8 @@ class StoryReadModel:
         if joined is None:
             entry.sources[article.source] = [when, 1]
             self._indexes.add_source(entry, article.source)
+            if len(entry.first_sources) < _FIRST_SOURCES:
+                entry.first_sources.append(article.source)
         else:
             joined[0], joined[1] = min(joined[0], when), joined[1] + 1
         group = entry.groups.get(article.dup_group_id)
@@ -212,6 +216,7 @@ class StoryReadModel:
         if article.decision == "new" and entry.started_by is None:
             entry.started_by = article
         entry.counts.add(when)
+        entry.spark = None
         for window, width in ((0, HOUR_S), (1, DAY_S)):
             if when > self.clock - width:
                 if window == 0:
@@ -270,10 +275,12 @@ class StoryReadModel:
         keep = self._matcher(query)
         found: list[StoryEntry] = []
         if candidates is not None:
-            keyed = sorted(
-                (key_of(e), e) for e in (self._stories[i] for i in candidates) if keep(e)
-            )
-            found = [e for k, e in keyed if after is None or k > after][: query.limit + 1]
+            keys = [
+                e.keys[query.sort]
+                for e in (self._stories[i] for i in candidates)
+                if keep(e) and (after is None or e.keys[query.sort] > after)
+            ]
+            found = [self._stories[k[-1]] for k in heapq.nsmallest(query.limit + 1, keys)]
         else:
             start = 0 if after is None else ordered.bisect_right(after)
             for key in ordered.islice(start):

@@ -88,10 +88,14 @@ class StoryEntry:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     started_by: ArticleEntry | None = None  # the first article: why it did not join another
     words: frozenset[str] = frozenset()
+    first_sources: list[str] = field(default_factory=list)  # the first 5 to join
+    spark: list[int] | None = None  # the sparkline, cached until the story changes
     keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # sort -> its index key
 
     def summary(self, spark_bars: int) -> dict[str, Any]:
-        _, bars = self.counts.bars(self.first_seen, self.last_seen, spark_bars)
+        if self.spark is None:
+            _, bars = self.counts.bars(self.first_seen, self.last_seen, spark_bars)
+            self.spark = [n for _, n in bars]
         return {
             "story_id": self.story_id,
             "headline": self.headline,
@@ -102,7 +106,7 @@ class StoryEntry:
             "last_seen": self.last_seen,
             "articles_last_hour": self.last_hour,
             "articles_last_day": self.last_day,
-            "sources": sorted(self.sources, key=lambda s: self.sources[s][0])[:5],
+            "sources": list(self.first_sources),
             "alerts": len(self.alerts),
-            "spark": [n for _, n in bars],
+            "spark": list(self.spark),
         }

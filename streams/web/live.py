@@ -26,6 +26,12 @@ _RETRY_MS = 2000
 _IDLE_CHECK_S = 1.0
 
 
+def _gone(request: web.Request) -> bool:
+    """The browser closed the connection (found at once, not at the next 15 s ping)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def register_live_views(app: faust.App, model: StoryReadModel, access: ReadAccess) -> None:
     @app.page("/api/events/stream")
     class EventStream(View):
@@ -45,7 +51,14 @@ def register_live_views(app: faust.App, model: StoryReadModel, access: ReadAcces
                     for seq, name, data in client.backlog:
                         await stream.send(data, id=feed.event_id(seq), event=name)
                     # A client that fell behind is closed: it reconnects with Last-Event-ID.
-                    while stream.is_connected() and not client.overflowed:
+                    # A stopping worker ends its streams at once (browsers reconnect to
+                    # another worker or to it when it is back).
+                    while (
+                        stream.is_connected()
+                        and not client.overflowed
+                        and not self.app.should_stop
+                        and not _gone(native)
+                    ):
                         try:
                             seq, name, data = await asyncio.wait_for(
                                 client.queue.get(), _IDLE_CHECK_S

@@ -351,6 +351,24 @@ def test_event_stream_pushes_and_resumes(run: WorkerRun, fed) -> None:
         assert reset[-1]["event"] == "reset"
 
 
+def test_pages_and_their_static_files(run: WorkerRun, fed) -> None:
+    for path, script in (
+        ("/", "dashboard.js"),
+        ("/stories/st-x", "story.js"),
+        ("/alerts", "alerts.js"),
+    ):
+        with urllib.request.urlopen(f"{run.url}{path}", timeout=10) as response:
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+            assert script in response.read().decode()
+    for name, kind in (("app.css", "text/css"), ("common.js", "text/javascript")):
+        with urllib.request.urlopen(f"{run.url}/static/{name}", timeout=10) as response:
+            assert response.headers["Content-Type"].startswith(kind)
+    for name in ("nope.js", "notes.txt"):
+        status, body = get(f"{run.url}/static/{name}")
+        assert status == 404 and body["field"] == "name"
+
+
 def test_token_setting_guards_the_data_not_the_page(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -492,3 +510,24 @@ def test_phone_width_has_no_horizontal_overflow(run: WorkerRun, fed, browser: We
         screenshot(browser, "phone-story")
     finally:
         browser.set_window_size(1280, 900)
+
+
+@pytest.mark.browser
+def test_the_page_says_when_disconnected_and_reconnects(
+    run: WorkerRun, fed, browser: WebDriver
+) -> None:
+    """Last: it restarts the worker."""
+    browser.get(f"{run.url}/")
+    live = "return document.body.dataset.live"
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(live) == "connected")
+    browser.execute_script("window.notReloaded = true")
+    run.stop()
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(live) == "disconnected")
+    banner = browser.find_element(By.ID, "banner")
+    assert banner.is_displayed() and "Disconnected" in banner.text
+    screenshot(browser, "disconnected")
+    run.start()
+    WebDriverWait(browser, 120).until(lambda d: d.execute_script(live) == "connected")
+    assert not banner.is_displayed()
+    assert browser.execute_script("return window.notReloaded") is True
+    WebDriverWait(browser, 60).until(lambda d: len(rows(d)) >= 10)

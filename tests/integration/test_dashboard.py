@@ -369,8 +369,9 @@ def test_pages_and_their_static_files(run: WorkerRun, fed) -> None:
         assert status == 404 and body["field"] == "name"
 
 
+@pytest.mark.browser
 def test_token_setting_guards_the_data_not_the_page(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, browser: WebDriver
 ) -> None:
     token = "dash-token-0123456789"
     locked = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("locked"))
@@ -391,7 +392,21 @@ def test_token_setting_guards_the_data_not_the_page(
         assert status == 401
         status, page = get(f"{locked.url}/")
         assert status == 200 and "dashboard.js" in page
+        # The page asks for the token, keeps it for the tab and then reads and follows.
+        browser.get(f"{locked.url}/")
+        form = WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#banner form input")
+        )
+        assert "needs an API token" in browser.find_element(By.ID, "banner").text
+        screenshot(browser, "token-asked")
+        form[0].send_keys(token + "\n")
+        live = "return document.body.dataset.live"
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(live) == "connected")
+        status_line = browser.find_element(By.ID, "status").text
+        assert "0 active stories" in status_line
+        assert not browser.find_element(By.ID, "banner").is_displayed()
     finally:
+        browser.execute_script("sessionStorage.clear()")
         locked.stop()
 
 
@@ -531,3 +546,26 @@ def test_the_page_says_when_disconnected_and_reconnects(
     assert not banner.is_displayed()
     assert browser.execute_script("return window.notReloaded") is True
     WebDriverWait(browser, 60).until(lambda d: len(rows(d)) >= 10)
+
+
+def test_a_second_worker_serves_the_same_stories(
+    run: WorkerRun, fed, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every worker serves every story: a second worker of the same app (which cannot hold
+    the one cluster partition as well) answers exactly what the first one does."""
+    other = WorkerRun(run.bootstrap, tmp_path_factory.mktemp("second"), run_id=run.run_id)
+    other.start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            _, here = get(f"{run.url}/api/stories?limit=1000")
+            _, there = get(f"{other.url}/api/stories?limit=1000")
+            if there.get("caught_up") and here["stories"] == there["stories"]:
+                break
+            assert time.monotonic() < deadline, "the second worker serves other stories"
+            time.sleep(1)
+        assert len(there["stories"]) == here["active_stories"] > len(fed)
+        sid = there["stories"][0]["story_id"]
+        assert get(f"{other.url}/api/stories/{sid}")[1] == get(f"{run.url}/api/stories/{sid}")[1]
+    finally:
+        other.stop()

@@ -18,6 +18,7 @@ const Storywatch = (() => {
   })();
 
   function token() { return sessionStorage.getItem(TOKEN_KEY); }
+  let tokenRefused = false; // the API answered 401: ask for a token, stop reconnecting
 
   // el('a', {href: x, class: 'y'}, 'text', child): text children become text nodes.
   function el(tag, attrs, ...children) {
@@ -81,6 +82,7 @@ const Storywatch = (() => {
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (response.status === 401) {
+      tokenRefused = true;
       banner('This worker needs an API token for the dashboard: ', true);
     }
     if (!response.ok) throw new ApiError(response.status, body);
@@ -111,6 +113,7 @@ const Storywatch = (() => {
       }
       source.onerror = () => {
         document.body.dataset.live = 'disconnected';
+        if (tokenRefused) { source.close(); return; } // the token form stays in the banner
         banner('Disconnected from the worker: reconnecting…');
         if (source.readyState === EventSource.CLOSED && !retryTimer) {
           retryTimer = setTimeout(() => { retryTimer = null; connect(); }, 3000);

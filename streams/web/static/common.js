@@ -115,6 +115,7 @@ const Storywatch = (() => {
         document.body.dataset.live = 'disconnected';
         if (tokenRefused) { source.close(); return; } // the token form stays in the banner
         banner('Disconnected from the worker: reconnecting…');
+        if (handlers.disconnected) handlers.disconnected();
         if (source.readyState === EventSource.CLOSED && !retryTimer) {
           retryTimer = setTimeout(() => { retryTimer = null; connect(); }, 3000);
         }

@@ -87,7 +87,7 @@
     const state = filters();
     const narrowed = state.q || state.source || state.min_size;
     status.textContent = `${total} active stories${narrowed ? '; showing ' + shown.size + ' that match' : ''}` +
-      (document.body.dataset.live === 'connected' ? ' · live' : '');
+      (document.body.dataset.live === 'connected' ? ' · live' : ' · not live');
   }
 
   function place(entry) {
@@ -165,6 +165,7 @@
   load(false);
   live({
     connected: renderStatus,
+    disconnected: renderStatus,
     story: ({story, article}) => { total += 1; upsert(story, article); renderStatus(); },
     join: ({story, article}) => { upsert(story, article); renderStatus(); },
     alert: alert => {

@@ -85,11 +85,19 @@ def expected_state(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return dict(state)
 
 
-def wait_for_api(run: WorkerRun, stories: int, timeout_s: float = 60) -> dict[str, Any]:
+def wait_for_api(
+    run: WorkerRun, stories: int, events: int, timeout_s: float = 60
+) -> dict[str, Any]:
+    """Until the read model applied ``events`` story events (its sparklines count each)."""
     deadline = time.monotonic() + timeout_s
     while True:
         status, body = get(f"{run.url}/api/stories?limit=1000")
-        if status == 200 and body["active_stories"] == stories and body["caught_up"]:
+        if (
+            status == 200
+            and body["caught_up"]
+            and body["active_stories"] == stories
+            and sum(sum(s["spark"]) for s in body["stories"]) == events
+        ):
             return body
         assert time.monotonic() < deadline, f"the read model holds {body}, want {stories}"
         time.sleep(0.5)
@@ -111,7 +119,7 @@ def fed(run: WorkerRun) -> dict[str, dict[str, Any]]:
     events = read_topic(run.bootstrap, run.topic("stories"), expect=ROWS, timeout_s=240)
     assert len(events) == ROWS
     state = expected_state(events)
-    wait_for_api(run, len(state))
+    wait_for_api(run, len(state), len(events))
     return state
 
 

@@ -11,6 +11,7 @@ hour" is the hour before the newest article, which is what a replayed stream nee
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ class StoryReadModel:
             n=entry.articles_seen,
             article_id=str(event["article_id"]),
             title=str(event.get("title") or ""),
-            source=str(event.get("source") or "unknown"),
+            source=sys.intern(str(event.get("source") or "unknown")),  # one copy per source
             url=event.get("url"),
             event_time=when,
             decision=str(event["decision"]),

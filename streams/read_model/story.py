@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def words_of(*texts: str) -> frozenset[str]:
-    """Lower-case words of 2+ characters: what the text search matches, whole words."""
-    return frozenset(w for t in texts for w in _WORD.findall(t.lower()) if len(w) > 1)
+    """Lower-case words of 2+ characters: what the text search matches, whole words.
+    Interned: the stories share one copy of each word."""
+    return frozenset(sys.intern(w) for t in texts for w in _WORD.findall(t.lower()) if len(w) > 1)
 
 
 @dataclass(slots=True)

@@ -27,11 +27,12 @@ kafka-jars: venv
 	$(BIN)/python -c "from config import load_settings as l; from streams.kafka_local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
 
 # Prometheus (the server scrapes a worker in tests/integration/test_observability.py; promtool
-# checks /metrics, the config and the alert rules) and Chromium (the dashboard test), from Debian.
+# checks /metrics, the config and the alert rules), Chromium and its WebDriver (the dashboard's
+# browser tests drive /usr/bin/chromium through /usr/bin/chromedriver), from Debian.
 system-deps:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then \
-	  command -v apt-get >/dev/null || { echo "install prometheus (with promtool) and chromium (Debian: apt-get install prometheus chromium)"; exit 1; }; \
-	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus chromium; \
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  command -v apt-get >/dev/null || { echo "install prometheus (with promtool), chromium and chromedriver (Debian: apt-get install prometheus chromium chromium-driver)"; exit 1; }; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus chromium chromium-driver; \
 	fi
 
 lint: venv

@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = Field(
         default=None, description="A file of owner:token lines (or comma-separated)."
     )
+    # Why off: the stories are what the worker publishes anyway (like its /metrics); on, the
+    # dashboard's data (GET /api/stories..., /api/events/stream) needs a token of
+    # STORYWATCH_API_TOKENS. The page files hold no data and stay public (README).
+    dashboard_token_required: bool = False
+    # Why 200: the articles a story view can list per story (newest kept; the story's counts,
+    # sources and timeline still cover all of them): ~200 x 0.5 KiB, so 100,000 stories of
+    # a few articles each stay far below it, and one huge story costs at most ~100 KiB.
+    dashboard_articles_per_story: int = Field(default=200, ge=1)
     # Why 64 KiB: a subscription with 300 phrases and a long query is ~20 KiB; anything far
     # bigger is a mistake or an attack, refused with 413 before it is parsed.
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)

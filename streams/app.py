@@ -20,6 +20,7 @@ from streams.engine.embedding import Embedder
 from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
+from streams.read_model import EventFeed, ReadModelFollower, ReadModelMetrics, StoryReadModel
 from streams.subscription_store import SubscriptionStore
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
@@ -31,6 +32,7 @@ __all__ = [
     "embedder",
     "metrics",
     "model_thread",
+    "read_model",
     "registry",
     "settings",
     "subscription_store",
@@ -108,6 +110,21 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
 subscription_store = SubscriptionStore(settings, _send_subscription)
 app.task(subscription_store.run)  # registered now, started with the worker
 app.task(ConsumerLag(app, metrics.consumer_lag).run)
+
+# The dashboard's read model: every worker builds its own from the stories and alerts
+# topics (the story table lives only on the worker holding its partition).
+_read_model_metrics = ReadModelMetrics(registry)
+read_model = StoryReadModel(
+    window_s=settings.story_window_hours * 3600.0,
+    articles_per_story=settings.dashboard_articles_per_story,
+    feed=EventFeed(on_clients=_read_model_metrics.sse_clients.set),
+    on_change=_read_model_metrics.on_change,
+)
+app.task(  # registered now, started with the worker
+    ReadModelFollower(
+        settings, read_model, on_caught_up=lambda: _read_model_metrics.caught_up.set(1)
+    ).run
+)
 register_views(
     app,
     tables=tables,
@@ -115,4 +132,5 @@ register_views(
     settings=settings,
     registry=registry,
     store=subscription_store,
+    read_model=read_model,
 )

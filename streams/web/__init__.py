@@ -1,4 +1,5 @@
-"""The worker's HTTP surface: the story pages, the subscription API and Prometheus metrics."""
+"""The worker's HTTP surface: the dashboard pages and story API (from the read model), the
+subscription and alert APIs and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from streams.alert_history import AlertReader
+from streams.read_model import StoryReadModel
 from streams.subscription_store import SubscriptionStore
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
+from streams.web.access import ReadAccess
 from streams.web.alerts import register_alert_views
 from streams.web.health import Readiness, register_health_views
 from streams.web.http import ApiTokens
+from streams.web.live import register_live_views
+from streams.web.pages import register_pages
 from streams.web.stories import register_story_views, story_summary
 from streams.web.subscriptions import SubscriptionService, register_subscription_views
 
@@ -29,6 +34,7 @@ def register_views(
     settings: Settings,
     registry: CollectorRegistry,
     store: SubscriptionStore,
+    read_model: StoryReadModel,
 ) -> None:
     """Add the pages, the APIs, ``/healthz`` / ``/livez`` and ``/metrics`` (Faust's sensors
     + ours, one registry)."""
@@ -36,9 +42,12 @@ def register_views(
         app, pattern="/metrics", registry=registry, name_prefix="storywatch_faust"
     )
     register_health_views(app, Readiness(app, ("the subscriptions topic", store)))
-    register_story_views(app, tables)
+    tokens = ApiTokens(settings)
+    access = ReadAccess(settings, tokens)
+    register_pages(app)
+    register_story_views(app, read_model, access)
+    register_live_views(app, read_model, access)
     guard = WebhookGuard(settings.webhook_allowed_hosts)
     service = SubscriptionService(store, topics.deliveries, settings, guard)
-    tokens = ApiTokens(settings)
     register_subscription_views(app, service, tokens, tables.delivery_log)
     register_alert_views(app, AlertReader(settings), tokens)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ class WorkerRun:
                 try:
                     with urllib.request.urlopen(f"{self.url}/api/stories", timeout=2):
                         return
+                except urllib.error.HTTPError:
+                    return  # it answers (401: reads need a token on this worker)
                 except OSError:
                     pass
             time.sleep(0.5)

@@ -1,0 +1,389 @@
+"""The dashboard's read model: every active story, built on each worker from the ``stories``
+and ``alerts`` topics, with kept indexes so a page of any sort or filter is served without
+sorting every story.
+
+Pure Python, no I/O: :mod:`streams.read_model.follower` feeds it from Kafka; tests and the
+benchmark feed it directly. Times are event times (the article's publication time, else its
+Kafka time), and the clock is the newest event time applied, as in the engine: "the last
+hour" is the hour before the newest article, which is what a replayed stream needs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.engine.alerts import EMERGING
+from streams.read_model.events import EventFeed
+from streams.read_model.index import SORTS, Key, StoryIndexes, decode_cursor, encode_cursor
+from streams.read_model.story import ArticleEntry, StoryEntry, words_of
+
+__all__ = ["StoryPage", "StoryQuery", "StoryReadModel"]
+
+HOUR_S, DAY_S = 3600.0, 86_400.0
+# Why 2,000: a filter that leaves at most this many candidate stories (a rare word, a
+# source) sorts them (~1 ms); a broader one walks the sorted list and tests each story,
+# finding a page within about limit x (stories / candidates) <= limit x 50 steps at 100k.
+_CANDIDATE_SORT_MAX = 2000
+# Why 16: bars of the sparkline in the story list (the story view draws the full timeline).
+SPARK_BARS = 16
+# Why 500: recent public alerts kept for the alerts view; older ones: GET /api/alerts.
+_RECENT_ALERTS = 500
+# Why 1,000: alerts read before their story (the two topics are read side by side), kept
+# until the story arrives; an alert of a story that expired long ago is dropped.
+_PENDING_ALERTS = 1000
+# Why 5: sources named in a story list row (the story view lists them all).
+_FIRST_SOURCES = 5
+# Why 100: near-duplicate groups listed in a story view (the biggest first).
+_GROUPS_SHOWN = 100
+
+_REQUIRED = ("article_id", "story_id", "event_time", "decision", "story_size", "headline")
+
+
+@dataclass(frozen=True)
+class StoryQuery:
+    """What ``GET /api/stories`` asks for (validated by the view)."""
+
+    sort: str = "growth"
+    words: tuple[str, ...] = ()
+    source: str | None = None
+    min_size: int = 1
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryPage:
+    stories: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class StoryReadModel:
+    """Active stories by id, kept in sorted indexes; expired like the engine's (quiet for
+    longer than the story window, by the newest event time)."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float,
+        articles_per_story: int,
+        feed: EventFeed | None = None,
+        on_change: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.window_s = window_s
+        self.articles_per_story = articles_per_story
+        self.feed = feed or EventFeed()
+        self.clock = float("-inf")
+        self.live = False  # caught up with the topics: push events from now on
+        self._on_change = on_change  # (applied kind, stories held) for metrics
+        self._stories: dict[str, StoryEntry] = {}
+        self._activity: OrderedDict[str, float] = OrderedDict()  # least recently active first
+        self._windows: list[tuple[float, str, int]] = []  # (leaves at, story, 0=hour/1=day)
+        self._indexes = StoryIndexes()
+        self._alerts: deque[dict[str, Any]] = deque(maxlen=_RECENT_ALERTS)
+        self._alert_ids: set[str] = set()
+        self._pending: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def get(self, story_id: str) -> StoryEntry | None:
+        return self._stories.get(story_id)
+
+    # --- applying the topics -----------------------------------------------------------
+
+    def apply_story_event(self, event: Mapping[str, Any]) -> bool:
+        """Apply one ``stories`` record (a decoded StoryEvent). False when it is malformed or
+        a replay (at-least-once delivery) of an article the story already holds."""
+        if not all(event.get(name) is not None for name in _REQUIRED):
+            self._changed("skipped")
+            return False
+        story_id, article_id = str(event["story_id"]), str(event["article_id"])
+        when = float(event["event_time"])
+        entry = self._stories.get(story_id)
+        if entry is not None and article_id in entry.recent_ids:
+            self._changed("replayed")
+            return False
+        self._advance(when)
+        created = entry is None
+        if entry is None:
+            entry = self._stories[story_id] = StoryEntry(story_id)
+        article = self._article(entry, event, when)
+        self._update(entry, event, article, when)
+        if created:
+            for alert in self._pending.pop(story_id, []):
+                self._attach(entry, alert)
+        if article.decision != "duplicate" or created:  # the engine's notion of activity
+            self._activity[story_id] = self.clock
+            self._activity.move_to_end(story_id)
+        self._expire()
+        self._changed("story")
+        if self.live and story_id in self._stories:
+            self.feed.publish(
+                "story" if created else "join",
+                {"story": entry.summary(SPARK_BARS), "article": article.view()},
+            )
+        return True
+
+    def apply_alert(self, alert: Mapping[str, Any]) -> bool:
+        """Apply one ``alerts`` record: the built-in rule's public alerts only (a
+        subscription's alerts belong to their owner: ``GET /api/alerts``)."""
+        data = alert.get("data")
+        if alert.get("type") != EMERGING or not isinstance(data, dict) or not alert.get("id"):
+            return False
+        if str(alert["id"]) in self._alert_ids:  # read again (a replay)
+            return False
+        alert_id = str(alert["id"])
+        story_id = str(data.get("story_id", alert.get("subject", "")))
+        view: dict[str, Any] = {
+            "id": alert_id,
+            "type": str(alert["type"]),
+            "time": alert.get("time"),
+            "rule": data.get("rule"),
+            "story_id": story_id,
+            "headline": data.get("headline"),
+            "size": data.get("size"),
+            "source_count": data.get("source_count"),
+            "sources": data.get("sources"),
+        }
+        if len(self._alerts) == self._alerts.maxlen:
+            self._alert_ids.discard(self._alerts[0]["id"])
+        self._alerts.append(view)
+        self._alert_ids.add(alert_id)
+        entry = self._stories.get(story_id)
+        if entry is not None:
+            self._attach(entry, view)
+        else:
+            self._pending.setdefault(story_id, []).append(view)
+            while len(self._pending) > _PENDING_ALERTS:
+                self._pending.popitem(last=False)
+        self._changed("alert")
+        if self.live:
+            self.feed.publish("alert", view)
+        return True
+
+    def _article(self, entry: StoryEntry, event: Mapping[str, Any], when: float) -> ArticleEntry:
+        return ArticleEntry(
+            n=entry.articles_seen,
+            article_id=str(event["article_id"]),
+            title=str(event.get("title") or ""),
+            source=sys.intern(str(event.get("source") or "unknown")),  # one copy per source
+            url=event.get("url"),
+            event_time=when,
+            decision=str(event["decision"]),
+            dup_group_id=str(event.get("dup_group_id") or ""),
+            similarity=float(event.get("similarity") or 0.0),
+            lexical_similarity=float(event.get("lexical_similarity") or 0.0),
+            entity_share=event.get("entity_share"),
+            shared_terms=tuple(event.get("shared_terms") or ()),
+            rejected_story_id=event.get("rejected_story_id"),
+            rejected_score=event.get("rejected_score"),
+            rejected_entity_share=event.get("rejected_entity_share"),
+        )
+
+    def _update(
+        self, entry: StoryEntry, event: Mapping[str, Any], article: ArticleEntry, when: float
+    ) -> None:
+        entry.headline = str(event["headline"])
+        entry.keywords = tuple(event.get("keywords") or entry.keywords)
+        # max: a replayed older event never shrinks what a later one said
+        entry.size = max(entry.size, int(event["story_size"]))
+        entry.source_count = max(entry.source_count, int(event.get("source_count") or 0))
+        first = float(event.get("first_seen") or when)
+        entry.first_seen = first if entry.articles_seen == 0 else min(entry.first_seen, first)
+        entry.last_seen = max(entry.last_seen, float(event.get("last_seen") or when))
+        entry.articles_seen += 1
+        joined = entry.sources.get(article.source)
+        if joined is None:
+            entry.sources[article.source] = [when, 1]
+            self._indexes.add_source(entry, article.source)
+            if len(entry.first_sources) < _FIRST_SOURCES:
+                entry.first_sources.append(article.source)
+        else:
+            joined[0], joined[1] = min(joined[0], when), joined[1] + 1
+        group = entry.groups.get(article.dup_group_id)
+        if group is None:
+            entry.groups[article.dup_group_id] = [1, article.title]
+        else:
+            group[0] += 1
+        entry.recent.append(article)
+        entry.recent_ids.add(article.article_id)
+        if len(entry.recent) > self.articles_per_story:
+            entry.recent_ids.discard(entry.recent.popleft().article_id)
+        if article.decision == "new" and entry.started_by is None:
+            entry.started_by = article
+        entry.counts.add(when)
+        entry.spark = None
+        for window, width in ((0, HOUR_S), (1, DAY_S)):
+            if when > self.clock - width:
+                if window == 0:
+                    entry.last_hour += 1
+                else:
+                    entry.last_day += 1
+                heapq.heappush(self._windows, (when + width, entry.story_id, window))
+        self._indexes.set_words(entry, words_of(entry.headline, *entry.keywords))
+        self._indexes.place(entry)
+
+    def _attach(self, entry: StoryEntry, alert: dict[str, Any]) -> None:
+        if all(a["id"] != alert["id"] for a in entry.alerts):
+            entry.alerts.append(alert)
+
+    def _advance(self, when: float) -> None:
+        """Move the clock; articles leaving the last hour/day stop counting for growth."""
+        if when <= self.clock:
+            return
+        self.clock = when
+        while self._windows and self._windows[0][0] <= self.clock:
+            _, story_id, window = heapq.heappop(self._windows)
+            entry = self._stories.get(story_id)
+            if entry is None:
+                continue
+            if window == 0:
+                entry.last_hour -= 1
+            else:
+                entry.last_day -= 1
+            self._indexes.place(entry)
+
+    def _expire(self) -> None:
+        cutoff = self.clock - self.window_s
+        while self._activity:
+            story_id, last_active = next(iter(self._activity.items()))
+            if last_active >= cutoff:
+                break
+            del self._activity[story_id]
+            entry = self._stories.pop(story_id)
+            self._indexes.remove(entry)
+
+    def _changed(self, kind: str) -> None:
+        if self._on_change is not None:
+            self._on_change(kind, len(self._stories))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def query(self, query: StoryQuery) -> StoryPage:
+        """One page of stories in ``query.sort`` order that match every filter.
+        Raises :class:`~streams.read_model.index.BadCursor` for a cursor not made here."""
+        key_of = SORTS[query.sort]
+        ordered = self._indexes.sorted[query.sort]
+        after: Key | None = None
+        if query.cursor:
+            after = decode_cursor(query.cursor, query.sort, key_of(StoryEntry("")))
+        candidates = self._candidates(query)
+        keep = self._matcher(query)
+        found: list[StoryEntry] = []
+        if candidates is not None:
+            keys = [
+                e.keys[query.sort]
+                for e in (self._stories[i] for i in candidates)
+                if keep(e) and (after is None or e.keys[query.sort] > after)
+            ]
+            found = [self._stories[k[-1]] for k in heapq.nsmallest(query.limit + 1, keys)]
+        else:
+            start = 0 if after is None else ordered.bisect_right(after)
+            for key in ordered.islice(start):
+                entry = self._stories[key[-1]]
+                if keep(entry):
+                    found.append(entry)
+                    if len(found) > query.limit:
+                        break
+        more = len(found) > query.limit
+        page = found[: query.limit]
+        cursor = encode_cursor(query.sort, key_of(page[-1])) if more and page else None
+        return StoryPage([e.summary(SPARK_BARS) for e in page], cursor)
+
+    def _candidates(self, query: StoryQuery) -> set[str] | None:
+        """The smallest id set a filter allows, when small enough to sort; else None."""
+        sets: list[set[str]] = [self._indexes.by_word.get(w, set()) for w in query.words]
+        if query.source is not None:
+            sets.append(self._indexes.by_source.get(query.source.lower(), set()))
+        if query.min_size > 1:
+            by_size = self._indexes.sorted["size"]
+            prefix = by_size.bisect_left((-query.min_size + 1,))
+            if prefix <= _CANDIDATE_SORT_MAX:
+                sets.append({k[-1] for k in by_size.islice(0, prefix)})
+        if not sets:
+            return None
+        smallest = min(sets, key=len)
+        return smallest if len(smallest) <= _CANDIDATE_SORT_MAX else None
+
+    def _matcher(self, query: StoryQuery) -> Callable[[StoryEntry], bool]:
+        words = set(query.words)
+        source = query.source.lower() if query.source is not None else None
+        by_source = self._indexes.by_source.get(source, set()) if source is not None else None
+
+        def keep(entry: StoryEntry) -> bool:
+            return (
+                entry.size >= query.min_size
+                and words <= entry.words
+                and (by_source is None or entry.story_id in by_source)
+            )
+
+        return keep
+
+    def detail(self, story_id: str, articles: int) -> dict[str, Any] | None:
+        """A story with its newest ``articles``, groups, the why, alerts and sources."""
+        entry = self._stories.get(story_id)
+        if entry is None:
+            return None
+        page, cursor = self.articles(story_id, None, articles) or ([], None)
+        groups = sorted(entry.groups.items(), key=lambda g: (-g[1][0], g[0]))
+        return {
+            **entry.summary(SPARK_BARS),
+            "sources": [
+                {"source": s, "first_seen": t, "articles": int(n)}
+                for s, (t, n) in sorted(entry.sources.items(), key=lambda x: (x[1][0], x[0]))
+            ],
+            "articles_seen": entry.articles_seen,
+            "articles_kept": len(entry.recent),
+            "started_by": entry.started_by.view() if entry.started_by else None,
+            "groups": [
+                {"dup_group_id": gid, "articles": int(n), "title": title}
+                for gid, (n, title) in groups[:_GROUPS_SHOWN]
+            ],
+            "group_count": len(entry.groups),
+            "alerts": list(entry.alerts),
+            "articles": page,
+            "next_cursor": cursor,
+        }
+
+    def articles(
+        self, story_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None] | None:
+        """The story's kept articles, newest first, ``limit`` a page; None: no such story."""
+        entry = self._stories.get(story_id)
+        if entry is None:
+            return None
+        before = float("inf")
+        if cursor:
+            before = decode_cursor(cursor, "articles", (0,))[0]
+        newer_first = [a for a in reversed(entry.recent) if a.n < before]
+        page = newer_first[:limit]
+        more = len(newer_first) > limit
+        return [a.view() for a in page], encode_cursor("articles", (page[-1].n,)) if more else None
+
+    def timeline(self, story_id: str) -> dict[str, Any] | None:
+        """Articles per time bucket (the width chosen from the story's span), sources in the
+        order they joined, alerts fired."""
+        entry = self._stories.get(story_id)
+        if entry is None:
+            return None
+        width, bars = entry.counts.bars(entry.first_seen, entry.last_seen)
+        return {
+            "story_id": story_id,
+            "first_seen": entry.first_seen,
+            "last_seen": entry.last_seen,
+            "bucket_seconds": width,
+            "buckets": [{"start": start, "articles": n} for start, n in bars],
+            "sources": [
+                {"source": s, "first_seen": t, "articles": int(n)}
+                for s, (t, n) in sorted(entry.sources.items(), key=lambda x: (x[1][0], x[0]))
+            ],
+            "alerts": list(entry.alerts),
+        }
+
+    def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
+        return list(self._alerts)[-limit:][::-1]

@@ -1,0 +1,73 @@
+"""``GET /api/events/stream``: the read model's changes as Server-Sent Events (``story``: a
+new story, ``join``: an article joined one, ``alert``: an emerging story), resumable with
+``Last-Event-ID`` while the events are in this worker's ring; ``reset`` tells a client that
+missed more to reload its list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import cast
+
+import faust
+from aiohttp import web
+from aiohttp_sse import sse_response
+from faust.web import Request, Response, View
+
+from streams.read_model import StoryReadModel
+from streams.web.access import ReadAccess
+from streams.web.http import json_view
+
+__all__ = ["register_live_views"]
+
+# Why 2 s: how soon a browser's EventSource reconnects after the stream drops.
+_RETRY_MS = 2000
+# Why 1 s: how often an idle stream checks that its client is still there.
+_IDLE_CHECK_S = 1.0
+
+
+def _gone(request: web.Request) -> bool:
+    """The browser closed the connection (found at once, not at the next 15 s ping)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def register_live_views(app: faust.App, model: StoryReadModel, access: ReadAccess) -> None:
+    @app.page("/api/events/stream")
+    class EventStream(View):
+        @json_view
+        async def get(self, request: Request) -> Response:
+            access.check(request, query_token=True)
+            native = cast(web.Request, request)
+            last = native.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+            feed = model.feed
+            async with sse_response(native) as stream:
+                client = feed.subscribe(last)
+                try:
+                    hello = {"feed": feed.feed_id, "caught_up": model.live}
+                    await stream.send(json.dumps(hello), event="hello", retry=_RETRY_MS)
+                    if client.reset:
+                        await stream.send("{}", event="reset")
+                    for seq, name, data in client.backlog:
+                        await stream.send(data, id=feed.event_id(seq), event=name)
+                    # A client that fell behind is closed: it reconnects with Last-Event-ID.
+                    # A stopping worker ends its streams at once (browsers reconnect to
+                    # another worker or to it when it is back).
+                    while (
+                        stream.is_connected()
+                        and not client.overflowed
+                        and not self.app.should_stop
+                        and not _gone(native)
+                    ):
+                        try:
+                            seq, name, data = await asyncio.wait_for(
+                                client.queue.get(), _IDLE_CHECK_S
+                            )
+                        except TimeoutError:
+                            continue
+                        await stream.send(data, id=feed.event_id(seq), event=name)
+                except ConnectionResetError:
+                    pass  # the browser went away
+                finally:
+                    feed.unsubscribe(client)
+            return cast(Response, stream)

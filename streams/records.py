@@ -35,6 +35,9 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     term_counts: dict[str, int] | None = None
     entities: list[str] | None = None
     content_key: str | None = None
+    # The STORYWATCH_MODEL that made the vector (None on records written before it was
+    # kept): `storywatch replay` re-embeds from `articles` when a run asks for another model.
+    model: str | None = None
 
     @classmethod
     def build(
@@ -44,8 +47,11 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         record_ts: float,
         produced_at: float,
         evidence: TextEvidence | None = None,
+        *,
+        model: str | None = None,
     ) -> EmbeddedArticle:
         return cls(
+            model=model,
             term_counts=evidence.term_counts if evidence else None,
             entities=sorted(evidence.entities) if evidence else None,
             content_key=evidence.content_key if evidence else None,

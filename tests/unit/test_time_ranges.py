@@ -62,7 +62,7 @@ def test_bad_times_say_what_to_write(text: str, says: str) -> None:
 
 
 def test_end_before_start_says_swap() -> None:
-    with pytest.raises(TimeRangeError, match="is before --from.*swap them"):
+    with pytest.raises(TimeRangeError, match=r"is before --from.*swap them"):
         parse_range("1d", "2d", now=NOW)
 
 

@@ -1,0 +1,122 @@
+"""Turn history records into what the engine takes: article, vector, stream time, evidence.
+
+``articles-embedded`` holds all of it (clustering speed); ``articles`` holds the raw article,
+which is parsed and embedded again (model speed) when the embedded history is gone or was
+made by another model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from streams.engine.article import Article
+from streams.engine.evidence import TextEvidence
+from streams.engine.validation import InvalidArticle, parse_article
+from streams.engine.vectors import Vector, decode_vector
+from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
+from streams.replay.reading import Record
+
+__all__ = ["Item", "ModelMismatch", "Skipped", "embedded_items", "raw_items"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One article as the cluster stage would see it."""
+
+    article: Article
+    vector: Vector
+    stream_time: float  # epoch seconds (the replay header's time, else the Kafka time)
+    evidence: TextEvidence | None
+    kafka_ms: int  # the record's Kafka time
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record the live pipeline dead-lettered (or would): counted, not processed."""
+
+    offset: int
+    reason: str
+
+
+class ModelMismatch(Exception):
+    """The embedded history was made by another model than the run's."""
+
+    def __init__(self, found: str) -> None:
+        super().__init__(found)
+        self.found = found
+
+
+async def embedded_items(
+    records: AsyncIterator[Record], model: str
+) -> AsyncIterator[Item | Skipped]:
+    """Decode ``articles-embedded`` records. Raises :class:`ModelMismatch` on the first record
+    if it names another model than ``model`` (nothing is processed yet then)."""
+    first = True
+    async for record in records:
+        try:
+            data = json.loads(record.value or b"")
+            item = EmbeddedArticle.from_data(data)
+            if first and item.model is not None and item.model != model:
+                raise ModelMismatch(item.model)
+            first = False
+            yield Item(
+                item.to_article(),
+                decode_vector(item.vector),
+                float(item.record_ts),
+                item.text_evidence(),
+                record.timestamp,
+            )
+        except ModelMismatch:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison record is skipped, as live
+            first = False
+            yield Skipped(record.offset, f"{type(exc).__name__}: {exc}")
+
+
+def _stream_time(record: Record) -> float:
+    for name, value in record.headers:
+        if name == REPLAY_TIME_HEADER and value:
+            try:
+                return int(value) / 1000.0
+            except ValueError:
+                break
+    return record.timestamp / 1000.0
+
+
+async def raw_items(
+    records: AsyncIterator[Record],
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    max_bytes: int,
+    max_chars: int,
+    batch_size: int,
+) -> AsyncIterator[Item | Skipped]:
+    """Parse and embed ``articles`` records in batches, as the embed stage does."""
+    batch: list[tuple[Record, Article]] = []
+
+    def flush() -> list[Item]:
+        if not batch:
+            return []
+        vectors = encode([a.embed_text(max_chars) for _, a in batch])
+        items = [
+            Item(a, v, _stream_time(r), TextEvidence.of(a.title, a.text), r.timestamp)
+            for (r, a), v in zip(batch, vectors, strict=True)
+        ]
+        batch.clear()
+        return items
+
+    async for record in records:
+        try:
+            batch.append((record, parse_article(record.value, max_bytes)))
+        except InvalidArticle as exc:
+            yield Skipped(record.offset, str(exc))
+            continue
+        if len(batch) >= batch_size:
+            for item in flush():
+                yield item
+    for item in flush():
+        yield item

@@ -104,16 +104,23 @@ class TopicReader:
         assert self._consumer is not None, "use TopicReader in `async with`"
         return self._consumer
 
+    async def _partition_ids(self, topic: str) -> set[int] | None:
+        # The consumer's own metadata covers only what it was assigned; a fresh fetch of the
+        # whole cluster's metadata names every topic and its partitions (aiokafka keeps that
+        # call on its client; `topics()` returns only the names).
+        cluster = await self.consumer._client.fetch_all_metadata()
+        return cluster.partitions_for_topic(topic)
+
     async def exists(self, topic: str) -> bool:
-        return topic in await self.consumer.topics()
+        return bool(await self._partition_ids(topic))
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
-        if not await self.exists(topic):
+        found = await self._partition_ids(topic)
+        if not found:
             raise TopicNotFound(
                 f"topic {topic!r} does not exist at {self.settings.bootstrap}: check the "
                 "STORYWATCH_TOPIC_* setting, or start a worker once (it creates the topics)"
             )
-        found = self.consumer.partitions_for_topic(topic) or set()
         return [TopicPartition(topic, p) for p in sorted(found)]
 
     async def plan(self, topic: str, window: TimeRange) -> Plan:

@@ -145,6 +145,7 @@ class Backtest:
             "skipped_examples": [asdict(s) for s in self.skipped[:5]],
             "decisions": dict(self.decisions),
             "stories": len(self.stories),
+            "active_stories": self.engine.active_stories,
             "stories_new": self.decisions.get("new", 0),
             "alerts_by_rule": {r.name: self.alerts_by_rule.get(r.name, 0) for r in self.rules},
             "rules": [

@@ -313,3 +313,49 @@ def test_a_worker_on_an_empty_data_dir_serves_the_same_stories(run: WorkerRun, b
         served = run.http("/api/stories?limit=1000")[1]
     assert json.loads(served)["active_stories"] > 0
     assert served == before["stories_api"]
+
+
+def test_rebuild_builds_while_the_old_state_serves_and_switches_once_stopped(
+    run: WorkerRun, history, before, tmp_path: Path
+) -> None:
+    """`storywatch rebuild --from 2d`: the new state is what a replay of the same range
+    computes; until the worker stops, the old one keeps serving."""
+    expect = _cli(run, "replay", "--from", "2d", "--out", str(tmp_path / "expect"))
+    assert expect.returncode == 0, expect.stderr
+    summary = json.loads((tmp_path / "expect" / "summary.json").read_text())
+    log = tmp_path / "rebuild.log"
+    with log.open("w") as err:
+        rebuild = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "rebuild", "--from", "2d", "--wait", "300"],
+            env=run.env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        for _ in range(120):
+            if "stop the workers" in log.read_text() or rebuild.poll() is not None:
+                break
+            time.sleep(1)
+        assert "stop the workers" in log.read_text(), log.read_text()
+        assert run.http("/api/stories?limit=1000")[1] == before["stories_api"]
+        run.stop()
+        out, _ = rebuild.communicate(timeout=300)
+    finally:
+        if rebuild.poll() is None:
+            rebuild.kill()
+    assert rebuild.returncode == 0, log.read_text()
+    assert "switched:" in out
+    run.start()
+    want = summary["active_stories"]
+    served = json.loads(run.http("/api/stories?limit=1000")[1])
+    for _ in range(60):  # the web server may answer while the tables still recover
+        if served["active_stories"] == want:
+            break
+        time.sleep(1)
+        served = json.loads(run.http("/api/stories?limit=1000")[1])
+    assert served["active_stories"] == want != json.loads(before["stories_api"])["active_stories"]
+    biggest = served["stories"][0]
+    assert biggest["size"] == summary["top_stories"][0]["size"]
+    same_size = {s["story_id"] for s in summary["top_stories"] if s["size"] == biggest["size"]}
+    assert biggest["story_id"] in same_size

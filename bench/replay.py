@@ -103,7 +103,10 @@ def main() -> None:
             if done.returncode != 0:
                 raise SystemExit(done.stderr)
             read = json.loads((out / "summary.json").read_text())["articles_read"]
-            assert read == len(rows), read
+            if read != len(rows):
+                got = {json.loads(x)["article_id"] for x in (out / "stories.jsonl").open()}
+                missing = [r["id"] for r in rows if r["id"] not in got]
+                raise SystemExit(f"{read} read, missing {missing[:20]}:\n{done.stderr}")
         finally:
             worker.stop()
             stop_broker(data)

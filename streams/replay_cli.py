@@ -30,6 +30,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"overrides        {sets}")
     for rule, count in summary["alerts_by_rule"].items():
         lines.append(f"alerts [{rule}]{' ' * max(1, 8 - len(rule))}{count}")
+    matched = summary.get("subscriptions")
+    if matched:
+        lines.append(
+            f"subscriptions    {matched['alerts']} alerts from {matched['matched_against']} "
+            "subscriptions (not delivered)"
+        )
     lines.append("top stories:")
     for story in summary["top_stories"]:
         lines.append(
@@ -80,6 +86,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     help="Folder for stories.jsonl, alerts.jsonl, summary.json.",
 )
 @click.option("--compare", is_flag=True, help="Diff against the live run's stories and alerts.")
+@click.option(
+    "--subscriptions/--no-subscriptions",
+    default=True,
+    show_default=True,
+    help="Also match the current subscriptions (their alerts go to alerts.jsonl).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @clean_errors
 def replay(  # noqa: PLR0917 - click passes options positionally
@@ -89,6 +101,7 @@ def replay(  # noqa: PLR0917 - click passes options positionally
     rules: Path | None,
     out: Path,
     compare: bool,
+    subscriptions: bool,
     as_json: bool,
 ) -> None:
     """Re-run the engine and alert rules over a time range of Kafka history, isolated: no
@@ -114,6 +127,7 @@ def replay(  # noqa: PLR0917 - click passes options positionally
         out_dir=out,
         compare=compare,
         overrides=overrides,
+        subscriptions=subscriptions,
     )
     summary, _ = run_replay(request, lambda line: click.echo(line, err=True))
     if as_json:

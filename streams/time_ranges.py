@@ -28,9 +28,11 @@ def now_ms() -> int:
 
 
 def format_ms(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC with a Z (seconds precision)."""
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC).replace(microsecond=0)
-    return stamp.isoformat().replace("+00:00", "Z")
+    """Epoch milliseconds as ISO-8601 UTC with a Z; milliseconds shown when not zero, so
+    ``parse_instant(format_ms(t)) == t``."""
+    seconds, millis = divmod(int(ms), 1000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "")
+    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
 
 
 def parse_instant(text: str, *, now: int, name: str = "time") -> int:

@@ -14,6 +14,7 @@ from config.settings import Settings
 from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
 from streams.engine.clustering import Assignment, ClusterParams, StateChanges, StoryEngine
 from streams.replay.sources import Item, Skipped
+from streams.replay.subscriptions import SubscriptionReplay
 
 __all__ = ["Backtest", "TopStory"]
 
@@ -39,6 +40,7 @@ class Backtest:
     rules: list[EmergingRule]
     out_dir: Path | None = None
     keep_state: bool = False  # collect the engine's state changes (for `storywatch rebuild`)
+    subscriptions: SubscriptionReplay | None = None  # the current subscriptions, matched
     engine: StoryEngine = field(init=False)
     state: StateChanges = field(default_factory=StateChanges)
     assignments: dict[str, str] = field(default_factory=dict)  # article id -> story id
@@ -94,6 +96,11 @@ class Backtest:
         self._write("stories", {**asdict(assignment), "kafka_time_ms": item.kafka_ms})
         for rule in self.rules:
             self._apply_rule(rule, assignment)
+        if self.subscriptions is not None:
+            text = item.article.text[: self.settings.embed_max_chars]
+            centroid = self.engine.centroid(assignment.story_id)
+            for alert in self.subscriptions.observe(assignment, text, centroid):
+                self._write("alerts", alert)
 
     def _apply_rule(self, rule: EmergingRule, assignment: Assignment) -> None:
         key = (rule.name, assignment.story_id)
@@ -148,6 +155,13 @@ class Backtest:
             "active_stories": self.engine.active_stories,
             "stories_new": self.decisions.get("new", 0),
             "alerts_by_rule": {r.name: self.alerts_by_rule.get(r.name, 0) for r in self.rules},
+            "subscriptions": None
+            if self.subscriptions is None
+            else {
+                "matched_against": len(self.subscriptions.subscriptions),
+                "alerts": sum(self.subscriptions.fired.values()),
+                "alerts_by_subscription": dict(self.subscriptions.fired),
+            },
             "rules": [
                 {
                     "name": r.name,

@@ -21,6 +21,7 @@ from streams.replay.history import read_history
 from streams.replay.progress import Progress
 from streams.replay.reading import Plan, TopicReader
 from streams.replay.sources import Item, ModelMismatch, Skipped, embedded_items, raw_items
+from streams.replay.subscriptions import SubscriptionReplay, read_subscriptions
 from streams.time_ranges import TimeRange, format_ms
 
 __all__ = ["ReplayRequest", "run_replay"]
@@ -39,6 +40,7 @@ class ReplayRequest:
     tty: bool | None = None  # None: a bar when stderr is a terminal
     keep_state: bool = False
     overrides: dict[str, str] | None = None  # the --set values, for the summary
+    subscriptions: bool = True  # match the current subscriptions too
 
 
 def _empty(plan: Plan) -> ReplayError:
@@ -102,6 +104,30 @@ def _items(
     )
 
 
+async def _subscriptions(
+    reader: TopicReader, request: ReplayRequest, say: Say
+) -> SubscriptionReplay | None:
+    if not request.subscriptions:
+        return None
+    run = request.settings
+    found = await read_subscriptions(reader, run.topic_subscriptions)
+    if not found:
+        return None
+    encode = None
+    queries = {s.filter.query for s in found if s.filter.query is not None}
+    if queries:
+        from streams.engine.embedding import Embedder
+
+        say(f"loading the model for {len(queries)} semantic subscription queries")
+        embedder = Embedder.from_settings(run)
+        embedder.load()
+        encode = embedder.encode
+    say(f"matching {len(found)} subscriptions of {run.topic_subscriptions} (nothing is delivered)")
+    return SubscriptionReplay(
+        found, EmergingRule.from_settings(run), encode, f"/storywatch/{run.app_id}/replay"
+    )
+
+
 async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, str]:
     async with TopicReader(request.settings) as reader:
         plan, kind = await _choose(reader, request, say)
@@ -110,7 +136,10 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
         if plan.total == 0:
             raise _empty(plan)
         say(f"reading {plan.total} records of {plan.topic} in {request.window.describe()}")
-        test = Backtest(request.settings, request.rules, request.out_dir, request.keep_state)
+        matching = await _subscriptions(reader, request, say)
+        test = Backtest(
+            request.settings, request.rules, request.out_dir, request.keep_state, matching
+        )
         progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
         try:
             async for item in _items(reader, plan, kind, request.settings):
@@ -128,7 +157,9 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
             if plan.total == 0:
                 raise _empty(plan) from None
             kind = "articles:model"
-            test = Backtest(request.settings, request.rules, request.out_dir, request.keep_state)
+            test = Backtest(
+                request.settings, request.rules, request.out_dir, request.keep_state, matching
+            )
             progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
             async for item in _items(reader, plan, kind, request.settings):
                 test.observe(item)

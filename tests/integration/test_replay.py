@@ -24,6 +24,8 @@ from kafka.admin import KafkaAdminClient
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
 from streams.records import REPLAY_TIME_HEADER
+from streams.subscriptions.matching import phrase_tokens
+from streams.subscriptions.model import Subscription, parse_subscription
 from streams.time_ranges import format_ms
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, read_topic
@@ -297,6 +299,42 @@ def test_replays_leave_the_live_worker_untouched(run: WorkerRun, before, sub_ran
     for topic, records in before["snapshot"]["topics"].items():
         assert after["topics"][topic] == records, topic
     assert run.http("/api/stories?limit=1000")[1] == before["stories_api"]
+
+
+def test_replay_matches_the_current_subscriptions(
+    run: WorkerRun, history, before, sub_range, tmp_path: Path
+) -> None:
+    """A subscription written to the subscriptions topic (as the API writes it) is matched
+    against the replayed stories; its alerts go to alerts.jsonl, nothing is delivered.
+    (After the untouched check: adding a subscription changes that topic.)"""
+    spec = parse_subscription(
+        {"name": "fed", "filter": {"keywords": {"any": ["fed"]}, "triggers": ["new_story"]}}
+    )
+    subscription = Subscription.create(spec, "alice", time.time())
+    producer = KafkaProducer(bootstrap_servers=run.bootstrap, acks="all")
+    producer.send(
+        run.topic("subscriptions"),
+        key=json.dumps(subscription.id).encode(),
+        value=json.dumps(subscription.to_record()).encode(),
+    )
+    producer.flush()
+    producer.close()
+    done = _cli(run, "replay", "--from", "5d", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in history["rows"]}
+    story_of = {s["article_id"]: s["story_id"] for s in _lines(tmp_path / "stories.jsonl")}
+    mentions = {
+        story_of[a]
+        for a, row in rows.items()
+        if "fed" in phrase_tokens(row["title"]) + phrase_tokens(row.get("text") or "")
+    }
+    alerts = [a for a in _lines(tmp_path / "alerts.jsonl") if a["type"].endswith("new_story")]
+    assert mentions, "the sample's first 200 headlines mention the Fed"
+    assert {a["subject"] for a in alerts} == mentions
+    assert all(a["data"]["subscription_id"] == subscription.id for a in alerts)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["subscriptions"]["alerts"] == len(alerts)
+    assert "subscriptions" in done.stdout
 
 
 def test_a_worker_on_an_empty_data_dir_serves_the_same_stories(run: WorkerRun, before) -> None:

@@ -72,3 +72,8 @@ def test_range_is_half_open_and_open_ended() -> None:
     assert window.holds(ms(2026, 11, 30)) and not window.holds(ms(2026, 12, 1))
     assert parse_range(None, None, now=NOW).holds(0)
     assert "now" in parse_range("1d", None, now=NOW).describe()
+
+
+@pytest.mark.parametrize("at", [0, NOW, NOW + 1, NOW + 999, -1_500])
+def test_format_and_parse_round_trip(at: int) -> None:
+    assert parse_instant(format_ms(at), now=NOW) == at

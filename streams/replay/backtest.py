@@ -18,6 +18,7 @@ from streams.replay.subscriptions import SubscriptionReplay
 
 __all__ = ["Backtest", "TopStory"]
 
+_ASSIGNMENT_FIELDS = tuple(Assignment.__dataclass_fields__)
 # Why 10: the top stories a person reads in a summary at a glance.
 _TOP_STORIES = 10
 
@@ -93,7 +94,9 @@ class Backtest:
             assignment.first_seen,
             assignment.last_seen,
         )
-        self._write("stories", {**asdict(assignment), "kafka_time_ms": item.kafka_ms})
+        if self._files:  # no files (the benchmark, rebuild): no serialising
+            fields = {name: getattr(assignment, name) for name in _ASSIGNMENT_FIELDS}
+            self._write("stories", {**fields, "kafka_time_ms": item.kafka_ms})
         for rule in self.rules:
             self._apply_rule(rule, assignment)
         if self.subscriptions is not None:

@@ -21,8 +21,10 @@ Run: .venv/bin/python bench/replay.py [--articles N] [--quick]
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import platform
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=3000, help="headlines measured")
     parser.add_argument("--quick", action="store_true", help="500 headlines")
+    parser.add_argument("--profile", action="store_true", help="profile the backtest")
     args = parser.parse_args()
     count = 500 if args.quick else args.articles
     rows = load_rows("headlines")
@@ -83,9 +86,15 @@ def main() -> None:
             request = ReplayRequest(
                 settings, settings, window, [EmergingRule.from_settings(settings)], None, tty=False
             )
+            profile = cProfile.Profile() if args.profile else None
             started = time.perf_counter()
+            if profile is not None:
+                profile.enable()
             summary, _ = run_replay(request, lambda _: None)
             backtest_s = time.perf_counter() - started
+            if profile is not None:
+                profile.disable()
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
             assert summary["articles_read"] == len(rows), summary["articles_read"]
 
             out = Path(tmp) / "out"

@@ -15,9 +15,9 @@ import numpy as np
 
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
-from streams.engine.validation import InvalidArticle, parse_article
+from streams.engine.validation import InvalidArticle, article_from_mapping, parse_article
 from streams.engine.vectors import Vector, decode_vector
-from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
+from streams.records import REPLAY_TIME_HEADER
 from streams.replay.reading import Record
 
 __all__ = ["Item", "ModelMismatch", "Skipped", "embedded_items", "raw_items"]
@@ -58,16 +58,18 @@ async def embedded_items(
     first = True
     async for record in records:
         try:
+            # The JSON straight into the engine's types: what EmbeddedArticle.to_article /
+            # text_evidence do, without building the Faust record (a third of the decoding).
             data = json.loads(record.value or b"")
-            item = EmbeddedArticle.from_data(data)
-            if first and item.model is not None and item.model != model:
-                raise ModelMismatch(item.model)
+            found = data.get("model")
+            if first and found is not None and found != model:
+                raise ModelMismatch(str(found))
             first = False
             yield Item(
-                item.to_article(),
-                decode_vector(item.vector),
-                float(item.record_ts),
-                item.text_evidence(),
+                article_from_mapping(data),
+                decode_vector(data["vector"]),
+                float(data["record_ts"]),
+                _evidence(data),
                 record.timestamp,
             )
         except ModelMismatch:
@@ -75,6 +77,13 @@ async def embedded_items(
         except Exception as exc:  # noqa: BLE001 - a poison record is skipped, as live
             first = False
             yield Skipped(record.offset, f"{type(exc).__name__}: {exc}")
+
+
+def _evidence(data: dict[str, object]) -> TextEvidence | None:
+    counts, entities, key = data.get("term_counts"), data.get("entities"), data.get("content_key")
+    if not isinstance(counts, dict) or not isinstance(entities, list) or not isinstance(key, str):
+        return None
+    return TextEvidence(dict(counts), frozenset(entities), key)
 
 
 def _stream_time(record: Record) -> float:

@@ -337,6 +337,33 @@ def test_replay_matches_the_current_subscriptions(
     assert "subscriptions" in done.stdout
 
 
+def test_replay_falls_back_to_articles_when_the_embedded_history_is_gone(
+    run: WorkerRun, history, before, tmp_path: Path
+) -> None:
+    """Day 0 deleted from articles-embedded (as retention would): a replay of day 0 reads
+    `articles` and embeds again, says so, and assigns what the live run assigned (day 0 was
+    the live run's first day too: both start empty)."""
+    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
+    try:
+        admin.delete_records({TopicPartition(run.topic("embedded"), 0): PER_DAY})
+    finally:
+        admin.close()
+    done = _cli(run, "replay", "--from", "5d", "--to", "3d", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "keeps records only from" in done.stderr and "embedding again" in done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["source"]["topic"] == run.topic("articles")
+    assert "re-embedded" in summary["source"]["why"]
+    live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in history["stories"]}
+    got = {
+        s["article_id"]: (s["story_id"], s["dup_group_id"])
+        for s in _lines(tmp_path / "stories.jsonl")
+    }
+    now = history["now"]
+    assert set(got) == _ids_between(history, now - 4 * DAY_MS, now - 3 * DAY_MS)
+    assert got == {a: live[a] for a in got}
+
+
 def test_a_worker_on_an_empty_data_dir_serves_the_same_stories(run: WorkerRun, before) -> None:
     """Tables are rebuilt from their changelog topics: wipe the data dir, start again."""
     run.stop()

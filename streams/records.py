@@ -9,12 +9,9 @@ import faust
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment
 from streams.engine.evidence import TextEvidence
+from streams.record_headers import REPLAY_TIME_HEADER
 
 __all__ = ["REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
-
-#: Header set by `storywatch produce`: the stream time (ms) of a replayed article, so the worker
-#: sees the same clock as `storywatch cluster`; the Kafka timestamp stays the real produce time.
-REPLAY_TIME_HEADER = "storywatch-replay-time"
 
 
 class EmbeddedArticle(faust.Record, serializer="json"):

@@ -17,7 +17,7 @@ from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, article_from_mapping, parse_article
 from streams.engine.vectors import Vector, decode_vector
-from streams.records import REPLAY_TIME_HEADER
+from streams.record_headers import REPLAY_TIME_HEADER
 from streams.replay.reading import Record
 
 __all__ = ["Item", "ModelMismatch", "Skipped", "embedded_items", "raw_items"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, KafkaAdminClient
 
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
@@ -155,6 +155,28 @@ def sub_range(run: WorkerRun, history, before, tmp_path_factory) -> dict[str, An
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_history_topics_get_the_retention_setting(run: WorkerRun, history) -> None:
+    """STORYWATCH_ARTICLES_RETENTION_DAYS (30 by default) on the topics replay reads."""
+    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
+    try:
+        resources = [
+            ConfigResource("TOPIC", run.topic(name), {"retention.ms": None})
+            for name in ("articles", "embedded", "stories")
+        ]
+        found = admin.describe_configs(resources, config_filter="all")
+    finally:
+        admin.close()
+    retention = {
+        name: found["topic"][run.topic(name)]["retention.ms"]["value"]
+        for name in ("articles", "embedded", "stories")
+    }
+    assert retention == {
+        "articles": str(30 * DAY_MS),
+        "embedded": str(30 * DAY_MS),
+        "stories": str(7 * DAY_MS),  # the broker's default
+    }
 
 
 def test_replay_of_a_sub_range_processes_exactly_those_articles(history, sub_range) -> None:

@@ -68,3 +68,21 @@ def test_compare_finds_splits_merges_and_alert_differences() -> None:
     assert diff["alerts_both"] == 1  # R1 is L1
     assert diff["alerts_only_in_replay"] == [{"story": "R3", "headline": ""}]
     assert diff["alerts_only_live"] == [{"story": "L2", "headline": "two"}]
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    import io
+
+    from streams.replay.progress import Progress
+
+    lines: list[str] = []
+    plain = Progress(3, "replay", tty=False, echo=lines.append)
+    plain.update()
+    plain.update(2)
+    plain.close()
+    assert lines and lines[-1].startswith("replay: 3/3 articles")
+    screen = io.StringIO()
+    bar = Progress(3, "replay", stream=screen, tty=True)
+    bar.update(3)
+    bar.close()
+    assert "3/3" in screen.getvalue() and "article/s" in screen.getvalue()

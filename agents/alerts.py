@@ -74,5 +74,6 @@ async def _send_alert(event: StoryEvent, alert: dict[str, Any]) -> None:
             event_id=f"{event.story_id}:{emerging_rule.name}",
             time=event.event_time,
         ),
+        timestamp=event.produced_at,  # the causing article's Kafka time (see agents/cluster)
     )
     metrics.alerts_emitted.labels(emerging_rule.name).inc()

@@ -148,7 +148,11 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                 text=item.text[: settings.embed_max_chars],
                 centroid=None if centroid is None else encode_vector(centroid),
             )
-            await topics.stories.send(key=assignment.story_id, value=event_record)
+            # Stamped with the article's Kafka time: `storywatch history` and `replay
+            # --compare` find a story event by the time of the article that caused it.
+            await topics.stories.send(
+                key=assignment.story_id, value=event_record, timestamp=item.produced_at
+            )
             metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))
         await apply_changes(pending)
         metrics.active_stories.set(engine.active_stories)

@@ -141,8 +141,11 @@ async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
             _stream_time(event),
             event.message.timestamp,
             parsed.evidence,
+            model=settings.model,
         )
-        sent.append(await topics.embedded.send(value=record))
+        # Stamped with the article's own Kafka time: `storywatch replay` finds an article's
+        # embedded record by the time it was published to `articles`.
+        sent.append(await topics.embedded.send(value=record, timestamp=event.message.timestamp))
 
 
 async def _settle(stream: StreamT[bytes], batch: _Batch) -> None:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # it, so one broker may die without losing an acked record or stopping writes.
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
+    # Why 30 days: `storywatch replay` backtests read `articles-embedded` (and `articles` when
+    # the model changes), so what they can look back over is what these topics keep; a month
+    # covers "last week" and "last month" backtests at ~1.5 KB per headline record (about
+    # 4 GB a month at 30k articles/day). Applied as retention.ms when the topics are created.
+    articles_retention_days: float = Field(default=30.0, gt=0)
 
     # --- Worker -----------------------------------------------------------------------
     app_id: str = "storywatch"

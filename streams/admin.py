@@ -62,7 +62,10 @@ def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
         ) from exc
     try:
         existing = set(admin.list_topics())
+        history = {"retention.ms": str(int(settings.articles_retention_days * 86_400_000))}
         configs = {
+            settings.topic_articles: history,
+            settings.topic_embedded: history,
             settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
             # The subscriptions themselves: the latest record per id, kept for good.
             settings.topic_subscriptions: {"cleanup.policy": "compact"},

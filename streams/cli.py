@@ -12,6 +12,9 @@ import click
 
 from config.settings import Settings, load_settings
 from streams.cli_errors import clean_errors
+from streams.history_cli import history
+from streams.rebuild_cli import rebuild
+from streams.replay_cli import replay
 from streams.subscriptions_cli import subscriptions
 
 __all__ = ["main"]
@@ -429,6 +432,9 @@ def demo(file: Path, rate: float, exit_when_done: bool) -> None:
 
 
 main.add_command(subscriptions)
+main.add_command(replay)
+main.add_command(history)
+main.add_command(rebuild)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,9 @@ __all__ = [
     "DataDirError",
     "InputFileError",
     "ModelLoadError",
+    "ReplayError",
+    "TimeRangeError",
+    "TopicNotFound",
 ]
 
 
@@ -31,3 +34,19 @@ class InputFileError(StorywatchError):
 
 class ModelLoadError(StorywatchError):
     """The embedding model could not be loaded from its folder or name."""
+
+
+class TimeRangeError(StorywatchError, ValueError):
+    """A time or time range that cannot be read or makes no sense (end before start)."""
+
+    def __init__(self, message: str, field: str = "time") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TopicNotFound(StorywatchError):
+    """A topic a command reads does not exist on the broker."""
+
+
+class ReplayError(StorywatchError):
+    """A replay, history or rebuild run cannot go on (empty range, bad override...)."""

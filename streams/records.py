@@ -9,12 +9,9 @@ import faust
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment
 from streams.engine.evidence import TextEvidence
+from streams.record_headers import REPLAY_TIME_HEADER
 
 __all__ = ["REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
-
-#: Header set by `storywatch produce`: the stream time (ms) of a replayed article, so the worker
-#: sees the same clock as `storywatch cluster`; the Kafka timestamp stays the real produce time.
-REPLAY_TIME_HEADER = "storywatch-replay-time"
 
 
 class EmbeddedArticle(faust.Record, serializer="json"):
@@ -35,6 +32,9 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     term_counts: dict[str, int] | None = None
     entities: list[str] | None = None
     content_key: str | None = None
+    # The STORYWATCH_MODEL that made the vector (None on records written before it was
+    # kept): `storywatch replay` re-embeds from `articles` when a run asks for another model.
+    model: str | None = None
 
     @classmethod
     def build(
@@ -44,8 +44,11 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         record_ts: float,
         produced_at: float,
         evidence: TextEvidence | None = None,
+        *,
+        model: str | None = None,
     ) -> EmbeddedArticle:
         return cls(
+            model=model,
             term_counts=evidence.term_counts if evidence else None,
             entities=sorted(evidence.entities) if evidence else None,
             content_key=evidence.content_key if evidence else None,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, cast
 
 import faust
@@ -13,6 +12,8 @@ from aiohttp_sse import sse_response
 from faust.web import Request, Response, View
 
 from streams.alert_history import AlertReader
+from streams.exceptions import TimeRangeError
+from streams.time_ranges import now_ms, parse_instant
 from streams.web.http import ApiTokens, HttpError, json_view
 
 __all__ = ["register_alert_views"]
@@ -22,24 +23,16 @@ _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
 
 
-def _time_ms(request: Request, name: str) -> int | None:
-    """``?since=`` / ``?until=``: ISO-8601 (with an offset, or UTC) or epoch seconds."""
+def _time_ms(request: Request, name: str, now: int) -> int | None:
+    """``?since=`` / ``?until=``: ISO-8601 with an offset, a date, a relative time (``24h``)
+    or epoch seconds (streams/time_ranges.py, as the CLI reads them)."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     try:
-        return int(float(raw) * 1000)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise HttpError(
-            400, f"{name} must be ISO-8601 (2026-12-01T10:00:00Z) or epoch seconds", name
-        ) from None
-    if parsed.tzinfo is None:
-        raise HttpError(400, f"{name} needs a UTC offset, e.g. 2026-12-01T10:00:00Z", name)
-    return int(parsed.timestamp() * 1000)
+        return parse_instant(raw, now=now, name=name)
+    except TimeRangeError as exc:
+        raise HttpError(400, str(exc), name) from None
 
 
 def _owned_by(owner: str) -> Any:
@@ -54,7 +47,8 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
         @json_view
         async def get(self, request: Request) -> Response:
             owner = tokens.owner(request)
-            since, until = _time_ms(request, "since"), _time_ms(request, "until")
+            clock = now_ms()
+            since, until = _time_ms(request, "since", clock), _time_ms(request, "until", clock)
             if since is not None and until is not None and until < since:
                 raise HttpError(400, "until is before since: swap them", "until")
             try:

@@ -1,0 +1,50 @@
+"""The live run's outputs by time: story events on ``stories`` and alerts on ``alerts``,
+read by Kafka record time (the time of the article that caused them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from config.settings import Settings
+from streams.replay.reading import TopicReader
+from streams.time_ranges import TimeRange
+
+__all__ = ["HistoryRecord", "read_history"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    timestamp: int  # Kafka record time, epoch ms
+    offset: int
+    value: dict[str, Any]
+
+
+def _decode(raw: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def read_history(
+    settings: Settings,
+    topic: str,
+    window: TimeRange,
+    keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+    on_plan: Callable[[Any], None] | None = None,
+) -> list[HistoryRecord]:
+    """Every JSON record of ``topic`` in ``window`` that ``keep`` accepts, in read order."""
+    async with TopicReader(settings) as reader:
+        plan = await reader.plan(topic, window)
+        if on_plan is not None:
+            on_plan(plan)
+        found = []
+        async for record in reader.records(plan):
+            value = _decode(record.value)
+            if value is not None and keep(value):
+                found.append(HistoryRecord(record.timestamp, record.offset, value))
+        return found

@@ -1,0 +1,79 @@
+"""The one time parser of replay, history, rebuild and the alerts API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.exceptions import TimeRangeError
+from streams.time_ranges import TimeRange, format_ms, parse_instant, parse_range
+
+NOW = int(datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+HOUR = 3_600_000
+
+
+def ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", NOW - 24 * HOUR),
+        ("7d", NOW - 7 * 24 * HOUR),
+        ("2w", NOW - 14 * 24 * HOUR),
+        ("30m", NOW - HOUR // 2),
+        ("90s", NOW - 90_000),
+        ("1.5h", NOW - HOUR * 3 // 2),
+        ("6h ago", NOW - 6 * HOUR),
+        ("now", NOW),
+        ("2026-11-30", ms(2026, 11, 30)),
+        ("2026-11-30T10:00:00Z", ms(2026, 11, 30, 10)),
+        ("2026-11-30T12:00:00+02:00", ms(2026, 11, 30, 10)),
+        ("2026-11-30T05:00:00-05:00", ms(2026, 11, 30, 10)),
+        ("1764496800", ms(2025, 11, 30, 10)),
+    ],
+)
+def test_each_form_reads_as_the_same_instant_everywhere(text: str, expected: int) -> None:
+    assert parse_instant(text, now=NOW) == expected
+
+
+def test_relative_and_absolute_agree() -> None:
+    absolute = format_ms(NOW - 36 * HOUR)
+    assert parse_instant("36h", now=NOW) == parse_instant(absolute, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("yesterday", "not a time I can read"),
+        ("2026-11-30T10:00:00", "no UTC offset"),
+        ("2026-02-30", "not a calendar date"),
+        ("", "is empty"),
+        ("5 parsecs", "not a time I can read"),
+    ],
+)
+def test_bad_times_say_what_to_write(text: str, says: str) -> None:
+    with pytest.raises(TimeRangeError, match=says) as caught:
+        parse_instant(text, now=NOW, name="--from")
+    assert caught.value.field == "--from"
+    assert "--from" in str(caught.value)
+
+
+def test_end_before_start_says_swap() -> None:
+    with pytest.raises(TimeRangeError, match=r"is before --from.*swap them"):
+        parse_range("1d", "2d", now=NOW)
+
+
+def test_range_is_half_open_and_open_ended() -> None:
+    window = parse_range("2026-11-30", "2026-12-01", now=NOW)
+    assert window == TimeRange(ms(2026, 11, 30), ms(2026, 12, 1))
+    assert window.holds(ms(2026, 11, 30)) and not window.holds(ms(2026, 12, 1))
+    assert parse_range(None, None, now=NOW).holds(0)
+    assert "now" in parse_range("1d", None, now=NOW).describe()
+
+
+@pytest.mark.parametrize("at", [0, NOW, NOW + 1, NOW + 999, -1_500])
+def test_format_and_parse_round_trip(at: int) -> None:
+    assert parse_instant(format_ms(at), now=NOW) == at

@@ -330,17 +330,27 @@ _SWEEP_STORY = (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)
 @main.command("eval")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--sweep", is_flag=True, help="Also score a grid of the main thresholds.")
+@click.option(
+    "--pairs",
+    "pairs_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also score judged pairs: JSONL of {a, b, same_story} naming FILE's article ids "
+    "(bench/derive_pairs.py makes them from a labeled file).",
+)
 @clean_errors
-def evaluate(file: Path, sweep: bool) -> None:
+def evaluate(file: Path, sweep: bool, pairs_file: Path | None) -> None:
     """Cluster a labeled JSONL file offline and score it against its `label` field."""
     from dataclasses import replace
 
     from streams.engine.clustering import ClusterParams
     from streams.engine.evaluation import score
     from streams.engine.offline import cluster_stream
+    from streams.engine.pairs import read_pairs, score_pairs
     from streams.exceptions import InputFileError
 
     settings = load_settings()
+    pairs = read_pairs(pairs_file) if pairs_file is not None else None  # fail before embedding
     rows, stream = _embed_file(file, settings)
     gold = {str(r["id"]): r.get("label") for r in rows}
     if any(gold[a.id] is None for a in stream.articles):
@@ -362,6 +372,18 @@ def evaluate(file: Path, sweep: bool) -> None:
         ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
         ("clustering articles/s", f"{n / max(run.cluster_seconds, 1e-9):.0f}"),
     ]
+    if pairs is not None:
+        judged = score_pairs(pairs, {a.article_id: a.story_id for a in run.assignments})
+        lines += [
+            ("pairs", f"{judged.pairs} ({judged.missing} naming unassigned articles skipped)"),
+            ("pair accuracy", f"{judged.accuracy:.4f}"),
+            ("different-events precision", f"{judged.different_precision:.4f}"),
+            ("different-events recall", f"{judged.different_recall:.4f}"),
+        ]
+        lines += [
+            (f"accuracy, {kind or 'unlabeled'} pairs", f"{acc:.4f} ({count})")
+            for kind, (count, acc) in judged.accuracy_by_kind.items()
+        ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key:<{width}}  {value}")

@@ -307,17 +307,23 @@ def _run_offline(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], 
 def cluster(file: Path, out: Path) -> None:
     """Cluster a JSONL file offline (no Kafka), same engine and defaults as the worker."""
     _, run = _run_offline(file, load_settings())
+    final = run.final_story_ids()  # merged stories followed (STORYWATCH_MERGE_BRIDGES)
     with out.open("w", encoding="utf-8") as handle:
         for a in run.assignments:
             handle.write(
                 json.dumps(
-                    {"id": a.article_id, "story_id": a.story_id, "dup_group_id": a.dup_group_id}
+                    {
+                        "id": a.article_id,
+                        "story_id": final[a.article_id],
+                        "dup_group_id": a.dup_group_id,
+                    }
                 )
                 + "\n"
             )
+    merged = f", {len(run.merges)} merged" if run.merges else ""
     click.echo(
-        f"{len(run.assignments)} articles -> {len({a.story_id for a in run.assignments})} "
-        f"stories in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)"
+        f"{len(run.assignments)} articles -> {len(set(final.values()))} "
+        f"stories{merged} in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)"
     )
 
 
@@ -372,8 +378,20 @@ def evaluate(file: Path, sweep: bool, pairs_file: Path | None) -> None:
         ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
         ("clustering articles/s", f"{n / max(run.cluster_seconds, 1e-9):.0f}"),
     ]
-    if pairs is not None:
-        judged = score_pairs(pairs, {a.article_id: a.story_id for a in run.assignments})
+    final = run.final_story_ids()
+    if params.merge_bridges > 0:  # the lines above: at arrival; these: after the merges
+        end = score([str(gold[i]) for i in ids], [final[i] for i in ids])
+        lines += [
+            ("merges", str(len(run.merges))),
+            ("final stories", str(end.stories)),
+            ("final B-cubed precision", f"{end.precision:.4f}"),
+            ("final B-cubed recall", f"{end.recall:.4f}"),
+            ("final B-cubed F1", f"{end.f1:.4f}"),
+            ("final AMI", f"{end.ami:.4f}"),
+            ("final ARI", f"{end.ari:.4f}"),
+        ]
+    if pairs is not None:  # judged on the final stories
+        judged = score_pairs(pairs, final)
         lines += [
             ("pairs", f"{judged.pairs} ({judged.missing} naming unassigned articles skipped)"),
             ("pair accuracy", f"{judged.accuracy:.4f}"),

@@ -27,6 +27,7 @@ from streams.engine.story_state import (
     Record,
     StateChanges,
     Story,
+    StoryMerge,
     story_keywords,
 )
 from streams.engine.term_postings import TermPostings
@@ -41,6 +42,7 @@ __all__ = [
     "StateChanges",
     "Story",
     "StoryEngine",
+    "StoryMerge",
     "story_keywords",
 ]
 
@@ -180,6 +182,8 @@ class StoryEngine:
         index.upsert(story.id, vector if chosen is None else unit(story.centroid_sum))
         self._stories.touch(story)
         changes.stories[story.id] = story
+        if chosen is not None and self.params.merge_bridges > 0:
+            story = self._merge_bridged(story, article.id, evidence, event_time, changes)
         self._memory.remember(
             id_key,
             story.id,
@@ -204,6 +208,60 @@ class StoryEngine:
             shared_terms=shared,
             rejected=rejected,
         ), changes
+
+    def _merge_bridged(
+        self,
+        story: Story,
+        article_id: str,
+        evidence: list[JoinEvidence],
+        event_time: float,
+        changes: StateChanges,
+    ) -> Story:
+        """The article joined ``story``; every other candidate it also scored >= merge_score
+        against (and would have been allowed to join) gains a bridge. Once two stories have
+        ``merge_bridges`` bridges between them, the smaller is folded into the larger (at
+        most one merge per article). Returns the story the article is now in."""
+        params = self.params
+        for other_ev in sorted(evidence, key=lambda e: -e.score):
+            other = self._stories.get(other_ev.story_id)
+            if (
+                other is None
+                or other is story
+                or not other_ev.accepted
+                or other_ev.score < params.merge_score
+            ):
+                continue
+            story.bridges[other.id] = story.bridges.get(other.id, 0) + 1
+            bridges = story.bridges[other.id] + other.bridges.get(story.id, 0)
+            if bridges < params.merge_bridges:
+                continue
+            # The larger story survives (ties: the one the article joined).
+            survivor, absorbed = (other, story) if other.size > story.size else (story, other)
+            centroids = float(unit(survivor.centroid_sum) @ unit(absorbed.centroid_sum))
+            merge = StoryMerge(
+                story_id=survivor.id,
+                absorbed_id=absorbed.id,
+                article_id=article_id,
+                bridges=bridges,
+                score=other_ev.score,
+                similarity=other_ev.dense,
+                centroid_similarity=centroids,
+                story_size=survivor.size,
+                absorbed_size=absorbed.size,
+                event_time=event_time,
+            )
+            self._stories.absorb(survivor, absorbed, changes)
+            survivor.last_active = self.clock
+            self._stories.touch(survivor)
+            self._postings.remove(absorbed.id, absorbed.terms)
+            self._postings.add(survivor.id, absorbed.terms)
+            index = self._index
+            assert index is not None
+            index.remove(absorbed.id)
+            index.upsert(survivor.id, unit(survivor.centroid_sum))
+            changes.merges.append(merge)
+            return survivor
+        return story
 
     def _with_lexical_candidates(
         self, found: list[tuple[str, float]], vector: Vector, term_vec: dict[str, float]

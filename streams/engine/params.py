@@ -23,6 +23,8 @@ class ClusterParams:
     entity_min: int = 6
     entity_override: float = 0.90
     candidates: int = 5
+    merge_bridges: int = 0  # 0: never merge stories after the fact
+    merge_score: float = 0.80
     index_exact_max: int = DEFAULT_EXACT_MAX
     index_probes: int = DEFAULT_PROBES
 
@@ -38,6 +40,8 @@ class ClusterParams:
             entity_min=settings.entity_min,
             entity_override=settings.entity_override,
             candidates=settings.candidate_stories,
+            merge_bridges=settings.merge_bridges,
+            merge_score=settings.merge_score,
             index_exact_max=settings.index_exact_max,
             index_probes=settings.index_probes,
         )

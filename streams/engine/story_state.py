@@ -24,6 +24,7 @@ __all__ = [
     "Record",
     "StateChanges",
     "Story",
+    "StoryMerge",
     "dot",
     "story_keywords",
 ]
@@ -89,6 +90,9 @@ class Story:
     terms_norm_sq: float | None = None  # |terms|^2, derived (kept in the record)
     group_matrix: Vector | None = None  # rows = group vectors in group_ids order, derived
     top_terms: list[str] | None = None  # story_keywords(terms), derived (kept in the record)
+    # other story id -> articles that joined this story and scored >= merge_score against
+    # the other (kept in the record only once non-empty: merges off, records as before)
+    bridges: dict[str, int] = field(default_factory=dict)
 
     def profile_norm_sq(self) -> float:
         if self.terms_norm_sq is None:
@@ -139,13 +143,14 @@ class Story:
             # in the last bits) and its first article after a restart skips both scans.
             "terms_norm_sq": self.profile_norm_sq(),
             "keywords": list(self.keywords()),
-        }
+        } | ({"bridges": dict(self.bridges)} if self.bridges else {})
 
     @classmethod
     def from_record(cls, rec: Record) -> Story:
         fields = {k: v for k, v in rec.items() if k in _STORY_FIELDS}
         fields["terms"] = dict(rec.get("terms", {}))
         fields["entities"] = dict(rec.get("entities", {}))
+        fields["bridges"] = dict(rec.get("bridges", {}))
         keywords = rec.get("keywords")  # absent from records written before it was kept
         return cls(
             centroid_sum=decode_vector(rec["centroid_sum"]),
@@ -164,6 +169,42 @@ _STORY_FIELDS = frozenset(Story.__dataclass_fields__) - {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class StoryMerge:
+    """Two stories found to be one: ``absorbed_id`` now lives on as ``story_id``.
+
+    The evidence: ``bridges`` articles scored >= merge_score against both; the last of them
+    (``article_id``) scored ``score`` (dense ``similarity``) against the absorbed story;
+    ``centroid_similarity`` is the cosine of the two centroids before the merge.
+    """
+
+    story_id: str
+    absorbed_id: str
+    article_id: str
+    bridges: int
+    score: float
+    similarity: float
+    centroid_similarity: float
+    story_size: int  # sizes before the merge
+    absorbed_size: int
+    event_time: float
+
+    def record(self) -> Record:
+        return {
+            "decision": "merged",
+            "story_id": self.story_id,
+            "absorbed_id": self.absorbed_id,
+            "article_id": self.article_id,
+            "bridges": self.bridges,
+            "score": round(self.score, 4),
+            "similarity": round(self.similarity, 4),
+            "centroid_similarity": round(self.centroid_similarity, 4),
+            "story_size": self.story_size,
+            "absorbed_size": self.absorbed_size,
+            "event_time": self.event_time,
+        }
+
+
 @dataclass
 class StateChanges:
     """What to write (``None`` = delete) into the stories / groups / seen tables.
@@ -176,12 +217,15 @@ class StateChanges:
     stories: dict[str, Story | None] = field(default_factory=dict)
     groups: dict[str, Group | None] = field(default_factory=dict)
     seen: dict[str, Record | None] = field(default_factory=dict)
+    # Stories merged after the fact by this change, in order (events, not table records).
+    merges: list[StoryMerge] = field(default_factory=list)
 
     def merge(self, later: StateChanges) -> None:
         """Fold ``later`` into these changes: the latest entry (or deletion) per key wins."""
         self.stories.update(later.stories)
         self.groups.update(later.groups)
         self.seen.update(later.seen)
+        self.merges.extend(later.merges)
 
     def records(self) -> dict[str, dict[str, Record | None]]:
         """Table name ("stories", "groups", "seen") -> key -> record (None = delete)."""
@@ -278,6 +322,37 @@ class ActiveStories:
                 changes.groups[gid] = None
             gone.append(story)
         return gone
+
+    def absorb(self, survivor: Story, absorbed: Story, changes: StateChanges) -> None:
+        """Fold ``absorbed`` into ``survivor`` (sums, counts, times, groups) and drop it from
+        the active set."""
+        survivor.centroid_sum = survivor.centroid_sum + absorbed.centroid_sum
+        survivor.size += absorbed.size
+        for source, n in absorbed.sources.items():
+            survivor.sources[source] = survivor.sources.get(source, 0) + n
+        survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
+        survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
+        survivor.last_active = max(survivor.last_active, absorbed.last_active)
+        for term, weight in absorbed.terms.items():
+            survivor.terms[term] = survivor.terms.get(term, 0.0) + weight
+        survivor.terms_norm_sq = survivor.top_terms = None  # recomputed from the sum
+        for name, n in absorbed.entities.items():
+            survivor.entities[name] = survivor.entities.get(name, 0) + n
+        for other, n in absorbed.bridges.items():
+            if other != survivor.id:
+                survivor.bridges[other] = survivor.bridges.get(other, 0) + n
+        survivor.bridges.pop(absorbed.id, None)
+        for gid in absorbed.group_ids:
+            group = self._groups[gid]
+            group.story_id = survivor.id
+            survivor.group_ids.append(gid)
+            changes.groups[gid] = group
+            if group.size > survivor.headline_group_size:
+                survivor.headline, survivor.headline_group_size = group.title, group.size
+        survivor.group_matrix = None
+        del self._stories[absorbed.id]
+        changes.stories[absorbed.id] = None
+        changes.stories[survivor.id] = survivor
 
     def restore(self, stories: list[Record], groups: list[Record]) -> list[Story]:
         """Load table records (oldest activity first); returns the restored stories."""

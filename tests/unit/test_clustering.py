@@ -872,3 +872,106 @@ def test_expired_stories_leave_the_term_postings() -> None:
     assign(eng, late, e(0).repeat(4), T0 + WINDOW + 100)
     assert "maule" not in eng.postings
     assert all(eng.postings.stories_with(term) for term in eng.postings)
+
+
+# --- merges after the fact ------------------------------------------------------------------
+
+# A Chile follow-up naming nothing Haiti's report names (no capitalised sentence starts).
+CHILE_SECOND = (
+    "Bachelet tours Maule after Chile quake",
+    "Michelle Bachelet visited Concepcion and Talca on Sunday. The 8.8 quake left 300 dead, "
+    "and Valparaiso and Arauco counted damage.",
+)
+
+MERGE_PARAMS = ClusterParams(
+    story_threshold=0.55, window_s=WINDOW, merge_bridges=2, merge_score=0.6
+)
+
+
+def _bridge_history(params: ClusterParams) -> tuple[StoryEngine, list[tuple[Any, StateChanges]]]:
+    """Story A (3 articles on e0) and story B (1 on e1), then three articles halfway between
+    them (cosine ~0.71 to both centroids: above the story bar and the merge score)."""
+    eng = engine(params)
+    steps = [(f"a{n}", e(0)) for n in range(3)] + [("b0", e(1))]
+    halfway = ((e(0) + e(1)) / math.sqrt(2)).astype(np.float32)
+    steps += [(f"bridge{n}", halfway) for n in range(3)]
+    out = []
+    for n, (aid, vector) in enumerate(steps):
+        assignment, changes = eng.process(art(aid, title=f"Zq{n} {aid}", text=""), vector, T0 + n)
+        out.append((assignment, changes))
+    return eng, out
+
+
+def test_a_bridging_story_pair_is_merged_once_into_the_larger() -> None:
+    eng, history = _bridge_history(MERGE_PARAMS)
+    a, b = stable_id("st", "a0"), stable_id("st", "b0")
+    assert [x.story_id for x, _ in history[:4]] == [a, a, a, b]  # two stories at first
+    merges = [m for _, changes in history for m in changes.merges]
+    assert len(merges) == 1  # the third bridge finds one story: nothing left to merge
+    merge = merges[0]
+    assert (merge.story_id, merge.absorbed_id) == (a, b)  # the larger story survives
+    assert merge.article_id == "bridge1" and merge.bridges == 2
+    assert merge.score >= MERGE_PARAMS.merge_score
+    assert (merge.story_size, merge.absorbed_size) == (5, 1)  # a0-a2 + bridge0-1, b0
+    assert merge.record()["decision"] == "merged"
+    # The absorbed story is gone from the active set and from the tables.
+    _, merging = history[5]
+    assert merging.stories[b] is None
+    assert eng.story(b) is None and eng.active_stories == 1
+    story = _story(eng, a)
+    assert story.size == 7  # everything, b0 included
+    assert all(merging.groups[g] is not None for g in story.group_ids if g in merging.groups)
+    assert {stable_id("dg", "b0")} <= set(story.group_ids)
+    # The article that completed the merge and every later one are in the survivor.
+    assert history[5][0].story_id == history[6][0].story_id == a
+
+
+def test_merges_are_off_by_default() -> None:
+    params = ClusterParams(story_threshold=0.55, window_s=WINDOW)
+    assert params.merge_bridges == 0 == ClusterParams().merge_bridges
+    eng, history = _bridge_history(params)
+    assert not [m for _, changes in history for m in changes.merges]
+    assert eng.active_stories == 2
+
+
+def test_bridges_survive_a_restart() -> None:
+    """A bridge counted before a restart still counts after it (kept in the story record)."""
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    _, history = _bridge_history(MERGE_PARAMS)
+    fresh = engine(MERGE_PARAMS)
+    halfway = ((e(0) + e(1)) / math.sqrt(2)).astype(np.float32)
+    steps = [(f"a{n}", e(0)) for n in range(3)] + [("b0", e(1)), ("bridge0", halfway)]
+    for n, (aid, vector) in enumerate(steps):
+        _, changes = fresh.process(art(aid, title=f"Zq{n} {aid}", text=""), vector, T0 + n)
+        _apply(tables, changes)
+    assert any(rec.get("bridges") for rec in tables["stories"].values())
+    restored = StoryEngine(MERGE_PARAMS)
+    restored.restore(
+        list(tables["stories"].values()), list(tables["groups"].values()), dict(tables["seen"])
+    )
+    _, changes = restored.process(art("bridge1", title="Zq5 bridge1", text=""), halfway, T0 + 5)
+    assert [(m.story_id, m.absorbed_id) for m in changes.merges] == [
+        (m.story_id, m.absorbed_id) for _, c in history for m in c.merges
+    ]
+
+
+def test_same_kind_events_with_merges_on_stay_apart() -> None:
+    """Two quakes (same kind, same vocabulary, other names): an article of the first that is
+    close to both on the embedding is vetoed by the names for the second, so it is no bridge,
+    even when a single bridge would merge."""
+    params = ClusterParams(window_s=WINDOW, merge_bridges=1, merge_score=0.5)
+    eng = _with_background(params)
+    chile = assign(eng, _text("chile", CHILE), e(0), T0 + 1)
+    haiti = assign(eng, _text("haiti", HAITI), mix(0.7, 0, 1), T0 + 2)
+    assert haiti.story_id != chile.story_id
+    both = mix(0.8, 0, 2)  # cosine 0.8 to Chile, 0.56 to Haiti: no near-identical override
+    follow, changes = eng.process(_text("chile2", CHILE_SECOND), both, T0 + 3)
+    assert follow is not None and follow.story_id == chile.story_id
+    assert changes.merges == []
+    assert eng.story(haiti.story_id) is not None
+    vetoed = eng.evidence(
+        haiti.story_id, float(both @ mix(0.7, 0, 1)), TextEvidence.of(*CHILE_SECOND)
+    )
+    assert vetoed.score >= params.merge_score and not vetoed.accepted
+    # Why: the names veto it (a bridge must be a join the article was allowed to make).
+    assert vetoed.entity_share is not None and vetoed.entity_share < params.entity_share

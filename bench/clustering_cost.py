@@ -11,7 +11,7 @@ Two configurations, side by side on the same state and the same articles:
 
 What it does, for N active stories:
 - engine: builds N synthetic stories in the engine's own table-record format
-  (``_Story.record()`` / ``_Group.record()`` / seen records, exactly what the cluster agent
+  (``Story.record()`` / ``Group.record()`` / seen records, exactly what the cluster agent
   writes into its tables), loads them with ``StoryEngine.restore()`` (the recovery path) into
   both engines, then times ``StoryEngine.process()`` for new articles, each through both
   engines in turns: half re-word an existing story (its centroid + noise, cosine ~0.8:
@@ -256,7 +256,7 @@ def bench_engine(n: int, count: int, rng: np.random.Generator, alone: bool = Fal
         med, p99 = stats_us(times[label])
         result[f"{label}_median_us"], result[f"{label}_p99_us"] = med, p99
         result[f"{label}_restore_s"] = restore_s[label]
-    result["partitioned"] = engines["default"]._index.partitioned  # type: ignore[union-attr]
+    result["partitioned"] = engines["default"].index.partitioned  # type: ignore[union-attr]
     del engines
     gc.collect()
     return result

@@ -335,17 +335,23 @@ def _run_offline(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], 
 def cluster(file: Path, out: Path) -> None:
     """Cluster a JSONL file offline (no Kafka), same engine and defaults as the worker."""
     _, run = _run_offline(file, load_settings())
+    final = run.final_story_ids()  # merged stories followed (STORYWATCH_MERGE_BRIDGES)
     with out.open("w", encoding="utf-8") as handle:
         for a in run.assignments:
             handle.write(
                 json.dumps(
-                    {"id": a.article_id, "story_id": a.story_id, "dup_group_id": a.dup_group_id}
+                    {
+                        "id": a.article_id,
+                        "story_id": final[a.article_id],
+                        "dup_group_id": a.dup_group_id,
+                    }
                 )
                 + "\n"
             )
+    merged = f", {len(run.merges)} merged" if run.merges else ""
     click.echo(
-        f"{len(run.assignments)} articles -> {len({a.story_id for a in run.assignments})} "
-        f"stories in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)"
+        f"{len(run.assignments)} articles -> {len(set(final.values()))} "
+        f"stories{merged} in {out} ({len(run.assignments) / max(run.seconds, 1e-9):.1f} articles/s)"
     )
 
 
@@ -358,17 +364,27 @@ _SWEEP_STORY = (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)
 @main.command("eval")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--sweep", is_flag=True, help="Also score a grid of the main thresholds.")
+@click.option(
+    "--pairs",
+    "pairs_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also score judged pairs: JSONL of {a, b, same_story} naming FILE's article ids "
+    "(bench/derive_pairs.py makes them from a labeled file).",
+)
 @clean_errors
-def evaluate(file: Path, sweep: bool) -> None:
+def evaluate(file: Path, sweep: bool, pairs_file: Path | None) -> None:
     """Cluster a labeled JSONL file offline and score it against its `label` field."""
     from dataclasses import replace
 
     from streams.engine.clustering import ClusterParams
     from streams.engine.evaluation import score
     from streams.engine.offline import cluster_stream
+    from streams.engine.pairs import read_pairs, score_pairs
     from streams.exceptions import InputFileError
 
     settings = load_settings()
+    pairs = read_pairs(pairs_file) if pairs_file is not None else None  # fail before embedding
     rows, stream = _embed_file(file, settings)
     gold = {str(r["id"]): r.get("label") for r in rows}
     if any(gold[a.id] is None for a in stream.articles):
@@ -390,6 +406,30 @@ def evaluate(file: Path, sweep: bool) -> None:
         ("articles/s", f"{n / max(run.seconds, 1e-9):.1f}"),
         ("clustering articles/s", f"{n / max(run.cluster_seconds, 1e-9):.0f}"),
     ]
+    final = run.final_story_ids()
+    if params.merge_bridges > 0:  # the lines above: at arrival; these: after the merges
+        end = score([str(gold[i]) for i in ids], [final[i] for i in ids])
+        lines += [
+            ("merges", str(len(run.merges))),
+            ("final stories", str(end.stories)),
+            ("final B-cubed precision", f"{end.precision:.4f}"),
+            ("final B-cubed recall", f"{end.recall:.4f}"),
+            ("final B-cubed F1", f"{end.f1:.4f}"),
+            ("final AMI", f"{end.ami:.4f}"),
+            ("final ARI", f"{end.ari:.4f}"),
+        ]
+    if pairs is not None:  # judged on the final stories
+        judged = score_pairs(pairs, final)
+        lines += [
+            ("pairs", f"{judged.pairs} ({judged.missing} naming unassigned articles skipped)"),
+            ("pair accuracy", f"{judged.accuracy:.4f}"),
+            ("different-events precision", f"{judged.different_precision:.4f}"),
+            ("different-events recall", f"{judged.different_recall:.4f}"),
+        ]
+        lines += [
+            (f"accuracy, {kind or 'unlabeled'} pairs", f"{acc:.4f} ({count})")
+            for kind, (count, acc) in judged.accuracy_by_kind.items()
+        ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key:<{width}}  {value}")

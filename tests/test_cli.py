@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from config.settings import Settings
 from streams.cli import main
+from streams.engine.pairs import derive_pairs
 from streams.kafka_local import free_port
 from tests.conftest import SAMPLE
 
@@ -99,7 +102,7 @@ def test_kafka_status_without_broker(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_cluster_and_eval_offline(tmp_path: Path) -> None:
+def test_cluster_and_eval_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:60]]
     data = tmp_path / "small.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -120,3 +123,47 @@ def test_cluster_and_eval_offline(tmp_path: Path) -> None:
         assert 0.0 <= float(table[key]) <= (1.0 if key != "articles/s" else 1e6), key
     assert float(table["B-cubed F1"]) > 0.3
     assert table["articles"] == "60"
+
+    # Judged pairs: eval's pair accuracy is the share of pairs that `cluster --out` puts
+    # together exactly when they are judged the same story.
+    pairs = derive_pairs(rows, per_kind=20, seed=3)
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text(
+        "".join(json.dumps({"a": p.a, "b": p.b, "same_story": p.same_story}) + "\n" for p in pairs)
+    )
+    story_of = {a["id"]: a["story_id"] for a in assigned}
+    right = sum((story_of[p.a] == story_of[p.b]) == p.same_story for p in pairs)
+    result = runner.invoke(main, ["eval", str(data), "--pairs", str(pairs_file)])
+    assert result.exit_code == 0, result.output
+    table = dict(line.split("  ", 1) for line in result.output.splitlines() if "  " in line)
+    table = {k.strip(): v.strip() for k, v in table.items()}
+    assert float(table["pair accuracy"]) == pytest.approx(right / len(pairs), abs=1e-4)
+    assert table["pairs"].startswith(f"{len(pairs)} ")
+    assert 0.0 <= float(table["different-events precision"]) <= 1.0
+
+    # With merges on, eval adds the final scores, and cluster --out writes final story ids:
+    # as many distinct ids as eval's final story count.
+    merging = {"STORYWATCH_MERGE_BRIDGES": "1", "STORYWATCH_MERGE_SCORE": "0.5"}
+    monkeypatch.setattr("streams.cli.load_settings", lambda: Settings(**_lower(merging)))
+    result = runner.invoke(main, ["eval", str(data)])
+    assert result.exit_code == 0, result.output
+    table = dict(line.split("  ", 1) for line in result.output.splitlines() if "  " in line)
+    table = {k.strip(): v.strip() for k, v in table.items()}
+    assert int(table["merges"]) >= 1  # two of the sample's stories bridge at 0.5
+    assert 0.0 <= float(table["final B-cubed F1"]) <= 1.0
+    result = runner.invoke(main, ["cluster", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    final_ids = {json.loads(line)["story_id"] for line in out.read_text().splitlines()}
+    assert len(final_ids) == int(table["final stories"])
+    assert int(table["final stories"]) == int(table["stories (gold)"].split()[0]) - int(
+        table["merges"]
+    )
+
+
+def _lower(env: dict[str, str]) -> dict[str, Any]:
+    return {k.removeprefix("STORYWATCH_").lower(): v for k, v in env.items()}
+
+
+def test_missing_pairs_file_is_one_clear_line(tmp_path: Path) -> None:
+    line = _one_line_error(_storywatch("eval", str(SAMPLE), "--pairs", str(tmp_path / "p.jsonl")))
+    assert "p.jsonl" in line and "same_story" in line

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.engine.article import Article
-from streams.engine.clustering import Assignment, ClusterParams, StoryEngine
+from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, StoryMerge
 from streams.engine.embedding import Embedder
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import InputFileError
@@ -80,10 +80,22 @@ class EmbeddedStream:
 
 @dataclass(frozen=True)
 class ClusterRun:
-    assignments: list[Assignment]
+    assignments: list[Assignment]  # story ids as decided at each article's arrival
     invalid: list[tuple[int, str]]
     embed_seconds: float
     cluster_seconds: float
+    merges: list[StoryMerge] = field(default_factory=list)  # in stream order
+
+    def final_story_ids(self) -> dict[str, str]:
+        """Article id -> its story at the end of the stream (merged stories followed)."""
+        into = {m.absorbed_id: m.story_id for m in self.merges}
+
+        def final(story_id: str) -> str:
+            while story_id in into:
+                story_id = into[story_id]
+            return story_id
+
+        return {a.article_id: final(a.story_id) for a in self.assignments}
 
     @property
     def seconds(self) -> float:
@@ -124,15 +136,17 @@ def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
     """One online pass of the engine over an embedded stream, in order."""
     engine = StoryEngine(params)
     assignments: list[Assignment] = []
+    merges: list[StoryMerge] = []
     started = time.perf_counter()
     for article, vector, stamp in zip(
         stream.articles, stream.vectors, stream.stamps_ms, strict=True
     ):
-        assignment, _ = engine.process(article, vector, stamp / 1000.0)
+        assignment, changes = engine.process(article, vector, stamp / 1000.0)
         if assignment is not None:
             assignments.append(assignment)
+        merges.extend(changes.merges)
     seconds = time.perf_counter() - started
-    return ClusterRun(assignments, stream.invalid, stream.embed_seconds, seconds)
+    return ClusterRun(assignments, stream.invalid, stream.embed_seconds, seconds, merges)
 
 
 def cluster_articles(

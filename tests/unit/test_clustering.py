@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from streams.engine.article import Article, stable_id
-from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine, story_keywords
-from streams.engine.evidence import TextEvidence, entities, term_vector, terms
+from streams.engine.clustering import (
+    ClusterParams,
+    StateChanges,
+    Story,
+    StoryEngine,
+    story_keywords,
+)
+from streams.engine.evidence import TextEvidence, entities, terms
 
 DIM = 16
 HOUR = 3600.0
@@ -54,6 +60,12 @@ def art(
 
 def engine(params: ClusterParams = PARAMS) -> StoryEngine:
     return StoryEngine(params)
+
+
+def _story(eng: StoryEngine, story_id: str) -> Story:
+    story = eng.story(story_id)
+    assert story is not None
+    return story
 
 
 def assign(eng: StoryEngine, article: Article, vector: np.ndarray, ts: float = T0) -> Any:
@@ -577,9 +589,7 @@ def test_different_events_of_one_kind_stay_apart_on_entities() -> None:
     assert haiti.rejected_entity_share < EVIDENCE_PARAMS.entity_share
 
     # The evidence the engine weighed (the Chile story did not change when Haiti went new).
-    story = eng._stories[chile.story_id]
-    vec = term_vector(HAITI[0], HAITI[1], eng._term_df)
-    evidence = eng._weigh(story, 0.7, vec, eng._name_weights(entities(*HAITI)))
+    evidence = eng.evidence(chile.story_id, 0.7, TextEvidence.of(*HAITI))
     assert evidence.score >= EVIDENCE_PARAMS.story_threshold  # would pass the bar...
     assert evidence.score < EVIDENCE_PARAMS.entity_override
     assert evidence.entity_share is not None
@@ -626,13 +636,13 @@ def test_near_identical_text_joins_whatever_its_entities() -> None:
 def test_keywords_are_the_story_top_terms() -> None:
     eng = _with_background()
     first = assign(eng, _text("icahn1", ICAHN), e(0), T0 + 1)
-    story = eng._stories[first.story_id]
+    story = _story(eng, first.story_id)
     assert first.keywords == story_keywords(story.terms)
     assert len(first.keywords) == 5
     # A new story's top terms: the (doubled) title words come first.
     assert set(first.keywords) <= set(terms(ICAHN[0]))
     joined = assign(eng, _text("icahn2", ICAHN_REWORDED), mix(0.5), T0 + 2)
-    profile = eng._stories[first.story_id].terms
+    profile = _story(eng, first.story_id).terms
     assert joined.keywords == story_keywords(profile)
     ranked = sorted(profile, key=lambda t: -profile[t])
     assert joined.keywords == ranked[:5]
@@ -657,7 +667,7 @@ def test_keywords_follow_a_growing_story_without_rescanning_its_profile() -> Non
             art(f"k{n}", title=" ".join(words), text=""), e(0), T0 + n
         )
         _apply(tables, changes)
-        story = eng._stories[assignment.story_id]
+        story = _story(eng, assignment.story_id)
         assert assignment.decision in ("new", "joined") and eng.active_stories == 1
         assert assignment.keywords == story_keywords(story.terms)
 
@@ -677,15 +687,15 @@ def test_a_restored_story_keeps_the_running_norm_and_top_terms() -> None:
             art(f"k{n}", title=" ".join(words), text=""), e(0), T0 + n
         )
         _apply(tables, changes)
-    live = eng._stories[assignment.story_id]
+    live = _story(eng, assignment.story_id)
     fresh_sum = sum(w * w for w in live.terms.values())
     assert live.profile_norm_sq() != fresh_sum  # the case this test is about
-    restored = _restored(tables)._stories[live.id]
+    restored = _story(_restored(tables), live.id)
     assert restored.profile_norm_sq() == live.profile_norm_sq()
     assert restored.keywords() == live.keywords() == story_keywords(live.terms)
     for record in tables["stories"].values():
         del record["terms_norm_sq"], record["keywords"]
-    legacy = _restored(tables)._stories[live.id]
+    legacy = _story(_restored(tables), live.id)
     assert legacy.profile_norm_sq() == fresh_sum
     assert legacy.keywords() == live.keywords()
 
@@ -765,10 +775,11 @@ def test_restore_rebuilds_document_frequencies() -> None:
     b.restore(
         list(tables["stories"].values()), list(tables["groups"].values()), dict(tables["seen"])
     )
-    assert b._term_df.documents == a._term_df.documents == 4  # the copy and "gone" don't count
-    assert b._term_df.counts == a._term_df.counts
-    assert b._entity_df.counts == a._entity_df.counts
-    assert "apple" not in b._term_df.counts  # only the expired article used it
+    # the copy and "gone" don't count
+    assert b.term_frequencies.documents == a.term_frequencies.documents == 4
+    assert b.term_frequencies.counts == a.term_frequencies.counts
+    assert b.entity_frequencies.counts == a.entity_frequencies.counts
+    assert "apple" not in b.term_frequencies.counts  # only the expired article used it
 
     ts = T0 + WINDOW + 2 * HOUR
     new = _text("chile3", CHILE_FOLLOW_UP)
@@ -794,14 +805,14 @@ def test_restore_rebuilds_document_frequencies() -> None:
 def test_expired_articles_leave_the_document_frequencies() -> None:
     eng = engine(EVIDENCE_PARAMS)
     assign(eng, _text("chile", CHILE), e(0), T0)
-    assert eng._term_df.documents == 1
-    assert eng._term_df.counts["maule"] == 1
-    assert eng._entity_df.counts["bachelet"] == 1
+    assert eng.term_frequencies.documents == 1
+    assert eng.term_frequencies.counts["maule"] == 1
+    assert eng.entity_frequencies.counts["bachelet"] == 1
     assign(eng, _text("icahn1", ICAHN), e(5), T0 + WINDOW + 1)
-    assert eng._term_df.documents == 1
-    assert "maule" not in eng._term_df.counts
-    assert "bachelet" not in eng._entity_df.counts
-    assert eng._term_df.counts["icahn"] == 1
+    assert eng.term_frequencies.documents == 1
+    assert "maule" not in eng.term_frequencies.counts
+    assert "bachelet" not in eng.entity_frequencies.counts
+    assert eng.term_frequencies.counts["icahn"] == 1
 
 
 # --- large active sets: the partitioned index and term postings ----------------------------
@@ -829,7 +840,7 @@ def _many_stories(params: ClusterParams) -> tuple[StoryEngine, np.ndarray]:
 def _away_from_its_list(eng: StoryEngine, target: np.ndarray, cos: float) -> np.ndarray:
     """A unit vector with cosine ``cos`` to ``target`` whose nearest index list is not the
     target's: the rest points at another list's centre (orthogonal to ``target``)."""
-    index = eng._index
+    index = eng.index
     assert index is not None and index._centres is not None
     centres = index._centres
     other = centres[int(np.argmin(centres @ target))]
@@ -841,10 +852,10 @@ def _away_from_its_list(eng: StoryEngine, target: np.ndarray, cos: float) -> np.
 def test_shared_rare_terms_find_a_story_the_partitioned_index_misses() -> None:
     params = ClusterParams(window_s=WINDOW, index_exact_max=16, index_probes=1)
     eng, vectors = _many_stories(params)
-    assert eng._index is not None and eng._index.partitioned and eng._index.list_count == 2
+    assert eng.index is not None and eng.index.partitioned and eng.index.list_count == 2
     quake = stable_id("st", "quake")
     vector = _away_from_its_list(eng, vectors[40], 0.40)
-    missed = {sid for sid, _ in eng._index.candidates(vector, params.candidates)}
+    missed = {sid for sid, _ in eng.index.candidates(vector, params.candidates)}
     assert quake not in missed  # the one dense list probed does not hold the quake story
     follow_up = art("q2", title="Concepcion shaken by Maule quake", text="")
     joined = assign(eng, follow_up, vector, T0 + 60)
@@ -856,8 +867,111 @@ def test_shared_rare_terms_find_a_story_the_partitioned_index_misses() -> None:
 def test_expired_stories_leave_the_term_postings() -> None:
     params = ClusterParams(window_s=WINDOW, index_exact_max=16, index_probes=1)
     eng, _ = _many_stories(params)
-    assert stable_id("st", "quake") in eng._postings["maule"]
+    assert stable_id("st", "quake") in eng.postings.stories_with("maule")
     late = art("late", title="Unrelated later news", text="")
     assign(eng, late, e(0).repeat(4), T0 + WINDOW + 100)
-    assert "maule" not in eng._postings
-    assert all(holders for holders in eng._postings.values())
+    assert "maule" not in eng.postings
+    assert all(eng.postings.stories_with(term) for term in eng.postings)
+
+
+# --- merges after the fact ------------------------------------------------------------------
+
+# A Chile follow-up naming nothing Haiti's report names (no capitalised sentence starts).
+CHILE_SECOND = (
+    "Bachelet tours Maule after Chile quake",
+    "Michelle Bachelet visited Concepcion and Talca on Sunday. The 8.8 quake left 300 dead, "
+    "and Valparaiso and Arauco counted damage.",
+)
+
+MERGE_PARAMS = ClusterParams(
+    story_threshold=0.55, window_s=WINDOW, merge_bridges=2, merge_score=0.6
+)
+
+
+def _bridge_history(params: ClusterParams) -> tuple[StoryEngine, list[tuple[Any, StateChanges]]]:
+    """Story A (3 articles on e0) and story B (1 on e1), then three articles halfway between
+    them (cosine ~0.71 to both centroids: above the story bar and the merge score)."""
+    eng = engine(params)
+    steps = [(f"a{n}", e(0)) for n in range(3)] + [("b0", e(1))]
+    halfway = ((e(0) + e(1)) / math.sqrt(2)).astype(np.float32)
+    steps += [(f"bridge{n}", halfway) for n in range(3)]
+    out = []
+    for n, (aid, vector) in enumerate(steps):
+        assignment, changes = eng.process(art(aid, title=f"Zq{n} {aid}", text=""), vector, T0 + n)
+        out.append((assignment, changes))
+    return eng, out
+
+
+def test_a_bridging_story_pair_is_merged_once_into_the_larger() -> None:
+    eng, history = _bridge_history(MERGE_PARAMS)
+    a, b = stable_id("st", "a0"), stable_id("st", "b0")
+    assert [x.story_id for x, _ in history[:4]] == [a, a, a, b]  # two stories at first
+    merges = [m for _, changes in history for m in changes.merges]
+    assert len(merges) == 1  # the third bridge finds one story: nothing left to merge
+    merge = merges[0]
+    assert (merge.story_id, merge.absorbed_id) == (a, b)  # the larger story survives
+    assert merge.article_id == "bridge1" and merge.bridges == 2
+    assert merge.score >= MERGE_PARAMS.merge_score
+    assert (merge.story_size, merge.absorbed_size) == (5, 1)  # a0-a2 + bridge0-1, b0
+    assert merge.record()["decision"] == "merged"
+    # The absorbed story is gone from the active set and from the tables.
+    _, merging = history[5]
+    assert merging.stories[b] is None
+    assert eng.story(b) is None and eng.active_stories == 1
+    story = _story(eng, a)
+    assert story.size == 7  # everything, b0 included
+    assert all(merging.groups[g] is not None for g in story.group_ids if g in merging.groups)
+    assert {stable_id("dg", "b0")} <= set(story.group_ids)
+    # The article that completed the merge and every later one are in the survivor.
+    assert history[5][0].story_id == history[6][0].story_id == a
+
+
+def test_merges_are_off_by_default() -> None:
+    params = ClusterParams(story_threshold=0.55, window_s=WINDOW)
+    assert params.merge_bridges == 0 == ClusterParams().merge_bridges
+    eng, history = _bridge_history(params)
+    assert not [m for _, changes in history for m in changes.merges]
+    assert eng.active_stories == 2
+
+
+def test_bridges_survive_a_restart() -> None:
+    """A bridge counted before a restart still counts after it (kept in the story record)."""
+    tables: dict[str, dict[str, Any]] = {"stories": {}, "groups": {}, "seen": {}}
+    _, history = _bridge_history(MERGE_PARAMS)
+    fresh = engine(MERGE_PARAMS)
+    halfway = ((e(0) + e(1)) / math.sqrt(2)).astype(np.float32)
+    steps = [(f"a{n}", e(0)) for n in range(3)] + [("b0", e(1)), ("bridge0", halfway)]
+    for n, (aid, vector) in enumerate(steps):
+        _, changes = fresh.process(art(aid, title=f"Zq{n} {aid}", text=""), vector, T0 + n)
+        _apply(tables, changes)
+    assert any(rec.get("bridges") for rec in tables["stories"].values())
+    restored = StoryEngine(MERGE_PARAMS)
+    restored.restore(
+        list(tables["stories"].values()), list(tables["groups"].values()), dict(tables["seen"])
+    )
+    _, changes = restored.process(art("bridge1", title="Zq5 bridge1", text=""), halfway, T0 + 5)
+    assert [(m.story_id, m.absorbed_id) for m in changes.merges] == [
+        (m.story_id, m.absorbed_id) for _, c in history for m in c.merges
+    ]
+
+
+def test_same_kind_events_with_merges_on_stay_apart() -> None:
+    """Two quakes (same kind, same vocabulary, other names): an article of the first that is
+    close to both on the embedding is vetoed by the names for the second, so it is no bridge,
+    even when a single bridge would merge."""
+    params = ClusterParams(window_s=WINDOW, merge_bridges=1, merge_score=0.5)
+    eng = _with_background(params)
+    chile = assign(eng, _text("chile", CHILE), e(0), T0 + 1)
+    haiti = assign(eng, _text("haiti", HAITI), mix(0.7, 0, 1), T0 + 2)
+    assert haiti.story_id != chile.story_id
+    both = mix(0.8, 0, 2)  # cosine 0.8 to Chile, 0.56 to Haiti: no near-identical override
+    follow, changes = eng.process(_text("chile2", CHILE_SECOND), both, T0 + 3)
+    assert follow is not None and follow.story_id == chile.story_id
+    assert changes.merges == []
+    assert eng.story(haiti.story_id) is not None
+    vetoed = eng.evidence(
+        haiti.story_id, float(both @ mix(0.7, 0, 1)), TextEvidence.of(*CHILE_SECOND)
+    )
+    assert vetoed.score >= params.merge_score and not vetoed.accepted
+    # Why: the names veto it (a bridge must be a join the article was allowed to make).
+    assert vetoed.entity_share is not None and vetoed.entity_share < params.entity_share

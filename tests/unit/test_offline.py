@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,3 +182,23 @@ def test_cluster_articles_with_only_invalid_rows() -> None:
     assert run.assignments == []
     assert [n for n, _ in run.invalid] == [1, 2]
     assert embedder.batches == []
+
+
+def test_final_story_ids_follow_chained_merges() -> None:
+    from streams.engine.clustering import StoryMerge
+    from streams.engine.offline import ClusterRun
+
+    def assigned(aid: str, story: str) -> Any:
+        return type("A", (), {"article_id": aid, "story_id": story})()
+
+    def merge(into: str, absorbed: str) -> StoryMerge:
+        return StoryMerge(into, absorbed, "x", 3, 0.9, 0.9, 0.8, 5, 2, 0.0)
+
+    run = ClusterRun(
+        [assigned("1", "s1"), assigned("2", "s2"), assigned("3", "s3"), assigned("4", "s4")],
+        [],
+        0.0,
+        0.0,
+        [merge("s2", "s1"), merge("s3", "s2")],  # s1 -> s2, later s2 -> s3
+    )
+    assert run.final_story_ids() == {"1": "s3", "2": "s3", "3": "s3", "4": "s4"}

@@ -8,7 +8,6 @@ SSE id is its offset on the topic.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
-from streams.kafka_readers import group_free_consumer
+from streams.kafka_readers import decode_json_object, group_free_consumer
 
 __all__ = ["AlertReader", "OwnedAlert"]
 
@@ -32,14 +31,6 @@ _READ_DEADLINE_S = 10.0
 # Why 10,000: records read per history request at most (JSON-decoded and filtered), so one
 # request cannot walk a whole retained topic.
 _SCAN_LIMIT = 10_000
-
-
-def _decode(raw: bytes | None) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw) if raw else None
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 class AlertReader:
@@ -88,7 +79,7 @@ class AlertReader:
                     start = record.offset + 1
                     if until_ms is not None and record.timestamp >= until_ms:
                         return found
-                    alert = _decode(record.value)
+                    alert = decode_json_object(record.value)
                     if alert is not None and keep(alert):
                         found.append((record.offset, alert))
                         if len(found) >= limit:
@@ -111,6 +102,6 @@ class AlertReader:
             while alive():
                 batch = await consumer.getmany(self.partition, timeout_ms=_POLL_MS)
                 for record in batch.get(self.partition, []):
-                    alert = _decode(record.value)
+                    alert = decode_json_object(record.value)
                     if alert is not None and keep(alert):
                         yield record.offset, alert

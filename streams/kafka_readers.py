@@ -4,11 +4,15 @@ credentials as the Faust app."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer
 
 from config.settings import Settings
 
-__all__ = ["group_free_consumer"]
+__all__ = ["decode_json_object", "group_free_consumer", "topic_partitions"]
 
 
 def group_free_consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -21,3 +25,25 @@ def group_free_consumer(settings: Settings) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         **settings.kafka_client_auth,
     )
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of ``topic`` (a started consumer's metadata arrives shortly after its
+    start: asked again for up to 5 s); empty if the topic does not exist."""
+    found = consumer.partitions_for_topic(topic)
+    for _ in range(50):
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+        await consumer._client.force_metadata_update()
+        found = consumer.partitions_for_topic(topic)
+    return set()
+
+
+def decode_json_object(raw: bytes | None) -> dict[str, Any] | None:
+    """A record value that is a JSON object, else None (a tombstone, or not JSON)."""
+    try:
+        value = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka_readers import group_free_consumer
+from streams.kafka_readers import group_free_consumer, topic_partitions
 from streams.read_model.model import StoryReadModel
 
 __all__ = ["ReadModelFollower"]
@@ -116,11 +116,7 @@ async def _caught_up(
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    found = consumer.partitions_for_topic(topic)
-    for _ in range(50):  # metadata arrives shortly after start
-        if found:
-            return set(found)
-        await asyncio.sleep(0.1)
-        await consumer._client.force_metadata_update()
-        found = consumer.partitions_for_topic(topic)
-    raise TopicMissing(f"topic {topic!r} does not exist yet: the worker creates it at start")
+    found = await topic_partitions(consumer, topic)
+    if not found:
+        raise TopicMissing(f"topic {topic!r} does not exist yet: the worker creates it at start")
+    return found

@@ -3,12 +3,12 @@ read by Kafka record time (the time of the article that caused them)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
+from streams.kafka_readers import decode_json_object
 from streams.replay.reading import TopicReader
 from streams.time_ranges import TimeRange
 
@@ -20,14 +20,6 @@ class HistoryRecord:
     timestamp: int  # Kafka record time, epoch ms
     offset: int
     value: dict[str, Any]
-
-
-def _decode(raw: bytes | None) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw) if raw else None
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 async def read_history(
@@ -44,7 +36,7 @@ async def read_history(
             on_plan(plan)
         found = []
         async for record in reader.records(plan):
-            value = _decode(record.value)
+            value = decode_json_object(record.value)
             if value is not None and keep(value):
                 found.append(HistoryRecord(record.timestamp, record.offset, value))
         return found

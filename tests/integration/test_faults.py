@@ -74,6 +74,20 @@ def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, 
     ]
 
 
+def _assert_one_story_each(
+    stories: list[dict[str, Any]], rows: list[dict[str, Any]], where: str, explain: Any = None
+) -> None:
+    """Every row's article has a story event, and never two different stories."""
+    stories_of: dict[str, set[str]] = defaultdict(set)
+    for event in stories:
+        stories_of[event["article_id"]].add(event["story_id"])
+    missing = {r["id"] for r in rows} - set(stories_of)
+    detail = explain(missing) if explain and missing else f"e.g. {sorted(missing)[:5]}"
+    assert not missing, f"{len(missing)} articles lost {where}: {detail}"
+    doubled = {a: s for a, s in stories_of.items() if len(s) > 1}
+    assert not doubled, f"articles given two different stories: {list(doubled.items())[:3]}"
+
+
 def _expected_alert_ids(assignments: list[Any]) -> set[str]:
     """The emerging alerts one uninterrupted pass fires (the CloudEvent ids)."""
     settings = Settings()
@@ -161,13 +175,7 @@ def crashed_run(
 
 
 def test_kill_9_loses_no_article_and_gives_none_two_stories(crashed_run, crash_rows) -> None:
-    stories_of: dict[str, set[str]] = defaultdict(set)
-    for event in crashed_run["stories"]:
-        stories_of[event["article_id"]].add(event["story_id"])
-    missing = {r["id"] for r in crash_rows} - set(stories_of)
-    assert not missing, f"{len(missing)} articles never got a story, e.g. {sorted(missing)[:5]}"
-    doubled = {a: s for a, s in stories_of.items() if len(s) > 1}
-    assert not doubled, f"articles given two different stories: {list(doubled.items())[:3]}"
+    _assert_one_story_each(crashed_run["stories"], crash_rows, "over the kills")
 
 
 def test_kill_9_happened_inside_unacknowledged_batches(crashed_run, crash_rows) -> None:
@@ -403,12 +411,7 @@ def test_broker_restart_loses_nothing_and_needs_no_worker_restart(broker_restart
     run = broker_restart_run
     assert run["alive"], "the worker died when the broker restarted:\n" + run["log"][-3000:]
     assert run["worker"].process is not None and run["worker"].process.pid == run["pid"]
-    stories_of: dict[str, set[str]] = defaultdict(set)
-    for event in run["stories"]:
-        stories_of[event["article_id"]].add(event["story_id"])
-    missing = {r["id"] for r in run["rows"]} - set(stories_of)
-    assert not missing, f"{len(missing)} articles lost across the broker restart"
-    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    _assert_one_story_each(run["stories"], run["rows"], "across the broker restart")
     errors = sum(1 for line in run["log"].splitlines() if "[ERROR]" in line)
     # The outage is reported, not flooded: without the limiter aiokafka wrote ~20,000 lines.
     assert 0 < errors < 300, f"{errors} error lines for a {run['down_s']:.0f} s outage"
@@ -644,12 +647,7 @@ def test_three_brokers_one_killed_processing_continues_and_loses_nothing(cluster
     run = cluster_run
     assert run["alive"], "the worker died with one broker:\n" + run["log"][-3000:]
     assert run["worker"].process is not None and run["worker"].process.pid == run["pid"]
-    stories_of: dict[str, set[str]] = defaultdict(set)
-    for event in run["stories"]:
-        stories_of[event["article_id"]].add(event["story_id"])
-    missing = {r["id"] for r in run["rows"]} - set(stories_of)
-    assert not missing, f"{len(missing)} articles lost with broker {run['leader']} down"
-    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    _assert_one_story_each(run["stories"], run["rows"], f"with broker {run['leader']} down")
     assert run["resumed_s"] is not None, "no story event after the broker was killed"
     print(
         f"\nFIGURES cluster: articles={len(run['rows'])} killed_node={run['leader']} "
@@ -784,13 +782,6 @@ def test_two_workers_one_killed_the_other_takes_over(
     run = _two_workers_kill_one(kafka_bootstrap, tmp_path_factory, rows, standbys)
     assert run["survivor_alive"]
     assert run["shared_subscription"], "a subscription made on one worker is unknown to the other"
-    stories_of: dict[str, set[str]] = defaultdict(set)
-    for event in run["stories"]:
-        stories_of[event["article_id"]].add(event["story_id"])
-    missing = {r["id"] for r in rows} - set(stories_of)
-    assert not missing, f"{len(missing)} articles lost after the takeover: " + run["diagnose"](
-        missing
-    )
-    assert all(len(s) == 1 for s in stories_of.values()), "an article got two stories"
+    _assert_one_story_each(run["stories"], rows, "after the takeover", run["diagnose"])
     assert run["takeover_s"] is not None
     print(f"\nFIGURES takeover: standbys={standbys} takeover_s={run['takeover_s']:.1f}")

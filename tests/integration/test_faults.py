@@ -537,6 +537,40 @@ def test_stalled_readers_and_a_full_data_disk_do_not_stop_clustering(
 CLUSTER_ARTICLES = 600
 
 
+def _kill_mid_stream(
+    bootstrap: str, topic: str, rows: list[dict[str, Any]], kill: Any, log: Any
+) -> float | None:
+    """Follow ``topic`` (story events); once a third of ``rows`` are decided call ``kill()``,
+    then follow until all are decided (or 300 s). Returns the seconds from the kill to the
+    first new story event, None if none came."""
+    progress = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        value_deserializer=json.loads,
+    )
+    try:
+        decided: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) // 3:
+            assert time.monotonic() < deadline, log()[-2000:]
+            for batch in progress.poll(timeout_ms=100).values():
+                decided.update(m.value["article_id"] for m in batch)
+        kill()
+        killed_at = time.monotonic()
+        resumed_at: float | None = None
+        deadline = time.monotonic() + 300
+        while len(decided) < len(rows) and time.monotonic() < deadline:
+            for batch in progress.poll(timeout_ms=100).values():
+                new = {m.value["article_id"] for m in batch} - decided
+                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
+                    resumed_at = time.monotonic()
+                decided |= new
+    finally:
+        progress.close()
+    return None if resumed_at is None else resumed_at - killed_at
+
+
 def _leader_of(bootstrap: str, topic: str) -> int:
     """The node id that leads partition 0 of ``topic``."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -601,29 +635,13 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> Iterato
             target=_send_stream, args=(bootstrap, worker.topic("articles"), _valid_items(rows))
         )
         sender.start()
-        progress = KafkaConsumer(
+        resumed_s = _kill_mid_stream(
+            bootstrap,
             worker.topic("stories"),
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest",
-            value_deserializer=json.loads,
+            rows,
+            lambda: os.kill(nodes[leader - 1].pid, signal.SIGKILL),
+            worker.log,
         )
-        decided: set[str] = set()
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) // 3:
-            assert time.monotonic() < deadline, worker.log()[-2000:]
-            for batch in progress.poll(timeout_ms=100).values():
-                decided.update(m.value["article_id"] for m in batch)
-        os.kill(nodes[leader - 1].pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        resumed_at: float | None = None
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) and time.monotonic() < deadline:
-            for batch in progress.poll(timeout_ms=100).values():
-                new = {m.value["article_id"] for m in batch} - decided
-                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
-                    resumed_at = time.monotonic()
-                decided |= new
-        progress.close()
         sender.join(timeout=120)
         changelogs = [f"storywatch-test-{worker.run_id}-story-seen-changelog"]
         pipeline = [worker.topic(n) for n in ("articles", "embedded", "stories", "alerts")]
@@ -634,7 +652,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> Iterato
             "leader": leader,
             "stories": read_to_end(bootstrap, worker.topic("stories")),
             "replication": _replication(bootstrap, pipeline + changelogs),
-            "resumed_s": None if resumed_at is None else resumed_at - killed_at,
+            "resumed_s": resumed_s,
             "alive": worker.process is not None and worker.process.poll() is None,
             "log": worker.log(),
         }
@@ -698,35 +716,15 @@ def _two_workers_kill_one(
             time.sleep(0.5)
         victim, survivor = (first, second) if first.holds(embedded) else (second, first)
         _send_stream(bootstrap, first.topic("articles"), _valid_items(rows))
-        progress = KafkaConsumer(
-            first.topic("stories"),
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest",
-            value_deserializer=json.loads,
+        takeover_s = _kill_mid_stream(
+            bootstrap, first.topic("stories"), rows, victim.kill, victim.log
         )
-        decided: set[str] = set()
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) // 3:
-            assert time.monotonic() < deadline, victim.log()[-2000:]
-            for batch in progress.poll(timeout_ms=100).values():
-                decided.update(m.value["article_id"] for m in batch)
-        victim.kill()
-        killed_at = time.monotonic()
-        resumed_at: float | None = None
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) and time.monotonic() < deadline:
-            for batch in progress.poll(timeout_ms=100).values():
-                new = {m.value["article_id"] for m in batch} - decided
-                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
-                    resumed_at = time.monotonic()
-                decided |= new
-        progress.close()
         stories = read_to_end(bootstrap, first.topic("stories"))
         return {
             "stories": stories,
             "diagnose": lambda lost: _where_missing_went(bootstrap, first, victim, survivor, lost),
             "shared_subscription": shared,
-            "takeover_s": None if resumed_at is None else resumed_at - killed_at,
+            "takeover_s": takeover_s,
             "survivor_alive": survivor.process is not None and survivor.process.poll() is None,
         }
     finally:

@@ -537,38 +537,43 @@ def test_stalled_readers_and_a_full_data_disk_do_not_stop_clustering(
 CLUSTER_ARTICLES = 600
 
 
-def _kill_mid_stream(
-    bootstrap: str, topic: str, rows: list[dict[str, Any]], kill: Any, log: Any
+def _act_mid_stream(
+    bootstrap: str, topic: str, rows: list[dict[str, Any]], actions: list[Any], log: Any
 ) -> float | None:
-    """Follow ``topic`` (story events); once a third of ``rows`` are decided call ``kill()``,
-    then follow until all are decided (or 300 s). Returns the seconds from the kill to the
-    first new story event, None if none came."""
+    """Follow ``topic`` (story events); the i-th of the ``actions`` runs once
+    (i + 1) / (len(actions) + 1) of ``rows`` are decided (each within 300 s); then follow
+    until all are decided (or 300 s). Returns the seconds from the first action to the next
+    new story event, None if none came."""
     progress = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         value_deserializer=json.loads,
     )
+    marks = [len(rows) * (i + 1) // (len(actions) + 1) for i in range(len(actions))]
     try:
         decided: set[str] = set()
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) // 3:
-            assert time.monotonic() < deadline, log()[-2000:]
-            for batch in progress.poll(timeout_ms=100).values():
-                decided.update(m.value["article_id"] for m in batch)
-        kill()
-        killed_at = time.monotonic()
+        acted_at: float | None = None
         resumed_at: float | None = None
-        deadline = time.monotonic() + 300
-        while len(decided) < len(rows) and time.monotonic() < deadline:
-            for batch in progress.poll(timeout_ms=100).values():
-                new = {m.value["article_id"] for m in batch} - decided
-                if new and resumed_at is None and time.monotonic() - killed_at > 0.5:
-                    resumed_at = time.monotonic()
-                decided |= new
+        for mark, action in zip([*marks, len(rows)], [*actions, None], strict=True):
+            deadline = time.monotonic() + 300
+            while len(decided) < mark:
+                if action is not None:  # before an action the stream must go on
+                    assert time.monotonic() < deadline, log()[-2000:]
+                elif time.monotonic() > deadline:
+                    break
+                for batch in progress.poll(timeout_ms=100).values():
+                    new = {m.value["article_id"] for m in batch} - decided
+                    if new and acted_at and resumed_at is None and time.monotonic() > acted_at:
+                        resumed_at = time.monotonic()
+                    decided |= new
+            if action is not None:
+                action()
+                # Why 0.5 s: events already in flight at the action do not count as resumed.
+                acted_at = acted_at or time.monotonic() + 0.5
     finally:
         progress.close()
-    return None if resumed_at is None else resumed_at - killed_at
+    return None if resumed_at is None or acted_at is None else resumed_at - (acted_at - 0.5)
 
 
 def _leader_of(bootstrap: str, topic: str) -> int:
@@ -635,11 +640,11 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> Iterato
             target=_send_stream, args=(bootstrap, worker.topic("articles"), _valid_items(rows))
         )
         sender.start()
-        resumed_s = _kill_mid_stream(
+        resumed_s = _act_mid_stream(
             bootstrap,
             worker.topic("stories"),
             rows,
-            lambda: os.kill(nodes[leader - 1].pid, signal.SIGKILL),
+            [lambda: os.kill(nodes[leader - 1].pid, signal.SIGKILL)],
             worker.log,
         )
         sender.join(timeout=120)
@@ -716,8 +721,8 @@ def _two_workers_kill_one(
             time.sleep(0.5)
         victim, survivor = (first, second) if first.holds(embedded) else (second, first)
         _send_stream(bootstrap, first.topic("articles"), _valid_items(rows))
-        takeover_s = _kill_mid_stream(
-            bootstrap, first.topic("stories"), rows, victim.kill, victim.log
+        takeover_s = _act_mid_stream(
+            bootstrap, first.topic("stories"), rows, [victim.kill], victim.log
         )
         stories = read_to_end(bootstrap, first.topic("stories"))
         return {
@@ -783,3 +788,79 @@ def test_two_workers_one_killed_the_other_takes_over(
     _assert_one_story_each(run["stories"], rows, "after the takeover", run["diagnose"])
     assert run["takeover_s"] is not None
     print(f"\nFIGURES takeover: standbys={standbys} takeover_s={run['takeover_s']:.1f}")
+
+
+# --- rebalances with batches in flight --------------------------------------------------------
+
+# Why 3: each visit is two rebalances (join, leave) of the worker holding every stage, with
+# its batches in flight: where Faust dropped fetched records and committed past them.
+VISITS = 3
+# Why 1,500 paced over ~120 s: the stream must still be flowing at every join and leave (a
+# visit, start to stop, takes ~25 s here: loading the model, joining, leaving).
+STORM_ARTICLES = 1500
+STORM_CHUNK = 50
+STORM_PAUSE_S = 4.0
+DROP_LINES = ("were dropped before processing", "was dropped before processing")
+
+
+def _send_paced(bootstrap: str, topic: str, items: list[Any]) -> None:
+    for start in range(0, len(items), STORM_CHUNK):
+        _send_stream(bootstrap, topic, items[start : start + STORM_CHUNK])
+        time.sleep(STORM_PAUSE_S)
+
+
+def test_workers_joining_and_leaving_mid_batch_lose_nothing(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, crash_rows
+) -> None:
+    """A second worker joins and leaves the group three times while a paced stream flows:
+    six rebalances with batches in flight, stages moving between the two. Every article has
+    exactly one story at the end. How often the consumer caught a drop inside Faust (its
+    ERROR lines) is printed as a figure."""
+    import threading
+
+    rows = crash_rows[:STORM_ARTICLES]
+    steady = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("storm-steady"))
+    visitor = WorkerRun(
+        kafka_bootstrap, tmp_path_factory.mktemp("storm-visitor"), run_id=steady.run_id
+    )
+    for worker in (steady, visitor):
+        worker.settings.update(
+            {"STORYWATCH_ARTICLES_PARTITIONS": "4", "STORYWATCH_SESSION_TIMEOUT_S": "6"}
+        )
+    try:
+        steady.start()
+        sender = threading.Thread(
+            target=_send_paced,
+            args=(kafka_bootstrap, steady.topic("articles"), _valid_items(rows)),
+        )
+        sender.start()
+        _act_mid_stream(
+            kafka_bootstrap,
+            steady.topic("stories"),
+            rows,
+            [visitor.start, visitor.stop] * VISITS,
+            steady.log,
+        )
+        sender.join(timeout=300)
+        stories = read_to_end(kafka_bootstrap, steady.topic("stories"))
+        _assert_one_story_each(
+            stories,
+            rows,
+            "over the rebalances",
+            lambda lost: _where_missing_went(kafka_bootstrap, steady, steady, visitor, lost),
+        )
+        logs = [
+            p.read_text(errors="replace")
+            for w in (steady, visitor)
+            for p in sorted(w.workdir.glob("worker-*.log"))
+        ]
+        drops = sum(log.count(line) for log in logs for line in DROP_LINES)
+        # The steady worker's assignments after its first: rebalances it went through (a
+        # leave and the next join may make one).
+        rebalances = steady.log().count("Setting newly assigned partitions") - 1
+        assert visitor.starts == VISITS
+        assert rebalances >= VISITS, f"only {rebalances} rebalances: the test tested nothing"
+        print(f"\nFIGURES rebalances: visits={VISITS} rebalances={rebalances} drops={drops}")
+    finally:
+        steady.stop()
+        visitor.stop()

@@ -131,16 +131,13 @@ class StoryReadModel:
         if created:
             for alert in self._pending.pop(story_id, []):
                 entry.attach(alert)
-        if article.decision != "duplicate" or created:  # the engine's notion of activity
-            self._activity[story_id] = self.clock
-            self._activity.move_to_end(story_id)
-        self._expire()
-        self._changed("story")
-        if self.live and story_id in self._stories:
-            self.feed.publish(
-                "story" if created else "join",
-                {"story": entry.summary(SPARK_BARS), "article": article.view()},
-            )
+        self._applied(
+            entry,
+            "story",
+            "story" if created else "join",
+            lambda: {"article": article.view()},
+            active=article.decision != "duplicate" or created,  # the engine's notion of activity
+        )
         return True
 
     def _apply_merge(self, event: Mapping[str, Any]) -> bool:
@@ -185,16 +182,29 @@ class StoryReadModel:
         entry.spark = None
         self._indexes.set_words(entry, words_of(entry.headline, *entry.keywords))
         self._indexes.place(entry)
-        self._activity[survivor_id] = self.clock
-        self._activity.move_to_end(survivor_id)
-        self._expire()
-        self._changed("merge")
-        if self.live and survivor_id in self._stories:
-            self.feed.publish(
-                "merged",
-                {"story": entry.summary(SPARK_BARS), "absorbed_id": absorbed_id, "merge": merge},
-            )
+        self._applied(
+            entry, "merge", "merged", lambda: {"absorbed_id": absorbed_id, "merge": merge}
+        )
         return True
+
+    def _applied(
+        self,
+        entry: StoryEntry,
+        kind: str,
+        name: str,
+        details: Callable[[], dict[str, Any]],
+        *,
+        active: bool = True,
+    ) -> None:
+        """After a ``stories`` event changed ``entry``: its activity, expiry, the metrics
+        (``kind``) and, once live, the feed event ``name`` (the story and ``details()``)."""
+        if active:
+            self._activity[entry.story_id] = self.clock
+            self._activity.move_to_end(entry.story_id)
+        self._expire()
+        self._changed(kind)
+        if self.live and entry.story_id in self._stories:
+            self.feed.publish(name, {"story": entry.summary(SPARK_BARS), **details()})
 
     def apply_alert(self, alert: Mapping[str, Any]) -> bool:
         """Apply one ``alerts`` record: the built-in rule's public alerts only (a

@@ -52,36 +52,22 @@ def _row(article_id: str, source: str, minute: int, title: str) -> dict[str, Any
     }
 
 
+# Articles five minutes apart; A's three from three sources, the rest from one but the last.
+TITLES = {
+    "a1": "Volcano erupts on remote Pacific island, ash cloud grounds flights",
+    "a2": "Ash cloud from Pacific island volcano eruption halts air travel",
+    "a3": "Airlines cancel flights as volcanic ash spreads after island eruption",
+    "b1": "Tsunami warning issued for coastal towns in New Zealand",
+    "b2": "New Zealand coast evacuated under tsunami alert",
+    "x1": "Island volcano eruption triggers tsunami warning for New Zealand coast "
+    "and grounds flights",
+    "x2": "Tsunami alert in New Zealand after Pacific volcano erupts, ash halts flights",
+    "x3": "Pacific eruption: New Zealand tsunami warning as airlines cancel flights",
+}
+SOURCES = {"a1": "Wire One", "a2": "Wire Two", "a3": "Wire Three", "x3": "Wire Four"}
 ROWS = [
-    _row("a1", "Wire One", 0, "Volcano erupts on remote Pacific island, ash cloud grounds flights"),
-    _row("a2", "Wire Two", 5, "Ash cloud from Pacific island volcano eruption halts air travel"),
-    _row(
-        "a3",
-        "Wire Three",
-        10,
-        "Airlines cancel flights as volcanic ash spreads after island eruption",
-    ),
-    _row("b1", "Solo News", 15, "Tsunami warning issued for coastal towns in New Zealand"),
-    _row("b2", "Solo News", 16, "New Zealand coast evacuated under tsunami alert"),
-    _row(
-        "x1",
-        "Solo News",
-        20,
-        "Island volcano eruption triggers tsunami warning for New Zealand coast "
-        "and grounds flights",
-    ),
-    _row(
-        "x2",
-        "Solo News",
-        25,
-        "Tsunami alert in New Zealand after Pacific volcano erupts, ash halts flights",
-    ),
-    _row(
-        "x3",
-        "Wire Four",
-        30,
-        "Pacific eruption: New Zealand tsunami warning as airlines cancel flights",
-    ),
+    _row(article_id, SOURCES.get(article_id, "Solo News"), 5 * n, title)
+    for n, (article_id, title) in enumerate(TITLES.items())
 ]
 
 

@@ -5,16 +5,26 @@ event's record, and how `watch` / `history` print it."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from config.settings import Settings
 from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
 from streams.engine.story_state import StoryMerge
 from streams.history_cli import history_row
 from streams.records import MERGED, StoryEvent
+from streams.replay.backtest import Backtest
+from streams.replay.sources import Item
 from streams.story_merges import MERGED_INTO, MergedStates, absorb_emerging, redirect_record
 from streams.subscriptions.matching import Matcher, StoryMatchState
 from streams.watch import format_story_event
+from tests.unit.test_alerts import event as alert_event
+from tests.unit.test_clustering import art, e
 from tests.unit.test_subscription_matching import fired, sub, update
 
 RULE = EmergingRule(min_articles=3, min_sources=2, window_s=6 * 3600.0)
@@ -22,22 +32,9 @@ T0 = 1_790_000_000.0
 
 
 def assignment(article: str, story: str, source: str, n: int) -> Assignment:
-    return Assignment(
-        article_id=article,
-        story_id=story,
-        dup_group_id=f"dg-{article}",
-        decision="joined",
-        similarity=0.7,
-        story_size=n,
-        source_count=1,
-        first_seen=T0,
-        last_seen=T0 + n,
-        headline="Volcano erupts",
-        event_time=T0 + n,
-        source=source,
-        url=f"https://example.org/{article}",
-        title=f"title {article}",
-    )
+    """The n-th article of ``story`` (test_alerts' event, with an id of its own)."""
+    made = alert_event(T0 + n, source, story=story, size=n, url=f"https://example.org/{article}")
+    return replace(made, article_id=article)
 
 
 def emerging_state(record: dict[str, Any] | None) -> EmergingState:
@@ -198,3 +195,32 @@ def test_watch_and_history_print_a_merge() -> None:
     assert "MERGED st-b -> st-a" in line and "bridges=2" in line and "\n" not in line
     row = history_row("stories", int(T0 * 1000), value)
     assert "merged" in row and "absorbed st-b" in row
+
+
+# --- `storywatch replay` follows merges like the worker --------------------------------------
+
+
+def test_a_backtest_follows_a_merge_and_does_not_refire(tmp_path: Path) -> None:
+    """Story A (5 articles, one source), story B (2, two sources: fires), two bridges merge
+    B into A, then two more sources join A: without the fold A would fire too."""
+    settings = Settings(
+        story_threshold=0.55, merge_bridges=2, merge_score=0.6, story_window_hours=10.0
+    )
+    rule = EmergingRule(min_articles=2, min_sources=2, window_s=6 * 3600.0)
+    test = Backtest(settings, [rule], out_dir=tmp_path)
+    halfway = ((e(0) + e(1)) / math.sqrt(2)).astype(np.float32)
+    steps = [(f"a{n}", e(0), "Solo") for n in range(5)]
+    steps += [("b0", e(1), "One"), ("b1", e(1), "Two")]
+    steps += [("bridge0", halfway, "Solo"), ("bridge1", halfway, "Solo")]
+    steps += [("late0", e(0), "Three"), ("late1", e(0), "Four")]
+    for n, (aid, vector, source) in enumerate(steps):
+        article = art(aid, title=f"Zq{n} {aid}", text="", source=source)
+        test.observe(Item(article, vector, T0 + n, None, int((T0 + n) * 1000)))
+    test.close(test.summary())
+    a, b = test.assignments["a0"], test.assignments["b0"]
+    assert test.summary()["stories_merged"] == 1
+    assert test.alerted == {rule.name: {b}}  # B's alert only: A inherited it
+    written = [json.loads(x) for x in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    merges = [x for x in written if x["decision"] == MERGED]
+    assert [(x["story_id"], x["absorbed_id"]) for x in merges] == [(a, b)]
+    assert a in test.stories and b not in test.stories

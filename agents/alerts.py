@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from faust import StreamT
@@ -11,6 +12,7 @@ from streams.app import app, metrics, settings, tables, topics
 from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
 from streams.engine.expiry import InactiveKeys
 from streams.records import StoryEvent
+from streams.story_merges import MergedStates, absorb_emerging, redirect_record
 
 __all__ = ["emerging_rule", "evaluate_alerts", "quiet_stories"]
 
@@ -35,6 +37,8 @@ def _reload_activity() -> None:
 @app.agent(topics.stories)
 async def evaluate_alerts(stream: StreamT[StoryEvent]) -> None:
     """One alert per story per rule; the CloudEvent id (story + rule) makes it idempotent.
+    A ``merged`` event folds the absorbed story's rule state into the survivor's: what fired
+    for either part does not fire again for the merged story.
 
     Story events come in small batches; each story's rule state is written to its table once
     per batch (after the batch's alerts are sent, so a crash re-sends, never drops, one).
@@ -43,35 +47,51 @@ async def evaluate_alerts(stream: StreamT[StoryEvent]) -> None:
     async for events in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
         if _reload_needed[0]:
             _reload_activity()
-        states: dict[str, EmergingState] = {}
-        for event in events:
-            state = states.get(event.story_id)
-            if state is None:
-                record = tables.alerts.get(event.story_id)
-                state = EmergingState.from_record(record) if record else EmergingState()
-                states[event.story_id] = state
-            quiet_stories.touch(event.story_id, max(event.last_seen, event.event_time))
-            if state.fired:
-                continue
-            alert = emerging_rule.observe(state, event.to_assignment())
-            if alert is not None:
-                await _send_alert(event, alert)
-        for story_id, state in states.items():
-            last = quiet_stories.last_activity(story_id)
-            tables.alerts[story_id] = {**state.to_record(), "last_seen": last}
-        for story_id in quiet_stories.pop_expired():
-            tables.alerts.pop(story_id, None)
+        await _evaluate_batch(events)
 
 
-async def _send_alert(event: StoryEvent, alert: dict[str, Any]) -> None:
+def _emerging_state(record: dict[str, Any] | None) -> EmergingState:
+    return EmergingState.from_record(record) if record else EmergingState()
+
+
+async def _evaluate_batch(events: list[StoryEvent]) -> None:
+    states = MergedStates(tables.alerts, _emerging_state)
+    for event in events:
+        when = max(event.last_seen, event.event_time)
+        if event.is_merge and event.absorbed_id:
+            # The survivor inherits what fired for the absorbed story: a merge re-fires
+            # nothing; the absorbed id now redirects to the survivor (and expires).
+            if states.merge(event.story_id, event.absorbed_id, absorb_emerging):
+                quiet_stories.touch(event.absorbed_id, when)
+            quiet_stories.touch(states.resolve(event.story_id), when)
+            continue
+        story_id, state = states.get(event.story_id)
+        quiet_stories.touch(story_id, when)
+        if state.fired:
+            continue
+        assignment = replace(event.to_assignment(), story_id=story_id)
+        alert = emerging_rule.observe(state, assignment)
+        if alert is not None:
+            await _send_alert(event, story_id, alert)
+    for story_id, state in states.states.items():
+        last = quiet_stories.last_activity(story_id)
+        tables.alerts[story_id] = {**state.to_record(), "last_seen": last}
+    for absorbed, survivor in states.redirects.items():
+        tables.alerts[absorbed] = redirect_record(survivor, quiet_stories.last_activity(absorbed))
+    for story_id in quiet_stories.pop_expired():
+        tables.alerts.pop(story_id, None)
+
+
+async def _send_alert(event: StoryEvent, story_id: str, alert: dict[str, Any]) -> None:
+    """``story_id``: the story ``event`` lives on as (a late event of a merged story's)."""
     await topics.alerts.send(
-        key=event.story_id,
+        key=story_id,
         value=cloud_event(
             EMERGING,
-            subject=event.story_id,
+            subject=story_id,
             data=alert,
             source=f"/storywatch/{settings.app_id}",
-            event_id=f"{event.story_id}:{emerging_rule.name}",
+            event_id=f"{story_id}:{emerging_rule.name}",
             time=event.event_time,
         ),
         timestamp=event.produced_at,  # the causing article's Kafka time (see agents/cluster)

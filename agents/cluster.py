@@ -105,7 +105,8 @@ async def _dead_letter(event: EventT, exc: Exception) -> None:
 
 @app.agent(topics.embedded)
 async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
-    """One story event per new article; exact re-sends of an id are counted and dropped.
+    """One story event per new article, and a ``merged`` event after the article that
+    merged two stories; exact re-sends of an id are counted and dropped.
 
     Articles come in small batches: each is decided and its story event sent in order, and
     the batch's table changes are written once at the end (latest record per key), so the
@@ -153,6 +154,15 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             await topics.stories.send(
                 key=assignment.story_id, value=event_record, timestamp=item.produced_at
             )
+            # After the article's own event: the merge it completed, one event each (a
+            # replayed batch re-sends the same ones: every reader folds a merge once).
+            for merge in changes.merges:
+                await topics.stories.send(
+                    key=merge.story_id,
+                    value=StoryEvent.merged(merge, event_record),
+                    timestamp=item.produced_at,
+                )
+                metrics.stories_merged.inc()
             metrics.end_to_end_latency.observe(max(0.0, time.time() - item.produced_at))
         await apply_changes(pending)
         metrics.active_stories.set(engine.active_stories)

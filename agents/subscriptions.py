@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
 from streams.records import StoryEvent
+from streams.story_merges import MergedStates, absorb_emerging, redirect_record
 from streams.subscriptions.alerts import match_alert, outbox_entry
 from streams.subscriptions.matching import (
     Matcher,
@@ -49,6 +50,8 @@ _quiet = InactiveKeys(settings.story_window_hours * 3600.0)
 _reload_needed = [True]
 # Why 20: enough outlets to show a story's reach in an alert; the count is in source_count.
 _SUMMARY_SOURCES = 20
+
+_StoryStates = tuple[StoryMatchState, EmergingState]  # the matcher's and the burst rule's
 
 
 @app.on_rebalance_complete.connect
@@ -120,9 +123,11 @@ def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:
     return scores
 
 
-def _summary(event: StoryEvent, state: StoryMatchState, urls: list[str]) -> dict[str, Any]:
+def _summary(
+    event: StoryEvent, story_id: str, state: StoryMatchState, urls: list[str]
+) -> dict[str, Any]:
     return {
-        "story_id": event.story_id,
+        "story_id": story_id,
         "headline": event.headline,
         "size": event.story_size,
         "source_count": event.source_count,
@@ -139,7 +144,8 @@ async def match_subscriptions(stream: StreamT[StoryEvent]) -> None:
     """Each story event is matched against every enabled subscription; each (subscription,
     story, trigger) fires once (its dedup key is the alert's CloudEvent id and, hashed, the
     webhook-id). Alerts and outbox entries go out before the batch's state is written, so a
-    crash re-sends (same ids), never drops, one."""
+    crash re-sends (same ids), never drops, one. A ``merged`` event folds the absorbed
+    story's state into the survivor's: nothing fired for either part fires again."""
     async for stories in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
         await subscription_set.refresh()
         if _reload_needed[0]:
@@ -147,29 +153,45 @@ async def match_subscriptions(stream: StreamT[StoryEvent]) -> None:
         await _match_batch(stories)
 
 
+def _match_state(record: dict[str, Any] | None) -> _StoryStates:
+    if not record:
+        return StoryMatchState(), EmergingState()
+    return StoryMatchState.from_record(record["match"]), EmergingState.from_record(record)
+
+
+def _absorb(into: _StoryStates, other: _StoryStates) -> None:
+    into[0].absorb(other[0])
+    absorb_emerging(into[1], other[1])
+
+
 async def _match_batch(stories: list[StoryEvent]) -> None:
     scores = _semantic_scores(stories)
-    states: dict[str, tuple[StoryMatchState, EmergingState]] = {}
+    states = MergedStates(tables.matches, _match_state)
     for event, semantic in zip(stories, scores, strict=True):
-        pair = states.get(event.story_id)
-        if pair is None:
-            record = tables.matches.get(event.story_id)
-            pair = (
-                (StoryMatchState.from_record(record["match"]), EmergingState.from_record(record))
-                if record
-                else (StoryMatchState(), EmergingState())
-            )
-            states[event.story_id] = pair
-        state, burst = pair
-        _quiet.touch(event.story_id, max(event.last_seen, event.event_time))
-        _emerging.observe(burst, event.to_assignment())
-        update = StoryUpdate.from_assignment(event, text=event.text or "", emerging=burst.fired)
+        when = max(event.last_seen, event.event_time)
+        if event.is_merge and event.absorbed_id:
+            # The survivor inherits what each subscription fired for the absorbed story:
+            # the same (subscription, trigger) does not fire again for the merged story.
+            if states.merge(event.story_id, event.absorbed_id, _absorb):
+                _quiet.touch(event.absorbed_id, when)
+            story_id, (state, _) = states.get(event.story_id)
+            state.size = max(state.size, event.story_size)
+            state.source_count = max(state.source_count, event.source_count)
+            _quiet.touch(story_id, when)
+            continue
+        story_id, (state, burst) = states.get(event.story_id)
+        _quiet.touch(story_id, when)
+        assignment = replace(event.to_assignment(), story_id=story_id)
+        _emerging.observe(burst, assignment)
+        update = StoryUpdate.from_assignment(
+            assignment, text=event.text or "", emerging=burst.fired
+        )
         for match in subscription_set.matcher.observe(update, state, semantic):
             subscription = subscription_set.by_id[match.subscription_id]
             alert = match_alert(
                 match,
                 subscription,
-                _summary(event, state, burst.urls),
+                _summary(event, story_id, state, burst.urls),
                 source=f"/storywatch/{settings.app_id}/subscriptions",
                 time=event.event_time,
             )
@@ -178,11 +200,13 @@ async def _match_batch(stories: list[StoryEvent]) -> None:
                 entry = outbox_entry(alert, time.time())
                 await topics.deliveries.send(key=entry["webhook_id"], value=entry)
             metrics.subscription_matches.labels(match.trigger).inc()
-    for story_id, (state, burst) in states.items():
+    for story_id, (state, burst) in states.states.items():
         tables.matches[story_id] = {
             **burst.to_record(),
             "match": state.to_record(),
             "last_seen": _quiet.last_activity(story_id),
         }
+    for absorbed, survivor in states.redirects.items():
+        tables.matches[absorbed] = redirect_record(survivor, _quiet.last_activity(absorbed))
     for story_id in _quiet.pop_expired():
         tables.matches.pop(story_id, None)

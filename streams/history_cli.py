@@ -16,7 +16,12 @@ __all__ = ["history", "history_row"]
 def _matches(value: dict[str, Any], query: str | None, story: str | None) -> bool:
     raw = value.get("data")
     data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    story_ids = {value.get("story_id"), value.get("subject"), data.get("story_id")}
+    story_ids = {
+        value.get("story_id"),
+        value.get("absorbed_id"),  # a merged event is about both stories
+        value.get("subject"),
+        data.get("story_id"),
+    }
     story_ids.add((data.get("story") or {}).get("story_id"))
     if story is not None and story not in story_ids:
         return False
@@ -40,6 +45,12 @@ def history_row(kind: str, timestamp: int, value: dict[str, Any]) -> str:
     from streams.time_ranges import format_ms
 
     when = format_ms(timestamp)
+    if kind == "stories" and value.get("absorbed_id"):
+        return (
+            f"{when}  {value.get('story_id', '?')}  {'merged':<9} "
+            f"size {value.get('story_size', '?'):<5} absorbed {value['absorbed_id']}: "
+            f"{str(value.get('headline', ''))[:50]}"
+        )
     if kind == "stories":
         return (
             f"{when}  {value.get('story_id', '?')}  {value.get('decision', '?'):<9} "

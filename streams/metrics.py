@@ -56,6 +56,11 @@ class PipelineMetrics:
             ["decision"],
             registry=registry,
         )
+        self.stories_merged = Counter(
+            "storywatch_stories_merged",
+            "Stories merged into another after the fact (STORYWATCH_MERGE_BRIDGES > 0).",
+            registry=registry,
+        )
         self.clustering_duration = Histogram(
             "storywatch_clustering_duration_seconds",
             "Time to assign one article to a story.",

@@ -9,9 +9,13 @@ import faust
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment
 from streams.engine.evidence import TextEvidence
+from streams.engine.story_state import StoryMerge
 from streams.record_headers import REPLAY_TIME_HEADER
 
-__all__ = ["REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
+__all__ = ["MERGED", "REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
+
+#: The ``decision`` of a ``stories`` event that merges two stories (not an assignment).
+MERGED = "merged"
 
 
 class EmbeddedArticle(faust.Record, serializer="json"):
@@ -76,7 +80,8 @@ class EmbeddedArticle(faust.Record, serializer="json"):
 
 
 class StoryEvent(faust.Record, serializer="json"):
-    """One story assignment, on ``stories`` (keyed by story id)."""
+    """One story assignment, on ``stories`` (keyed by story id); or, with ``decision``
+    "merged", two stories found to be one: ``absorbed_id`` now lives on as ``story_id``."""
 
     article_id: str
     story_id: str
@@ -105,6 +110,14 @@ class StoryEvent(faust.Record, serializer="json"):
     # model read it, and the story's unit centroid after this article (base64 float32).
     text: str | None = None
     centroid: str | None = None
+    # A "merged" event only (None on assignments and on events written before merges):
+    # the story folded into ``story_id``, and why (see :meth:`merged`).
+    absorbed_id: str | None = None
+    merge: dict[str, Any] | None = None
+
+    @property
+    def is_merge(self) -> bool:
+        return self.decision == MERGED
 
     @classmethod
     def build(
@@ -119,6 +132,38 @@ class StoryEvent(faust.Record, serializer="json"):
             name: getattr(assignment, name) for name in Assignment.__dataclass_fields__
         }
         return cls(produced_at=produced_at, text=text, centroid=centroid, **fields)
+
+    @classmethod
+    def merged(cls, merge: StoryMerge, assigned: StoryEvent) -> StoryEvent:
+        """The ``merged`` event of ``merge``: the survivor as the bridging article's event
+        (``assigned``) left it, the absorbed id, and the evidence. ``article_id`` is the
+        bridging article's; ``similarity`` its dense cosine to the absorbed story; the
+        sizes in ``merge`` are those before the merge (``story_size`` is after it)."""
+        evidence = merge.record()
+        return cls(
+            **{
+                **assigned.asdict(),
+                "decision": MERGED,
+                "similarity": evidence["similarity"],
+                "absorbed_id": merge.absorbed_id,
+                "merge": {
+                    "bridges": merge.bridges,
+                    "score": evidence["score"],
+                    "similarity": evidence["similarity"],
+                    "centroid_similarity": evidence["centroid_similarity"],
+                    "survivor_size": merge.story_size,
+                    "absorbed_size": merge.absorbed_size,
+                },
+                # the join's evidence belongs to the assignment event, not to the merge
+                "lexical_similarity": 0.0,
+                "entity_share": None,
+                "shared_terms": None,
+                "rejected_story_id": None,
+                "rejected_score": None,
+                "rejected_entity_share": None,
+                "text": None,
+            }
+        )
 
     def to_assignment(self) -> Assignment:
         fields = {name: getattr(self, name) for name in Assignment.__dataclass_fields__}

@@ -9,7 +9,9 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-__all__ = ["follow_stories", "format_alert", "format_story_event"]
+from streams.records import MERGED
+
+__all__ = ["follow_stories", "format_alert", "format_merge", "format_story_event"]
 
 # Why 60 chars: one event per terminal line, with the counts beside the title.
 _HEADLINE_CHARS = 60
@@ -19,6 +21,8 @@ def format_story_event(event: dict[str, Any]) -> str:
     """Time, decision, story id, size/sources, similarity, the article's title and, when it
     joined a story, that story's headline."""
     when = datetime.fromtimestamp(event["event_time"], tz=UTC).strftime("%m-%d %H:%M")
+    if event["decision"] == MERGED:
+        return format_merge(when, event)
     decision = {"new": "NEW   ", "joined": "JOINED", "duplicate": "DUP   "}.get(
         event["decision"], event["decision"]
     )
@@ -31,6 +35,17 @@ def format_story_event(event: dict[str, Any]) -> str:
     if event["decision"] != "new" and event["headline"] != title:
         line += f"  [story: {event['headline'][:_HEADLINE_CHARS]}]"
     return line
+
+
+def format_merge(when: str, event: dict[str, Any]) -> str:
+    """A ``merged`` event: which story went into which, the size after it, and why."""
+    why = event.get("merge") or {}
+    return (
+        f"{when} MERGED {event.get('absorbed_id', '?')} -> {event['story_id']} "
+        f"size={event['story_size']:<3} sources={event['source_count']:<3} "
+        f"bridges={why.get('bridges', '?')} score={why.get('score', '?')}  "
+        f"[story: {event['headline'][:_HEADLINE_CHARS]}]"
+    )
 
 
 def format_alert(alert: dict[str, Any]) -> str:

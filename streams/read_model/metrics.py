@@ -11,7 +11,8 @@ class ReadModelMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.applied = Counter(
             "storywatch_dashboard_events_applied",
-            "Records the dashboard's read model read, by kind (story/alert/replayed/skipped).",
+            "Records the dashboard's read model read, by kind "
+            "(story/merge/alert/replayed/skipped).",
             ["kind"],
             registry=registry,
         )

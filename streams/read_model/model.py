@@ -21,6 +21,7 @@ from streams.engine.alerts import EMERGING
 from streams.read_model.events import EventFeed
 from streams.read_model.index import SORTS, Key, StoryIndexes, decode_cursor, encode_cursor
 from streams.read_model.story import ArticleEntry, StoryEntry, words_of
+from streams.records import MERGED
 
 __all__ = ["StoryPage", "StoryQuery", "StoryReadModel"]
 
@@ -87,12 +88,22 @@ class StoryReadModel:
         self._alerts: deque[dict[str, Any]] = deque(maxlen=_RECENT_ALERTS)
         self._alert_ids: set[str] = set()
         self._pending: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        # absorbed story id -> the active story it was merged into (dropped when that goes)
+        self._merged_into: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._stories)
 
     def get(self, story_id: str) -> StoryEntry | None:
         return self._stories.get(story_id)
+
+    def merged_into(self, story_id: str) -> str | None:
+        """The active story ``story_id`` was merged into (None: it was not, or that story
+        is no longer active)."""
+        return self._merged_into.get(story_id)
+
+    def _resolve(self, story_id: str) -> str:
+        return self._merged_into.get(story_id, story_id)
 
     # --- applying the topics -----------------------------------------------------------
 
@@ -102,7 +113,10 @@ class StoryReadModel:
         if not all(event.get(name) is not None for name in _REQUIRED):
             self._changed("skipped")
             return False
-        story_id, article_id = str(event["story_id"]), str(event["article_id"])
+        if event["decision"] == MERGED:
+            return self._apply_merge(event)
+        # A late (replayed) event of a merged story counts in the story it is part of now.
+        story_id, article_id = self._resolve(str(event["story_id"])), str(event["article_id"])
         when = float(event["event_time"])
         entry = self._stories.get(story_id)
         if entry is not None and article_id in entry.recent_ids:
@@ -116,18 +130,81 @@ class StoryReadModel:
         self._update(entry, event, article, when)
         if created:
             for alert in self._pending.pop(story_id, []):
-                self._attach(entry, alert)
-        if article.decision != "duplicate" or created:  # the engine's notion of activity
-            self._activity[story_id] = self.clock
-            self._activity.move_to_end(story_id)
-        self._expire()
-        self._changed("story")
-        if self.live and story_id in self._stories:
-            self.feed.publish(
-                "story" if created else "join",
-                {"story": entry.summary(SPARK_BARS), "article": article.view()},
-            )
+                entry.attach(alert)
+        self._applied(
+            entry,
+            "story",
+            "story" if created else "join",
+            lambda: {"article": article.view()},
+            active=article.decision != "duplicate" or created,  # the engine's notion of activity
+        )
         return True
+
+    def _apply_merge(self, event: Mapping[str, Any]) -> bool:
+        """Fold the absorbed story into the survivor: its articles, sources, counts and
+        alerts; the absorbed id answers as the survivor from now on. False for a replayed
+        merge (the absorbed id already lives on as the survivor) or one without its id."""
+        if not event.get("absorbed_id"):
+            self._changed("skipped")
+            return False
+        survivor_id = self._resolve(str(event["story_id"]))
+        absorbed_id = self._resolve(str(event["absorbed_id"]))
+        if absorbed_id == survivor_id:
+            self._changed("replayed")
+            return False
+        when = float(event["event_time"])
+        self._advance(when)
+        entry = self._stories.get(survivor_id)
+        if entry is None:
+            entry = self._stories[survivor_id] = StoryEntry(survivor_id)
+        absorbed = self._stories.pop(absorbed_id, None)
+        if absorbed is not None:
+            self._indexes.remove(absorbed)
+            self._activity.pop(absorbed_id, None)
+            entry.absorb(absorbed, self.articles_per_story, _FIRST_SOURCES)
+            for source in absorbed.sources:
+                self._indexes.add_source(entry, source)
+        merge = dict(event.get("merge") or {})
+        entry.merged_from.append(
+            {
+                "story_id": absorbed_id,
+                "headline": absorbed.headline if absorbed is not None else None,
+                "article_id": str(event["article_id"]),
+                "time": when,
+                **merge,
+            }
+        )
+        for gone in entry.merged_from:
+            self._merged_into[gone["story_id"]] = survivor_id
+        for alert in self._pending.pop(absorbed_id, []):
+            entry.attach(alert)
+        _summarise(entry, event, when)
+        entry.spark = None
+        self._indexes.set_words(entry, words_of(entry.headline, *entry.keywords))
+        self._indexes.place(entry)
+        self._applied(
+            entry, "merge", "merged", lambda: {"absorbed_id": absorbed_id, "merge": merge}
+        )
+        return True
+
+    def _applied(
+        self,
+        entry: StoryEntry,
+        kind: str,
+        name: str,
+        details: Callable[[], dict[str, Any]],
+        *,
+        active: bool = True,
+    ) -> None:
+        """After a ``stories`` event changed ``entry``: its activity, expiry, the metrics
+        (``kind``) and, once live, the feed event ``name`` (the story and ``details()``)."""
+        if active:
+            self._activity[entry.story_id] = self.clock
+            self._activity.move_to_end(entry.story_id)
+        self._expire()
+        self._changed(kind)
+        if self.live and entry.story_id in self._stories:
+            self.feed.publish(name, {"story": entry.summary(SPARK_BARS), **details()})
 
     def apply_alert(self, alert: Mapping[str, Any]) -> bool:
         """Apply one ``alerts`` record: the built-in rule's public alerts only (a
@@ -138,7 +215,7 @@ class StoryReadModel:
         if str(alert["id"]) in self._alert_ids:  # read again (a replay)
             return False
         alert_id = str(alert["id"])
-        story_id = str(data.get("story_id", alert.get("subject", "")))
+        story_id = self._resolve(str(data.get("story_id", alert.get("subject", ""))))
         view: dict[str, Any] = {
             "id": alert_id,
             "type": str(alert["type"]),
@@ -156,7 +233,7 @@ class StoryReadModel:
         self._alert_ids.add(alert_id)
         entry = self._stories.get(story_id)
         if entry is not None:
-            self._attach(entry, view)
+            entry.attach(view)
         else:
             self._pending.setdefault(story_id, []).append(view)
             while len(self._pending) > _PENDING_ALERTS:
@@ -188,14 +265,7 @@ class StoryReadModel:
     def _update(
         self, entry: StoryEntry, event: Mapping[str, Any], article: ArticleEntry, when: float
     ) -> None:
-        entry.headline = str(event["headline"])
-        entry.keywords = tuple(event.get("keywords") or entry.keywords)
-        # max: a replayed older event never shrinks what a later one said
-        entry.size = max(entry.size, int(event["story_size"]))
-        entry.source_count = max(entry.source_count, int(event.get("source_count") or 0))
-        first = float(event.get("first_seen") or when)
-        entry.first_seen = first if entry.articles_seen == 0 else min(entry.first_seen, first)
-        entry.last_seen = max(entry.last_seen, float(event.get("last_seen") or when))
+        _summarise(entry, event, when)
         entry.articles_seen += 1
         joined = entry.sources.get(article.source)
         if joined is None:
@@ -228,10 +298,6 @@ class StoryReadModel:
         self._indexes.set_words(entry, words_of(entry.headline, *entry.keywords))
         self._indexes.place(entry)
 
-    def _attach(self, entry: StoryEntry, alert: dict[str, Any]) -> None:
-        if all(a["id"] != alert["id"] for a in entry.alerts):
-            entry.alerts.append(alert)
-
     def _advance(self, when: float) -> None:
         """Move the clock; articles leaving the last hour/day stop counting for growth."""
         if when <= self.clock:
@@ -239,7 +305,7 @@ class StoryReadModel:
         self.clock = when
         while self._windows and self._windows[0][0] <= self.clock:
             _, story_id, window = heapq.heappop(self._windows)
-            entry = self._stories.get(story_id)
+            entry = self._stories.get(self._resolve(story_id))
             if entry is None:
                 continue
             if window == 0:
@@ -257,6 +323,8 @@ class StoryReadModel:
             del self._activity[story_id]
             entry = self._stories.pop(story_id)
             self._indexes.remove(entry)
+            for gone in entry.merged_from:
+                self._merged_into.pop(gone["story_id"], None)
 
     def _changed(self, kind: str) -> None:
         if self._on_change is not None:
@@ -325,14 +393,19 @@ class StoryReadModel:
         return keep
 
     def detail(self, story_id: str, articles: int) -> dict[str, Any] | None:
-        """A story with its newest ``articles``, groups, the why, alerts and sources."""
-        entry = self._stories.get(story_id)
+        """A story with its newest ``articles``, groups, the why, alerts and sources; the
+        stories merged into it (``merged_from``). A merged story's id answers the story it
+        was merged into, with ``merged_into`` naming that one."""
+        entry = self._stories.get(self._resolve(story_id))
         if entry is None:
             return None
-        page, cursor = self.articles(story_id, None, articles) or ([], None)
+        page, cursor = self.articles(entry.story_id, None, articles) or ([], None)
         groups = sorted(entry.groups.items(), key=lambda g: (-g[1][0], g[0]))
+        redirect = {} if entry.story_id == story_id else {"merged_into": entry.story_id}
         return {
             **entry.summary(SPARK_BARS),
+            **redirect,
+            "merged_from": list(entry.merged_from),
             "sources": [
                 {"source": s, "first_seen": t, "articles": int(n)}
                 for s, (t, n) in sorted(entry.sources.items(), key=lambda x: (x[1][0], x[0]))
@@ -354,7 +427,7 @@ class StoryReadModel:
         self, story_id: str, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None] | None:
         """The story's kept articles, newest first, ``limit`` a page; None: no such story."""
-        entry = self._stories.get(story_id)
+        entry = self._stories.get(self._resolve(story_id))
         if entry is None:
             return None
         before = float("inf")
@@ -368,12 +441,12 @@ class StoryReadModel:
     def timeline(self, story_id: str) -> dict[str, Any] | None:
         """Articles per time bucket (the width chosen from the story's span), sources in the
         order they joined, alerts fired."""
-        entry = self._stories.get(story_id)
+        entry = self._stories.get(self._resolve(story_id))
         if entry is None:
             return None
         width, bars = entry.counts.bars(entry.first_seen, entry.last_seen)
         return {
-            "story_id": story_id,
+            "story_id": entry.story_id,
             "first_seen": entry.first_seen,
             "last_seen": entry.last_seen,
             "bucket_seconds": width,
@@ -387,3 +460,15 @@ class StoryReadModel:
 
     def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
         return list(self._alerts)[-limit:][::-1]
+
+
+def _summarise(entry: StoryEntry, event: Mapping[str, Any], when: float) -> None:
+    """Take the story's summary from a ``stories`` event (an assignment or a merge)."""
+    entry.headline = str(event["headline"])
+    entry.keywords = tuple(event.get("keywords") or entry.keywords)
+    # max: a replayed older event never shrinks what a later one said
+    entry.size = max(entry.size, int(event["story_size"]))
+    entry.source_count = max(entry.source_count, int(event.get("source_count") or 0))
+    first = float(event.get("first_seen") or when)
+    entry.first_seen = first if entry.articles_seen == 0 else min(entry.first_seen, first)
+    entry.last_seen = max(entry.last_seen, float(event.get("last_seen") or when))

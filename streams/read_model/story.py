@@ -93,6 +93,45 @@ class StoryEntry:
     first_sources: list[str] = field(default_factory=list)  # the first 5 to join
     spark: list[int] | None = None  # the sparkline, cached until the story changes
     keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # sort -> its index key
+    # the stories merged into this one (oldest first), each with the merge's evidence
+    merged_from: list[dict[str, Any]] = field(default_factory=list)
+
+    def attach(self, alert: dict[str, Any]) -> None:
+        """Keep an alert of this story (once: a replayed alert is the same id)."""
+        if all(a["id"] != alert["id"] for a in self.alerts):
+            self.alerts.append(alert)
+
+    def absorb(self, other: StoryEntry, keep_articles: int, first_sources: int) -> None:
+        """Fold ``other`` (a story merged into this one) into this entry: its articles,
+        sources, groups, counts over time and alerts. The summary fields (headline, size,
+        times) come from the ``merged`` event, and the indexes are the model's to update."""
+        fresh = self.articles_seen == 0
+        self.first_seen = other.first_seen if fresh else min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.articles_seen += other.articles_seen
+        self.last_hour += other.last_hour
+        self.last_day += other.last_day
+        for source, (when, n) in other.sources.items():
+            mine = self.sources.setdefault(source, [when, 0])
+            mine[0], mine[1] = min(mine[0], when), mine[1] + n
+        by_time = sorted(self.sources.items(), key=lambda x: (x[1][0], x[0]))
+        self.first_sources = [s for s, _ in by_time[:first_sources]]
+        for gid, (n, title) in other.groups.items():
+            self.groups.setdefault(gid, [0, title])[0] += n
+        # The newest articles of both, renumbered in time order (the articles cursor).
+        both = sorted([*self.recent, *other.recent], key=lambda a: (a.event_time, a.n))
+        kept = both[-keep_articles:] if keep_articles > 0 else []
+        for n, article in enumerate(kept, start=self.articles_seen - len(kept)):
+            article.n = n
+        self.recent = deque(kept)
+        self.recent_ids = {a.article_id for a in kept}
+        self.counts.absorb(other.counts)
+        for alert in other.alerts:
+            self.attach(alert)
+        if self.started_by is None:
+            self.started_by = other.started_by
+        self.merged_from.extend(other.merged_from)
+        self.spark = None
 
     def summary(self, spark_bars: int) -> dict[str, Any]:
         if self.spark is None:

@@ -40,6 +40,13 @@ class TimeCounts:
         while len(self.counts) > _MAX_BUCKETS and self.width < BUCKET_LADDER[-1]:
             self._coarsen()
 
+    def absorb(self, other: TimeCounts) -> None:
+        """Add ``other``'s counts (a merged story's), at the coarser of the two widths."""
+        while self.width < other.width:
+            self._coarsen()
+        for start, n in other.counts.items():
+            self.add(start, n)
+
     def _coarsen(self) -> None:
         width = BUCKET_LADDER[BUCKET_LADDER.index(self.width) + 1]
         merged: dict[int, int] = {}

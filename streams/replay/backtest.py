@@ -13,8 +13,10 @@ from typing import IO, Any
 from config.settings import Settings
 from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
 from streams.engine.clustering import Assignment, ClusterParams, StateChanges, StoryEngine
+from streams.engine.story_state import StoryMerge
 from streams.replay.sources import Item, Skipped
 from streams.replay.subscriptions import SubscriptionReplay
+from streams.story_merges import absorb_emerging
 
 __all__ = ["Backtest", "TopStory"]
 
@@ -55,6 +57,7 @@ class Backtest:
     first_ms: int | None = None
     last_ms: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    merges: int = 0  # stories merged after the fact (STORYWATCH_MERGE_BRIDGES > 0)
     _rule_states: dict[tuple[str, str], EmergingState] = field(default_factory=dict)
     _files: dict[str, IO[str]] = field(default_factory=dict)
 
@@ -104,6 +107,24 @@ class Backtest:
             centroid = self.engine.centroid(assignment.story_id)
             for alert in self.subscriptions.observe(assignment, text, centroid):
                 self._write("alerts", alert)
+        for merge in changes.merges:
+            self._follow_merge(merge, item.kafka_ms)
+
+    def _follow_merge(self, merge: StoryMerge, kafka_ms: int) -> None:
+        """As live: the merge is an event, and what fired for the absorbed story stays fired
+        for the survivor (its rule and subscription states are folded)."""
+        self.merges += 1
+        self.stories.pop(merge.absorbed_id, None)
+        self._write("stories", {**merge.record(), "kafka_time_ms": kafka_ms})
+        for rule in self.rules:
+            absorbed = self._rule_states.pop((rule.name, merge.absorbed_id), None)
+            if absorbed is not None:
+                survivor = self._rule_states.setdefault(
+                    (rule.name, merge.story_id), EmergingState()
+                )
+                absorb_emerging(survivor, absorbed)
+        if self.subscriptions is not None:
+            self.subscriptions.follow_merge(merge.story_id, merge.absorbed_id)
 
     def _apply_rule(self, rule: EmergingRule, assignment: Assignment) -> None:
         key = (rule.name, assignment.story_id)
@@ -157,6 +178,7 @@ class Backtest:
             "stories": len(self.stories),
             "active_stories": self.engine.active_stories,
             "stories_new": self.decisions.get("new", 0),
+            "stories_merged": self.merges,
             "alerts_by_rule": {r.name: self.alerts_by_rule.get(r.name, 0) for r in self.rules},
             "subscriptions": None
             if self.subscriptions is None

@@ -15,6 +15,7 @@ from typing import Any
 from config.settings import Settings
 from streams.engine.alerts import EMERGING, EmergingRule
 from streams.exceptions import ReplayError
+from streams.records import MERGED
 from streams.replay.backtest import Backtest
 from streams.replay.compare import compare_runs
 from streams.replay.history import read_history
@@ -179,7 +180,7 @@ async def _compare(request: ReplayRequest, test: Backtest) -> dict[str, Any]:
     assignment = {
         str(r.value["article_id"]): str(r.value["story_id"])
         for r in stories
-        if "article_id" in r.value and "story_id" in r.value
+        if "article_id" in r.value and "story_id" in r.value and r.value.get("decision") != MERGED
     }
     headlines = {str(r.value.get("story_id")): str(r.value.get("headline", "")) for r in stories}
     headlines.update({s.story_id: s.headline for s in test.stories.values()})

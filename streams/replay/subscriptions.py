@@ -17,6 +17,7 @@ import numpy.typing as npt
 from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.clustering import Assignment
 from streams.replay.reading import TopicReader
+from streams.story_merges import absorb_emerging
 from streams.subscriptions.alerts import match_alert
 from streams.subscriptions.matching import Matcher, SemanticIndex, StoryMatchState, StoryUpdate
 from streams.subscriptions.model import Subscription
@@ -83,6 +84,15 @@ class SubscriptionReplay:
             )
         else:
             self.semantic = SemanticIndex([], np.zeros((0, 0)))
+
+    def follow_merge(self, survivor_id: str, absorbed_id: str) -> None:
+        """Fold the absorbed story's matching state into the survivor's (as live)."""
+        absorbed = self._states.pop(absorbed_id, None)
+        if absorbed is None:
+            return
+        state, burst = self._states.setdefault(survivor_id, (StoryMatchState(), EmergingState()))
+        state.absorb(absorbed[0])
+        absorb_emerging(burst, absorbed[1])
 
     def observe(
         self, assignment: Assignment, text: str, centroid: npt.NDArray[np.float32] | None

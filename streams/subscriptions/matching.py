@@ -276,6 +276,21 @@ class StoryMatchState:
         if folded not in self.sources and len(self.sources) < MAX_STORY_SOURCES:
             self.sources[folded] = source
 
+    def absorb(self, other: StoryMatchState) -> None:
+        """Fold a story merged into this one: what either matched, and what each
+        subscription fired for either (so a merge fires nothing again)."""
+        self.phrases |= other.phrases
+        for source in other.sources.values():
+            self.add_source(source)
+        self.size = max(self.size, other.size)
+        self.source_count = max(self.source_count, other.source_count)
+        self.emerging = self.emerging or other.emerging
+        for sub_id, theirs in other.fired.items():
+            mine = self.fired.setdefault(sub_id, FiredTriggers())
+            mine.new_story = mine.new_story or theirs.new_story
+            mine.emerging = mine.emerging or theirs.emerging
+            mine.growth_step = max(mine.growth_step, theirs.growth_step)
+
     def to_record(self) -> dict[str, Any]:
         return {
             "phrases": sorted(self.phrases),

@@ -136,6 +136,7 @@ def register_story_views(app: faust.App, model: StoryReadModel, access: ReadAcce
             if found is None:
                 raise _not_here(story_id)
             articles, cursor = found
+            story_id = model.merged_into(story_id) or story_id
             return self.json({"story_id": story_id, "articles": articles, "next_cursor": cursor})
 
     @app.page("/api/stories/{story_id}/timeline")

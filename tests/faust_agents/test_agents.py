@@ -20,6 +20,7 @@ import agents.alerts as alerts_agent
 import agents.cluster as cluster_agent
 import agents.embed as embed_agent
 from streams.app import app, metrics, tables, topics
+from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.evidence import TextEvidence
 from streams.engine.vectors import encode_vector
 from streams.records import EmbeddedArticle, StoryEvent
@@ -450,3 +451,54 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     assert dead["reason"] == "delivery_crashed"
     assert "KeyError" in dead["error"] and "re-publish" in dead["error"]
     assert tables.receipts["msg_broken"]["outcome"] == "parked"
+
+
+async def test_cluster_agent_sends_one_merged_event_after_the_bridging_article(
+    sent, fresh_state
+) -> None:
+    """Story A (3 articles), story B (1, orthogonal), then articles halfway between them
+    (cosine 0.71 to both): the second bridge merges B into A."""
+    params = ClusterParams(story_threshold=0.55, merge_bridges=2, merge_score=0.6)
+    before = _value(metrics.stories_merged)
+    with patch.object(cluster_agent, "engine", StoryEngine(params)):
+        async with cluster_agent.cluster_articles.test_context() as agent:
+            for n in range(3):
+                await agent.put(_embedded(f"a{n}", f"Zq{n} alpha", 0.0))
+            await agent.put(_embedded("b0", "Zq3 beta", np.pi / 2))
+            for n in range(3):
+                await agent.put(_embedded(f"bridge{n}", f"Zq{4 + n} gamma", np.pi / 4))
+            await _until(sent["stories"], 8)
+            await asyncio.sleep(0.2)  # a second merged event would come after this
+    events = [s["value"] for s in sent["stories"].sent]
+    order = [e.article_id + (":merged" if e.is_merge else "") for e in events]
+    assert order == ["a0", "a1", "a2", "b0", "bridge0", "bridge1", "bridge1:merged", "bridge2"]
+    merge = events[6]
+    assert (merge.story_id, merge.absorbed_id) == (events[0].story_id, events[3].story_id)
+    assert sent["stories"].sent[6]["key"] == merge.story_id
+    assert merge.merge is not None and merge.merge["bridges"] == 2
+    assert merge.story_size == 6 and events[7].story_id == merge.story_id  # a0-2, b0, bridge0-1
+    assert _value(metrics.stories_merged) == before + 1
+
+
+async def test_alerts_agent_does_not_refire_for_a_merged_story(sent, fresh_state) -> None:
+    """B fired; B merges into A (the merged event read twice, as after a crash); A then gets
+    enough articles from enough sources to fire on its own: nothing more fires."""
+    rule = alerts_agent.emerging_rule
+    survivor, absorbed = "st-a", "st-b"
+    fields = _story_event(1, "solo", survivor).asdict()
+    fields.update(decision="merged", absorbed_id=absorbed, merge={"bridges": 2})
+    merge = StoryEvent(**fields)
+    async with alerts_agent.evaluate_alerts.test_context() as agent:
+        for n in range(1, rule.min_articles + 1):
+            await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}", absorbed))
+        await agent.put(_story_event(100, "solo", survivor))
+        await agent.put(merge)
+        await agent.put(merge)
+        for n in range(200, 200 + rule.min_articles + 1):
+            await agent.put(_story_event(n, f"other-{n % rule.min_sources}", survivor))
+        await agent.put(_story_event(300, "late", absorbed))  # a late event of the old id
+        await _until(sent["alerts"], 2)
+        await asyncio.sleep(0.3)
+    assert [a["value"]["id"] for a in sent["alerts"].sent] == [f"{absorbed}:emerging"]
+    assert tables.alerts[absorbed]["merged_into"] == survivor
+    assert tables.alerts[survivor]["fired"] is True

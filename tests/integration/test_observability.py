@@ -22,14 +22,14 @@ from typing import Any
 
 import pytest
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.engine.offline import read_jsonl
 from streams.kafka_local import free_port
 from streams.producer import produce_rows
 from tests.conftest import SAMPLE
-from tests.integration.worker_process import WorkerRun, read_topic
+from tests.integration.worker_process import WorkerRun, broker_lag, read_topic
 from tests.prometheus_files import RULES, binary, dashboard_panels, rule_exprs
 
 pytestmark = pytest.mark.kafka
@@ -272,24 +272,6 @@ def _lag_samples(run: WorkerRun) -> dict[tuple[str, int], float]:
     }
 
 
-def _broker_lag(run: WorkerRun, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    """End offset minus the group's committed offset, asked of the broker directly."""
-    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=run.bootstrap)
-    try:
-        group = run.env["STORYWATCH_APP_ID"]
-        committed = admin.list_group_offsets(group)[group]
-        tps = [TopicPartition(t, p) for t, p in partitions]
-        ends = consumer.end_offsets(tps)
-        return {
-            (tp.topic, tp.partition): ends[tp] - (committed[tp].offset if tp in committed else 0)
-            for tp in tps
-        }
-    finally:
-        admin.close()
-        consumer.close()
-
-
 def test_consumer_lag_per_topic_partition_matches_the_broker(fed: WorkerRun) -> None:
     # the worker's agents consume these (tables' changelogs are not consumer lag)
     consumed = {(fed.topic(name), 0) for name in ("articles", "embedded", "stories", "deliveries")}
@@ -301,7 +283,7 @@ def test_consumer_lag_per_topic_partition_matches_the_broker(fed: WorkerRun) -> 
 
     def agree() -> bool:
         last["worker"] = _lag_samples(fed)
-        last["broker"] = _broker_lag(fed, sorted(last["worker"]))
+        last["broker"] = broker_lag(fed, sorted(last["worker"]))
         return last["worker"] == {k: float(v) for k, v in last["broker"].items()}
 
     _until(agree, 60, f"the worker's lag to match the broker's ({last})")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.kafka_local import free_port
 
@@ -165,8 +165,6 @@ def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list
     """Every JSON value ``topic`` holds now: reads until each partition's position reaches
     the end offset taken at the start. A deadline that passes first FAILS (a read cut short
     by a slow machine must not pass for records the pipeline lost)."""
-    from kafka import TopicPartition
-
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, value_deserializer=json.loads
     )
@@ -187,3 +185,21 @@ def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list
     finally:
         consumer.close()
     return values
+
+
+def broker_lag(run: WorkerRun, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """End offset minus the group's committed offset, asked of the broker directly."""
+    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=run.bootstrap)
+    try:
+        group = run.env["STORYWATCH_APP_ID"]
+        committed = admin.list_group_offsets(group)[group]
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        ends = consumer.end_offsets(tps)
+        return {
+            (tp.topic, tp.partition): ends[tp] - (committed[tp].offset if tp in committed else 0)
+            for tp in tps
+        }
+    finally:
+        admin.close()
+        consumer.close()

@@ -293,3 +293,96 @@ def test_bucket_width_follows_the_span() -> None:
     assert bucket_for_span(30 * 60, 3600) == 3600  # never finer than what is kept
     width, bars = TimeCounts().bars(0.0, 10 * 365 * 86400.0)
     assert width == BUCKET_LADDER[-1] and len(bars) == 60
+
+
+# --- merges ---------------------------------------------------------------------------------
+
+
+def merged(survivor: str, absorbed: str, t: float, size: int) -> dict[str, Any]:
+    """A ``merged`` event as the cluster agent sends it (survivor's summary after it)."""
+    return {
+        **event("bridge", survivor, t, size=size, headline="Flood and dam break"),
+        "decision": "merged",
+        "absorbed_id": absorbed,
+        "merge": {"bridges": 2, "score": 0.84, "similarity": 0.7, "centroid_similarity": 0.53},
+    }
+
+
+def two_stories_merged(m: StoryReadModel) -> None:
+    m.apply_story_event(event("a0", "s1", 0.0, decision="new", source="Wire"))
+    m.apply_story_event(event("a1", "s1", 60.0, size=2, source="Wire"))
+    m.apply_story_event(event("bridge", "s1", 180.0, size=3, source="Wire"))
+    m.apply_story_event(
+        event("b0", "s2", 120.0, decision="new", source="Daily", headline="Dam break upstream")
+    )
+    alert = {"id": "s2:emerging", "type": EMERGING, "time": "2026-01-01T00:00:00Z"}
+    m.apply_alert({**alert, "data": {"story_id": "s2", "rule": "emerging"}})
+    assert m.apply_story_event(merged("s1", "s2", 180.0, size=4)) is True
+
+
+def test_a_merge_folds_the_absorbed_story_into_the_survivor() -> None:
+    m = model()
+    two_stories_merged(m)
+    assert len(m) == 1 and m.get("s2") is None
+    page = m.query(StoryQuery(sort="size"))
+    assert [s["story_id"] for s in page.stories] == ["s1"]  # the absorbed story is not listed
+    (survivor,) = page.stories
+    assert survivor["size"] == 4 and survivor["articles_last_hour"] == 4
+    assert survivor["sources"] == ["Wire", "Daily"]
+    assert m.query(StoryQuery(source="Daily")).stories[0]["story_id"] == "s1"
+    detail = m.detail("s1", 50)
+    assert detail is not None and "merged_into" not in detail
+    assert [a["article_id"] for a in detail["articles"]] == ["bridge", "b0", "a1", "a0"]
+    assert detail["articles_seen"] == 4 and detail["alerts"][0]["id"] == "s2:emerging"
+    (gone,) = detail["merged_from"]
+    assert gone["story_id"] == "s2" and gone["headline"] == "Dam break upstream"
+    assert gone["bridges"] == 2 and gone["article_id"] == "bridge"
+    timeline = m.timeline("s1")
+    assert timeline is not None and sum(b["articles"] for b in timeline["buckets"]) == 4
+
+
+def test_the_absorbed_id_answers_the_survivor() -> None:
+    m = model()
+    two_stories_merged(m)
+    detail = m.detail("s2", 50)
+    assert detail is not None and detail["story_id"] == "s1" and detail["merged_into"] == "s1"
+    assert m.merged_into("s2") == "s1" and m.merged_into("s1") is None
+    timeline = m.timeline("s2")
+    assert timeline is not None and timeline["story_id"] == "s1"
+    found = m.articles("s2", None, 10)
+    assert found is not None and len(found[0]) == 4
+
+
+def test_a_replayed_merge_and_late_events_of_the_absorbed_story_land_once() -> None:
+    m = model()
+    two_stories_merged(m)
+    assert m.apply_story_event(merged("s1", "s2", 180.0, size=4)) is False
+    # At-least-once: an event of the absorbed story read again after its merge.
+    assert m.apply_story_event(event("b0", "s2", 120.0, decision="new")) is False
+    late = {"id": "s2:other", "type": EMERGING, "data": {"story_id": "s2", "rule": "other"}}
+    assert m.apply_alert(late) is True
+    detail = m.detail("s1", 50)
+    assert detail is not None and detail["articles_seen"] == 4 and len(detail["merged_from"]) == 1
+    assert [a["id"] for a in detail["alerts"]] == ["s2:emerging", "s2:other"]
+
+
+def test_a_chain_of_merges_answers_the_last_survivor_and_expires_with_it() -> None:
+    m = model(window_s=HOUR)
+    two_stories_merged(m)
+    m.apply_story_event(event("c0", "s3", 200.0, decision="new", size=1))
+    m.apply_story_event(merged("s3", "s1", 240.0, size=5))
+    detail = m.detail("s2", 50)
+    assert detail is not None and detail["story_id"] == "s3"
+    assert [g["story_id"] for g in detail["merged_from"]] == ["s2", "s1"]
+    m.apply_story_event(event("z", "s9", 240.0 + 2 * HOUR, decision="new"))
+    assert m.detail("s2", 50) is None and m.merged_into("s2") is None  # gone with s3
+
+
+def test_the_feed_tells_the_page_about_a_merge() -> None:
+    feed = EventFeed()
+    m = model(feed=feed)
+    m.live = True
+    client = feed.subscribe(None)
+    two_stories_merged(m)
+    names = [client.queue.get_nowait()[1] for _ in range(client.queue.qsize())]
+    assert names == ["story", "join", "join", "story", "alert", "merged"]

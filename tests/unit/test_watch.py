@@ -56,7 +56,8 @@ def test_decision_labels(decision: str, label: str) -> None:
 
 
 def test_unknown_decision_is_shown_as_is() -> None:
-    assert " merged " in format_story_event(_event(decision="merged"))
+    # ("merged" has a line of its own: tests/unit/test_story_merges.py)
+    assert " split " in format_story_event(_event(decision="split"))
 
 
 def test_pipeline_topic_partitions() -> None:

@@ -105,7 +105,7 @@ const Storywatch = (() => {
         document.body.dataset.live = 'connected';
         if (handlers.connected) handlers.connected();
       });
-      for (const name of ['story', 'join', 'alert', 'reset']) {
+      for (const name of ['story', 'join', 'merged', 'alert', 'reset']) {
         source.addEventListener(name, (ev) => {
           if (ev.lastEventId) lastId = ev.lastEventId;
           if (handlers[name]) handlers[name](JSON.parse(ev.data || '{}'));

@@ -168,6 +168,14 @@
     disconnected: renderStatus,
     story: ({story, article}) => { total += 1; upsert(story, article); renderStatus(); },
     join: ({story, article}) => { upsert(story, article); renderStatus(); },
+    // Two stories became one: the absorbed one leaves the list, the survivor is updated.
+    merged: ({story, absorbed_id}) => {
+      const gone = shown.get(absorbed_id);
+      if (gone) { gone.row.remove(); shown.delete(absorbed_id); }
+      total -= 1;
+      upsert(story, null);
+      renderStatus();
+    },
     alert: alert => {
       const entry = shown.get(alert.story_id);
       if (entry) upsert({...entry.story, alerts: entry.story.alerts + 1}, null);

@@ -5,6 +5,8 @@
 (() => {
   const {api, bars, el, fresh, live, safeUrl, time} = Storywatch;
   const storyId = decodeURIComponent(location.pathname.split('/').pop());
+  // The story this page shows: the one storyId was merged into, once it was.
+  let shownId = storyId;
   const byId = id => document.getElementById(id);
   let cursor = null;
   const listed = new Set();
@@ -71,6 +73,27 @@
     note.replaceChildren(...first.map(x => x instanceof Node ? x : document.createTextNode(x)));
   }
 
+  function storyLink(id) {
+    return el('a', {href: '/stories/' + encodeURIComponent(id)}, id);
+  }
+
+  // A story merged into another is shown as that one; a story that absorbed others says so.
+  function showMerges(s) {
+    const parts = [];
+    if (s.merged_into) {
+      parts.push('Story ', el('b', {}, storyId), ' was merged into this one (', storyLink(s.merged_into), '). ');
+    }
+    for (const m of s.merged_from || []) {
+      parts.push('Absorbed ', storyLink(m.story_id), m.headline ? ' (' + m.headline + ')' : '',
+        ' at ', time(m.time), ': ', el('b', {}, m.bridges === undefined ? '?' : m.bridges),
+        ' bridging articles, score ', el('b', {}, pct(m.score)),
+        ', centroids ', el('b', {}, pct(m.centroid_similarity)), '. ');
+    }
+    const note = byId('merges');
+    note.hidden = !parts.length;
+    note.replaceChildren(...parts.map(x => x instanceof Node ? x : document.createTextNode(x)));
+  }
+
   function showAlerts(alerts) {
     byId('alerts').replaceChildren(...(alerts.length ? alerts.map(a => el('li', {class: 'alert'},
       el('b', {}, a.rule || a.type), ' · ', a.time || '', ' · ', (a.size || '?') + ' articles from ' + (a.source_count || '?') + ' sources'))
@@ -92,7 +115,9 @@
   async function load() {
     try {
       const s = await api('/api/stories/' + encodeURIComponent(storyId));
+      shownId = s.story_id;
       showSummary(s);
+      showMerges(s);
       showStarted(s.started_by);
       addArticles(s.articles, false);
       cursor = s.next_cursor;
@@ -116,7 +141,7 @@
 
   let timelineTimer = null;
   function joined({story, article}) {
-    if (story.story_id !== storyId) return;
+    if (story.story_id !== shownId) return;
     showSummary(story);
     addArticles([article], true);
     clearTimeout(timelineTimer);
@@ -127,7 +152,14 @@
   live({
     story: joined,
     join: joined,
-    alert: a => { if (a.story_id === storyId) showTimeline(); },
+    // This story absorbed another, or was absorbed: the page shows the merged story now.
+    merged: ({story, absorbed_id}) => {
+      if (story.story_id !== shownId && absorbed_id !== shownId) return;
+      listed.clear();
+      byId('articles').replaceChildren();
+      load();
+    },
+    alert: a => { if (a.story_id === shownId) showTimeline(); },
     reset: () => location.reload(),
   });
 })();

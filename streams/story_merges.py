@@ -1,0 +1,92 @@
+"""Following story merges in the stages after clustering (alert rules, subscription matching).
+
+Each stage keeps per-story state in a table keyed by story id. A ``merged`` event folds the
+absorbed story's state into the survivor's (what already fired stays fired) and leaves a
+redirect record in place of the absorbed story's, so a late or replayed event of the
+absorbed id lands on the survivor, and a replayed ``merged`` event finds nothing to fold.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from streams.engine.alerts import EmergingState
+
+__all__ = ["MERGED_INTO", "MergedStates", "absorb_emerging", "redirect_record"]
+
+#: The field of a redirect record: the story the record's key was merged into.
+MERGED_INTO = "merged_into"
+# Why 64: a chain is a few hops (a story absorbed, its survivor absorbed later); more than
+# this is a loop in a damaged table, stopped rather than spun.
+_MAX_HOPS = 64
+
+S = TypeVar("S")
+
+
+def redirect_record(survivor_id: str, last_seen: float | None) -> dict[str, Any]:
+    """The record left in place of an absorbed story's state (expires like any other)."""
+    return {MERGED_INTO: survivor_id, "last_seen": last_seen}
+
+
+class MergedStates(Generic[S]):
+    """One batch's per-story states over ``table`` (read, never written here: the agent
+    writes :attr:`states` and :attr:`redirects` back once per batch).
+
+    ``load`` makes a state from a table record (``None``: a story not seen yet).
+    """
+
+    def __init__(self, table: Mapping[str, Any], load: Callable[[Any], S]):
+        self._table = table
+        self._load = load
+        self.states: dict[str, S] = {}
+        self.redirects: dict[str, str] = {}  # absorbed story id -> survivor, this batch
+
+    def resolve(self, story_id: str) -> str:
+        """The story ``story_id`` lives on as (itself unless it was merged)."""
+        for _ in range(_MAX_HOPS):
+            into = self.redirects.get(story_id)
+            if into is None and story_id not in self.states:
+                record = self._table.get(story_id)
+                into = record.get(MERGED_INTO) if isinstance(record, Mapping) else None
+            if into is None:
+                return story_id
+            story_id = str(into)
+        return story_id
+
+    def get(self, story_id: str) -> tuple[str, S]:
+        """(the story ``story_id`` lives on as, its state)."""
+        resolved = self.resolve(story_id)
+        state = self.states.get(resolved)
+        if state is None:
+            state = self.states[resolved] = self._load(self._table.get(resolved))
+        return resolved, state
+
+    def merge(self, survivor_id: str, absorbed_id: str, fold: Callable[[S, S], None]) -> bool:
+        """Fold the absorbed story's state into the survivor's (``fold(into, other)``) and
+        redirect the absorbed id. False when it already lives on as the survivor (a
+        replayed ``merged`` event): nothing folds twice."""
+        survivor, state = self.get(survivor_id)
+        absorbed = self.resolve(absorbed_id)
+        if absorbed == survivor:
+            return False
+        _, other = self.get(absorbed)
+        fold(state, other)
+        del self.states[absorbed]
+        self.redirects[absorbed] = survivor
+        return True
+
+
+def absorb_emerging(into: EmergingState, other: EmergingState) -> None:
+    """The emerging rule's memory of a merged story: fired if either part fired (one alert
+    per story, and the two are one story now); the recent articles of both otherwise (the
+    rule's window is applied again at the next article), sample links of both."""
+    into.fired = into.fired or other.fired
+    if into.fired:
+        into.recent.clear()
+    else:
+        held = {article for _, _, article in into.recent}
+        merged = list(into.recent) + [x for x in other.recent if x[2] not in held]
+        into.recent = deque(sorted(merged, key=lambda x: x[0]))
+    into.urls += [url for url in other.urls if url not in into.urls]

@@ -31,9 +31,11 @@ Embedder exactly as ``storywatch eval`` does, then reused):
    names check kept as a hard gate (vetoed candidates are no options). Not shipped.
 4. ``robust``: the default engine with merges off and on (3 bridges at 0.8) on three seeded
    shuffles of each file.
+5. ``convergence``: merges by centroid convergence (one bridge: an allowed candidate whose
+   centroid is at cosine >= theta to the joined story's), theta swept. Not shipped.
 
 Run: .venv/bin/python bench/quality_experiments.py --cache /tmp/sw-embed [merges learned softmax
-robust]
+robust convergence]
 """
 
 from __future__ import annotations
@@ -56,13 +58,22 @@ from streams.engine import clustering
 from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.embedding import Embedder
 from streams.engine.evaluation import score
-from streams.engine.offline import EmbeddedStream, cluster_stream, embed_rows, read_jsonl
+from streams.engine.offline import (
+    ClusterRun,
+    EmbeddedStream,
+    cluster_stream,
+    embed_rows,
+    read_jsonl,
+)
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs
+from streams.engine.vectors import unit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 FILES = {"ecbplus": "ecbplus-dev", "uci": "uci-headlines-dev"}
 Part = tuple[EmbeddedStream, dict[str, str], list[JudgedPair]]
+# The join experiments compare one decision on arrival: merges off (they follow no merge).
+JOIN_ONLY = ClusterParams(merge_bridges=0)
 Model = tuple[np.ndarray, float, np.ndarray, np.ndarray]  # weights, bias, mean, std
 
 
@@ -179,7 +190,7 @@ def _run_with(part: Part, weigh: Callable[..., Any], engine: StoryEngine) -> dic
 
 
 def _collect(part: Part) -> tuple[np.ndarray, np.ndarray]:
-    engine = StoryEngine(ClusterParams())
+    engine = StoryEngine(JOIN_ONLY)
     original = clustering.weigh
     rows: list[tuple[str, list[float]]] = []
 
@@ -250,9 +261,9 @@ def learned(parts: dict[tuple[str, Any], Part]) -> None:
                 cells = []
                 for name in FILES:
                     part = parts[name, where]
-                    engine = StoryEngine(ClusterParams())
+                    engine = StoryEngine(JOIN_ONLY)
                     weigh = _model_weigh(engine, (w, b, mu, sd), mode, cut)
-                    default = _run_with(part, original, StoryEngine(ClusterParams()))
+                    default = _run_with(part, original, StoryEngine(JOIN_ONLY))
                     cells.append(
                         f"{name}: default {_measure(part, default)[:9]} "
                         f"model {_measure(part, _run_with(part, weigh, engine))}"
@@ -300,7 +311,7 @@ def _decide(
     """One pass with the join decided by the rule (``default``), the gold labels among the
     candidates (``oracle``) or the conditional logit (``model``: join the candidate of
     highest utility if it is > 0, the "new" option's). ``collect`` gets every decision."""
-    engine = StoryEngine(ClusterParams())
+    engine = StoryEngine(JOIN_ONLY)
     original = clustering.weigh
     labels: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     members: dict[str, list[np.ndarray]] = collections.defaultdict(list)
@@ -441,14 +452,63 @@ def robust(parts: dict[tuple[str, Any], Part]) -> None:
         print(f"bridges {bridges}: " + " | ".join(cells), flush=True)
 
 
+def _converging(theta: float) -> type[StoryEngine]:
+    """The engine with a centroid-convergence merge: a candidate the article was allowed to
+    join is a bridge when its centroid and the joined story's (after the join) are at
+    cosine >= ``theta`` (instead of the article scoring >= merge_score against it)."""
+
+    class Converging(StoryEngine):
+        def _merge_bridged(self, story: Any, article_id: str, evidence: Any, *rest: Any) -> Any:
+            centre = unit(story.centroid_sum)
+            marked = []
+            for ev in evidence:
+                other = self.story(ev.story_id)
+                near = other is not None and float(centre @ unit(other.centroid_sum)) >= theta
+                marked.append(ev._replace(score=2.0 if near else 0.0))  # 2 >= merge_score 1
+            return super()._merge_bridged(story, article_id, marked, *rest)
+
+    return Converging
+
+
+def convergence(parts: dict[tuple[str, Any], Part]) -> None:
+    for theta in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
+        cells = []
+        for name in FILES:
+            for where in (0, 1, "all", "shuffled"):
+                part = (
+                    _shuffled(parts[name, "all"], 1) if where == "shuffled" else parts[name, where]
+                )
+                engine = _converging(theta)(ClusterParams(merge_bridges=1, merge_score=1.0))
+                assignments, merged = [], []
+                for article, vector, stamp in _stream_items(part[0]):
+                    assignment, changes = engine.process(article, vector, stamp / 1000)
+                    if assignment is not None:
+                        assignments.append(assignment)
+                    merged.extend(changes.merges)
+                run = ClusterRun(assignments, [], 0.0, 0.0, merged)
+                cells.append(
+                    f"{name} {where} {_measure(part, run.final_story_ids())} m {len(merged)}"
+                )
+        print(f"centroids >= {theta}: " + " | ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="embeddings cache folder")
-    parser.add_argument("what", nargs="*", default=["merges", "learned", "softmax", "robust"])
+    parser.add_argument(
+        "what", nargs="*", default=["merges", "learned", "softmax", "robust", "convergence"]
+    )
     args = parser.parse_args()
     parts = load(args.cache)
     for what in args.what:
-        {"merges": merges, "learned": learned, "softmax": softmax, "robust": robust}[what](parts)
+        experiments = {
+            "merges": merges,
+            "learned": learned,
+            "softmax": softmax,
+            "robust": robust,
+            "convergence": convergence,
+        }
+        experiments[what](parts)
     sys.stdout.flush()
 
 

@@ -17,8 +17,25 @@ Embedder exactly as ``storywatch eval`` does, then reused):
    gold label is the article's, collected along the default engine's own decisions on one
    half; then the engine deciding "join" by p >= cut (``replace``) or the rule AND p >= cut
    (``veto``) on both halves. Not shipped (docs/QUALITY.md says why).
+3. ``softmax``: a per-decision learned join (conditional logit over the candidate stories plus
+   a "new story" option, utility 0), trained on the decisions of two trajectories over one
+   half: the default engine's own and an oracle's (the gold join among the same candidates),
+   so the model also sees states the engine would not reach. Target: any candidate whose
+   majority gold label is the article's, else "new". Features per candidate: dense, lexical,
+   entity share, a no-names flag, log size, cosine to the nearest member, shared TF-IDF mass,
+   and two times counted in articles (so scaled by the stream's own rate): log articles
+   since the story's last and first member. Fitted by fixed full-batch gradient steps on
+   standardised features (no randomness: the same floats every run); checked on the other
+   half, the whole files and a seeded shuffle of each file (no dates), which tells a rule
+   that reads the files' story-by-story order from one that carries over. Also with the
+   names check kept as a hard gate (vetoed candidates are no options). Not shipped.
+4. ``robust``: the default engine with merges off and on (3 bridges at 0.8) on three seeded
+   shuffles of each file.
+5. ``convergence``: merges by centroid convergence (one bridge: an allowed candidate whose
+   centroid is at cosine >= theta to the joined story's), theta swept. Not shipped.
 
-Run: .venv/bin/python bench/quality_experiments.py --cache /tmp/sw-embed [merges|learned]
+Run: .venv/bin/python bench/quality_experiments.py --cache /tmp/sw-embed [merges learned softmax
+robust convergence]
 """
 
 from __future__ import annotations
@@ -29,6 +46,7 @@ import hashlib
 import math
 import pickle
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,13 +58,22 @@ from streams.engine import clustering
 from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.embedding import Embedder
 from streams.engine.evaluation import score
-from streams.engine.offline import EmbeddedStream, cluster_stream, embed_rows, read_jsonl
+from streams.engine.offline import (
+    ClusterRun,
+    EmbeddedStream,
+    cluster_stream,
+    embed_rows,
+    read_jsonl,
+)
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs
+from streams.engine.vectors import unit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 FILES = {"ecbplus": "ecbplus-dev", "uci": "uci-headlines-dev"}
 Part = tuple[EmbeddedStream, dict[str, str], list[JudgedPair]]
+# The join experiments compare one decision on arrival: merges off (they follow no merge).
+JOIN_ONLY = ClusterParams(merge_bridges=0)
 Model = tuple[np.ndarray, float, np.ndarray, np.ndarray]  # weights, bias, mean, std
 
 
@@ -163,7 +190,7 @@ def _run_with(part: Part, weigh: Callable[..., Any], engine: StoryEngine) -> dic
 
 
 def _collect(part: Part) -> tuple[np.ndarray, np.ndarray]:
-    engine = StoryEngine(ClusterParams())
+    engine = StoryEngine(JOIN_ONLY)
     original = clustering.weigh
     rows: list[tuple[str, list[float]]] = []
 
@@ -234,9 +261,9 @@ def learned(parts: dict[tuple[str, Any], Part]) -> None:
                 cells = []
                 for name in FILES:
                     part = parts[name, where]
-                    engine = StoryEngine(ClusterParams())
+                    engine = StoryEngine(JOIN_ONLY)
                     weigh = _model_weigh(engine, (w, b, mu, sd), mode, cut)
-                    default = _run_with(part, original, StoryEngine(ClusterParams()))
+                    default = _run_with(part, original, StoryEngine(JOIN_ONLY))
                     cells.append(
                         f"{name}: default {_measure(part, default)[:9]} "
                         f"model {_measure(part, _run_with(part, weigh, engine))}"
@@ -244,14 +271,244 @@ def learned(parts: dict[tuple[str, Any], Part]) -> None:
                 print(f"   {mode} p>={cut} part {where}: " + " | ".join(cells), flush=True)
 
 
+SOFTMAX_FEATURES = (*FEATURES[:5], "nearest_member", "shared_mass", "log_gap_n", "log_age_n")
+SOFTMAX_SETS = {  # name -> (columns of SOFTMAX_FEATURES, the names check kept as a hard gate)
+    "rule features": ([0, 1, 2, 3], False),
+    "+ story features, no time": ([0, 1, 2, 3, 4, 5, 6], False),
+    "+ time in articles": (list(range(9)), False),
+    "names gate + rule features": ([0, 1, 2, 3], True),
+    "names gate + story features, no time": ([0, 1, 2, 3, 4, 5, 6], True),
+}
+Decision = tuple[np.ndarray, np.ndarray]  # candidates x features, correct (index 0: "new")
+
+
+def _shuffled(part: Part, seed: int) -> Part:
+    """The same articles in a seeded random order, all at one time (dates dropped)."""
+    stream, gold, pairs = part
+    order = np.random.default_rng(seed).permutation(len(stream.articles))
+    return (
+        EmbeddedStream(
+            [stream.articles[i] for i in order],
+            stream.vectors[order],
+            [stream.stamps_ms[0]] * len(order),
+            [],
+            0.0,
+        ),
+        gold,
+        pairs,
+    )
+
+
+def _decide(
+    part: Part,
+    mode: str,
+    model: Model | None = None,
+    cols: list[int] | None = None,
+    *,
+    collect: list[Decision] | None = None,
+    gated: bool = False,
+) -> dict[str, str]:
+    """One pass with the join decided by the rule (``default``), the gold labels among the
+    candidates (``oracle``) or the conditional logit (``model``: join the candidate of
+    highest utility if it is > 0, the "new" option's). ``collect`` gets every decision."""
+    engine = StoryEngine(JOIN_ONLY)
+    original = clustering.weigh
+    labels: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    members: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    now: dict[str, Any] = {"n": 0}
+    rows: list[tuple[str, list[float]]] = []
+
+    def majority(story_id: str) -> str | None:
+        top = labels[story_id].most_common(1)
+        return top[0][0] if top else None
+
+    def weigh(story: Any, dense: float, term_vec: Any, names: Any, params: Any) -> Any:
+        ev = original(story, dense, term_vec, names, params)
+        share, n = ev.entity_share, now["n"]
+        feats = [
+            ev.dense,
+            ev.lexical,
+            0.0 if share is None else share,
+            1.0 if share is None else 0.0,
+            math.log(story.size),
+            float(np.max(np.stack(members[story.id]) @ now["vec"])),
+            sum(w for t, w in term_vec.items() if t in story.terms),
+            math.log1p(n - last[story.id]),
+            math.log1p(n - first[story.id]),
+        ]
+        vetoed = (
+            share is not None and share < params.entity_share and ev.score < params.entity_override
+        )
+        if gated and vetoed:  # the names check stays a hard rule; the model decides the rest
+            return ev._replace(accepted=False)
+        rows.append((story.id, feats))
+        if mode == "oracle":
+            return ev._replace(accepted=majority(story.id) == now["gold"])
+        if mode == "model" and model is not None:
+            w, b, mu, sd = model
+            utility = float((np.array(feats)[cols] - mu) / sd @ w + b)
+            return ev._replace(accepted=utility > 0, score=utility)
+        return ev
+
+    clustering.weigh = weigh  # the experiment swaps the engine's scoring function
+    out: dict[str, str] = {}
+    try:
+        for article, vector, stamp in _stream_items(part[0]):
+            rows.clear()
+            now["vec"], now["gold"] = vector / np.linalg.norm(vector), part[1][article.id]
+            assignment, _ = engine.process(article, vector, stamp / 1000)
+            if assignment is None:
+                continue
+            if collect is not None and rows:
+                right = [majority(sid) == now["gold"] for sid, _ in rows]
+                collect.append((np.array([f for _, f in rows]), np.array([not any(right), *right])))
+            sid = assignment.story_id
+            labels[sid][now["gold"]] += 1
+            members[sid].append(now["vec"])
+            first.setdefault(sid, now["n"])
+            last[sid] = now["n"]
+            out[assignment.article_id] = sid
+            now["n"] += 1
+    finally:
+        clustering.weigh = original
+    return out
+
+
+def fit_conditional_logit(decisions: list[Decision], cols: list[int], steps: int = 2000) -> Model:
+    """Maximise the log probability of the correct options (softmax over the candidates'
+    utilities w.z + b and 0 for "new") by ``steps`` fixed full-batch gradient steps, L2 0.01,
+    on standardised features: no randomness, the same floats on every run."""
+    k = max(len(x) for x, _ in decisions)
+    z = np.zeros((len(decisions), k, len(cols)))
+    mask = np.zeros((len(decisions), k), dtype=bool)
+    right = np.zeros((len(decisions), k + 1), dtype=bool)
+    for i, (x, c) in enumerate(decisions):
+        z[i, : len(x)], mask[i, : len(x)], right[i, : len(c)] = x[:, cols], True, c
+    mu, sd = z[mask].mean(0), z[mask].std(0) + 1e-9
+    z = np.where(mask[..., None], (z - mu) / sd, 0.0)
+    w, b = np.zeros(len(cols)), 0.0
+    for _ in range(steps):
+        logits = np.concatenate([np.zeros((len(z), 1)), np.where(mask, z @ w + b, -np.inf)], 1)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        target = np.where(right, p, 0.0)
+        grad = (p - target / target.sum(1, keepdims=True))[:, 1:]
+        w -= 0.5 * (np.einsum("nk,nkf->f", grad, z) / len(z) + 1e-2 * w)
+        b -= 0.5 * float(grad.sum() / len(z))
+    return w, b, mu, sd
+
+
+def _f1(part: Part, story_of: dict[str, str]) -> float:
+    ids = list(story_of)
+    return score([part[1][i] for i in ids], [story_of[i] for i in ids]).f1
+
+
+def softmax(parts: dict[tuple[str, Any], Part]) -> None:
+    wheres: list[Any] = [0, 1, "all"]
+    for name in FILES:
+        cells = [
+            f"{where} {_f1(parts[name, where], _decide(parts[name, where], 'default')):.4f}"
+            for where in wheres
+        ]
+        shuffled = _shuffled(parts[name, "all"], 1)
+        cells.append(f"shuffled {_f1(shuffled, _decide(shuffled, 'default')):.4f}")
+        print(f"-- default rule {name}: " + " ".join(cells), flush=True)
+    for train in (0, 1):
+        for label, (cols, gated) in SOFTMAX_SETS.items():
+            decisions: list[Decision] = []
+            for name in FILES:
+                for mode in ("oracle", "default"):
+                    _decide(parts[name, train], mode, collect=decisions, gated=gated)
+            started = time.perf_counter()
+            model = fit_conditional_logit(decisions, cols)
+            names = [SOFTMAX_FEATURES[c] for c in cols]
+            print(
+                f"-- trained on half {train} ({len(decisions)} decisions, "
+                f"{time.perf_counter() - started:.1f} s), {label}: b {model[1]:.3f}",
+                dict(zip(names, np.round(model[0], 3).tolist(), strict=True)),
+            )
+            cells = []
+            for name in FILES:
+                for where in wheres:
+                    part = parts[name, where]
+                    got = _f1(part, _decide(part, "model", model, cols, gated=gated))
+                    cells.append(f"{name} {where} {got:.4f}")
+                shuffled = _shuffled(parts[name, "all"], 1)
+                got = _f1(shuffled, _decide(shuffled, "model", model, cols, gated=gated))
+                cells.append(f"{name} shuffled {got:.4f}")
+            print("   " + " | ".join(cells), flush=True)
+
+
+def robust(parts: dict[tuple[str, Any], Part]) -> None:
+    for bridges in (0, 3):
+        cells = []
+        for name in FILES:
+            for seed in (1, 2, 3):
+                part = _shuffled(parts[name, "all"], seed)
+                run = cluster_stream(part[0], ClusterParams(merge_bridges=bridges))
+                cells.append(f"{name} seed {seed} {_measure(part, run.final_story_ids())}")
+        print(f"bridges {bridges}: " + " | ".join(cells), flush=True)
+
+
+def _converging(theta: float) -> type[StoryEngine]:
+    """The engine with a centroid-convergence merge: a candidate the article was allowed to
+    join is a bridge when its centroid and the joined story's (after the join) are at
+    cosine >= ``theta`` (instead of the article scoring >= merge_score against it)."""
+
+    class Converging(StoryEngine):
+        def _merge_bridged(self, story: Any, article_id: str, evidence: Any, *rest: Any) -> Any:
+            centre = unit(story.centroid_sum)
+            marked = []
+            for ev in evidence:
+                other = self.story(ev.story_id)
+                near = other is not None and float(centre @ unit(other.centroid_sum)) >= theta
+                marked.append(ev._replace(score=2.0 if near else 0.0))  # 2 >= merge_score 1
+            return super()._merge_bridged(story, article_id, marked, *rest)
+
+    return Converging
+
+
+def convergence(parts: dict[tuple[str, Any], Part]) -> None:
+    for theta in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
+        cells = []
+        for name in FILES:
+            for where in (0, 1, "all", "shuffled"):
+                part = (
+                    _shuffled(parts[name, "all"], 1) if where == "shuffled" else parts[name, where]
+                )
+                engine = _converging(theta)(ClusterParams(merge_bridges=1, merge_score=1.0))
+                assignments, merged = [], []
+                for article, vector, stamp in _stream_items(part[0]):
+                    assignment, changes = engine.process(article, vector, stamp / 1000)
+                    if assignment is not None:
+                        assignments.append(assignment)
+                    merged.extend(changes.merges)
+                run = ClusterRun(assignments, [], 0.0, 0.0, merged)
+                cells.append(
+                    f"{name} {where} {_measure(part, run.final_story_ids())} m {len(merged)}"
+                )
+        print(f"centroids >= {theta}: " + " | ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="embeddings cache folder")
-    parser.add_argument("what", nargs="*", default=["merges", "learned"])
+    parser.add_argument(
+        "what", nargs="*", default=["merges", "learned", "softmax", "robust", "convergence"]
+    )
     args = parser.parse_args()
     parts = load(args.cache)
     for what in args.what:
-        {"merges": merges, "learned": learned}[what](parts)
+        experiments = {
+            "merges": merges,
+            "learned": learned,
+            "softmax": softmax,
+            "robust": robust,
+            "convergence": convergence,
+        }
+        experiments[what](parts)
     sys.stdout.flush()
 
 

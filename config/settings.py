@@ -134,12 +134,14 @@ class Settings(BaseSettings):
     # Why 5: lexical work only for the few stories the embedding ranks highest; more changes
     # nothing measurable (docs/QUALITY.md) and costs Python time per article.
     candidate_stories: int = Field(default=5, ge=1)
-    # Why off (0) by default: merges are new in the worker (a `merged` event on `stories`,
-    # followed by alerts, subscriptions and the API: README "Story merges") and have not run
-    # live yet; offline, 3 (with merge_score 0.8) raises B-cubed and pair accuracy on both
-    # dev files and on a held-apart half (docs/QUALITY.md, "Story merges"). N > 0 merges two
-    # stories once N articles scored >= merge_score against both.
-    merge_bridges: int = Field(default=0, ge=0)
+    # Why 3: two stories merge once 3 articles that joined one scored >= merge_score against
+    # the other (and were allowed to join it); 3 (with merge_score 0.8) was chosen on one
+    # half of the dev stories and raises B-cubed F1 and pair accuracy on both halves of both
+    # dev files and on shuffled streams; fewer bridges also merged ECB+ sibling events
+    # (docs/QUALITY.md, "Story merges", "Sixth session"). The worker sends a `merged` event on
+    # `stories`, which alerts, subscriptions and the API follow (README "Story merges").
+    # 0 turns merges off.
+    merge_bridges: int = Field(default=3, ge=0)
     # Why 0.8: chosen on one half of the dev stories, confirmed on the other; at 0.6-0.7 the
     # bridges also merged ECB+ sibling events (same kind, other event) (docs/QUALITY.md).
     merge_score: float = Field(default=0.80, gt=0, le=2)

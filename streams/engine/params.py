@@ -23,7 +23,7 @@ class ClusterParams:
     entity_min: int = 6
     entity_override: float = 0.90
     candidates: int = 5
-    merge_bridges: int = 0  # 0: never merge stories after the fact
+    merge_bridges: int = 3  # 0: never merge stories after the fact
     merge_score: float = 0.80
     index_exact_max: int = DEFAULT_EXACT_MAX
     index_probes: int = DEFAULT_PROBES

@@ -62,6 +62,7 @@ def fresh_state() -> Iterator[None]:
     for table in (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts):
         table.data.clear()
     cluster_agent._restore_needed[0] = True
+    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
     yield
 
 
@@ -127,6 +128,7 @@ async def test_cluster_agent_restores_from_tables(sent, fresh_state) -> None:
     first = sent["stories"].sent[0]["value"].story_id
     cluster_agent.engine.restore([], [], {})  # the in-memory index is gone, tables remain
     cluster_agent._restore_needed[0] = True
+    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
     async with cluster_agent.cluster_articles.test_context() as agent:
         await agent.put(_embedded("b2", "Coast flooded by storm", 0.1))
         await _until(sent["stories"], 2)
@@ -349,6 +351,7 @@ async def test_a_batch_torn_by_a_crash_is_completed_from_the_journal(sent, fresh
         tables.seen.pop(key, None)
     cluster_agent.engine.restore([], [], {})
     cluster_agent._restore_needed[0] = True
+    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
     async with cluster_agent.cluster_articles.test_context() as agent:
         await agent.put(_embedded("t2", "Downtown bridge collapse", 0.1))  # the replay
         await agent.put(_embedded("t3", "Bridge downtown collapsed", 0.05))

@@ -33,15 +33,26 @@ Embedder exactly as ``storywatch eval`` does, then reused):
    shuffles of each file.
 5. ``convergence``: merges by centroid convergence (one bridge: an allowed candidate whose
    centroid is at cosine >= theta to the joined story's), theta swept. Not shipped.
+6. ``radius``: an adaptive join bar per story (the online-clustering radius): a candidate the
+   rule rejected on its score joins when the score clears max(floor, mean - k std) of the
+   story's members' join scores, once the story has min_joins joins. Not shipped.
+7. ``nearest``: a second join path by the dense cosine to the story's closest member (single
+   link with a high bar), the names check kept. Not shipped.
+8. ``names``: entity-linked merges: two active stories sharing a name held by a share of the
+   members of each, rare in the window (IDF), last articles within 24 h, centroids close,
+   merge by the engine's own merge step. Not shipped.
+6-8 run the default engine (bridge merges on) and add one path each; docs/QUALITY.md
+("Sixth session, part two") has the numbers.
 
 Run: .venv/bin/python bench/quality_experiments.py --cache /tmp/sw-embed [merges learned softmax
-robust convergence]
+robust convergence radius nearest names]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import math
 import pickle
@@ -55,7 +66,7 @@ import numpy as np
 
 from config.settings import load_settings
 from streams.engine import clustering
-from streams.engine.clustering import ClusterParams, StoryEngine
+from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, StoryMerge
 from streams.engine.embedding import Embedder
 from streams.engine.evaluation import score
 from streams.engine.offline import (
@@ -66,6 +77,7 @@ from streams.engine.offline import (
     read_jsonl,
 )
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs
+from streams.engine.scoring import JoinEvidence
 from streams.engine.vectors import unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -492,6 +504,220 @@ def convergence(parts: dict[tuple[str, Any], Part]) -> None:
         print(f"centroids >= {theta}: " + " | ".join(cells), flush=True)
 
 
+class _StoryStats:
+    """Per-story side state of the join-path experiments: running sums of the join scores
+    of its members (the founder excluded) and its members' unit vectors."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.members: list[np.ndarray] = []
+
+    def radius(self, k: float, floor: float) -> float:
+        mean = self.sum / self.n
+        std = math.sqrt(max(0.0, self.sum_sq / self.n - mean * mean))
+        return max(floor, mean - k * std)
+
+    def absorb(self, other: _StoryStats) -> None:
+        self.n += other.n
+        self.sum += other.sum
+        self.sum_sq += other.sum_sq
+        self.members.extend(other.members)
+
+
+def _join_path_run(
+    part: Part, mode: str, knobs: tuple[float, ...]
+) -> tuple[ClusterRun, float, int]:
+    """The default engine (merges on) plus one more way to join a candidate the rule rejected
+    on its score (never one the names check vetoed):
+    ``radius`` (k, floor, min_joins): the score clears the story's own radius,
+    max(floor, mean - k std of its members' join scores), once it has min_joins joins;
+    ``nearest`` (bar,): the dense cosine to the story's closest member is >= bar.
+    Returns the run, the seconds per article and how many joins took the new path."""
+    engine = StoryEngine(ClusterParams())
+    original = clustering.weigh
+    stats: dict[str, _StoryStats] = collections.defaultdict(_StoryStats)
+    now: dict[str, Any] = {}
+
+    def weigh(story: Any, dense: float, term_vec: Any, names: Any, params: Any) -> Any:
+        ev = original(story, dense, term_vec, names, params)
+        share = ev.entity_share
+        now["rule"] = now["rule"] or ev.accepted
+        if ev.accepted or ev.score >= params.story_threshold:
+            return ev  # accepted, or vetoed by the names check: the rule stands
+        st = stats[story.id]
+        if mode == "radius":
+            k, floor, min_joins = knobs
+            ok = st.n >= min_joins and ev.score >= st.radius(k, floor)
+        else:
+            ok = bool(st.members) and float(np.max(np.stack(st.members) @ now["vec"])) >= knobs[0]
+        if ok and share is not None and ev.score < params.entity_override:
+            ok = share >= params.entity_share
+        if ok:
+            now["extra"].add(story.id)
+        return ev._replace(accepted=ok)
+
+    assignments: list[Assignment] = []
+    extra = 0
+    merged: list[StoryMerge] = []
+    clustering.weigh = weigh  # the experiment swaps the engine's scoring function
+    started = time.perf_counter()
+    try:
+        for article, vector, stamp in _stream_items(part[0]):
+            now["vec"], now["extra"], now["rule"] = vector / np.linalg.norm(vector), set(), False
+            assignment, changes = engine.process(article, vector, stamp / 1000)
+            # Rule-accepted scores are >= the bar, the new path's below it: a join took the
+            # new path when the rule accepted no candidate.
+            joined = assignment is not None and assignment.decision == "joined"
+            extra += joined and not now["rule"] and bool(now["extra"])
+            for m in changes.merges:
+                stats[m.story_id].absorb(stats.pop(m.absorbed_id))
+            merged.extend(changes.merges)
+            if assignment is None or assignment.decision == "duplicate":
+                if assignment is not None:
+                    assignments.append(assignment)
+                continue
+            assignments.append(assignment)
+            st = stats[assignment.story_id]
+            if assignment.decision == "joined":
+                s = assignment.similarity + engine.params.lexical_weight * (
+                    assignment.lexical_similarity
+                )
+                st.n, st.sum, st.sum_sq = st.n + 1, st.sum + s, st.sum_sq + s * s
+            if mode == "nearest":
+                st.members.append(now["vec"])
+    finally:
+        clustering.weigh = original
+    seconds = (time.perf_counter() - started) / max(1, len(part[0].articles))
+    return ClusterRun(assignments, [], 0.0, 0.0, merged), seconds, extra
+
+
+JOIN_PATHS: dict[str, list[tuple[float, ...]]] = {
+    "radius": [
+        (k, floor, n) for k in (1.0, 1.5, 2.0, 2.5) for floor in (0.2, 0.25, 0.3) for n in (4, 9)
+    ],
+    "nearest": [(b,) for b in (0.55, 0.6, 0.65, 0.7, 0.75, 0.8)],
+}
+
+
+def join_paths(parts: dict[tuple[str, Any], Part], modes: list[str]) -> None:
+    """Each variant's final F1 on both halves and whole files (+ pairs on the whole files),
+    against the default; the variant to pick is the best mean F1 over both files on a half."""
+    wheres: list[Any] = [0, 1, "all"]
+    base = {}
+    for name in FILES:
+        for where in wheres:
+            run = cluster_stream(parts[name, where][0], ClusterParams())
+            base[name, where] = run
+        cells = [f"{w} {_f1(parts[name, w], base[name, w].final_story_ids()):.4f}" for w in wheres]
+        print(
+            f"-- default {name}: " + " ".join(cells),
+            _measure(parts[name, "all"], base[name, "all"].final_story_ids()),
+            flush=True,
+        )
+    for mode in modes:
+        for knobs in JOIN_PATHS[mode]:
+            cells = []
+            for name in FILES:
+                for where in wheres:
+                    part = parts[name, where]
+                    run, per, extra = _join_path_run(part, mode, knobs)
+                    final = run.final_story_ids()
+                    if where == "all":
+                        cells.append(
+                            f"{name} all {_measure(part, final)} new-path joins {extra} "
+                            f"{per * 1e6:.0f}us"
+                        )
+                    else:
+                        cells.append(f"{name} {where} {_f1(part, final):.4f} ({extra})")
+            print(f"{mode} {knobs}: " + " | ".join(cells), flush=True)
+
+
+def _top_names(story: Any, held: float) -> set[str]:
+    """The names at least two and at least a ``held`` share of a story's members mention."""
+    least = max(2.0, held * story.size)
+    return {name for name, n in story.entities.items() if n >= least}
+
+
+def _name_merge_run(
+    part: Part, held: float, idf_min: float, theta: float, gap_h: float = 24.0
+) -> tuple[ClusterRun, float]:
+    """The default engine (bridge merges on) plus entity-linked merges: after each article,
+    its story merges with an active story with which it shares a top name (one held by a
+    ``held`` share of the members of each) that is rare in the window (IDF >= ``idf_min``),
+    when their last
+    articles are within ``gap_h`` hours and their centroids are at cosine >= ``theta``. The
+    merge is the engine's own (one bridge recorded, the smaller story folded in)."""
+    engine = StoryEngine(ClusterParams())
+    one_bridge = dataclasses.replace(engine.params, merge_bridges=1, merge_score=0.0)
+    idf = engine.entity_frequencies.idf
+    assignments: list[Assignment] = []
+    merged: list[StoryMerge] = []
+    started = time.perf_counter()
+    for article, vector, stamp in _stream_items(part[0]):
+        assignment, changes = engine.process(article, vector, stamp / 1000)
+        merged.extend(changes.merges)
+        if assignment is None:
+            continue
+        assignments.append(assignment)
+        story = engine.story(assignment.story_id)
+        if story is None:
+            continue
+        rare = {n for n in _top_names(story, held) if idf(n) >= idf_min}
+        if not rare:
+            continue
+        centre = unit(story.centroid_sum)
+        for other in list(engine._stories):
+            if other is story or not rare & _top_names(other, held):
+                continue
+            if abs(other.last_seen - story.last_seen) > gap_h * 3600:
+                continue
+            cos = float(centre @ unit(other.centroid_sum))
+            if cos < theta:
+                continue
+            ev = JoinEvidence(other.id, cos, 0.0, cos, None, True)
+            engine.params = one_bridge
+            try:
+                engine._merge_bridged(story, article.id, [ev], story.last_seen, changes)
+            finally:
+                engine.params = ClusterParams()
+            merged.extend(changes.merges[-1:])
+            break
+    seconds = (time.perf_counter() - started) / max(1, len(part[0].articles))
+    return ClusterRun(assignments, [], 0.0, 0.0, merged), seconds
+
+
+def name_merges(parts: dict[tuple[str, Any], Part]) -> None:
+    """Entity-linked merges swept (held share x IDF floor x centroid bar): final F1 per half
+    and whole file, pairs on the whole files, seconds per article; then two settings on three
+    seeded shuffles of each whole file."""
+    grid = [(h, i, t) for h in (0.25, 0.35, 0.5) for i in (3.0, 4.0) for t in (0.5, 0.6, 0.7)]
+    for held, idf_min, theta in grid:
+        cells = []
+        for name in FILES:
+            for where in (0, 1, "all"):
+                part = parts[name, where]
+                run, per = _name_merge_run(part, held, idf_min, theta)
+                final = run.final_story_ids()
+                if where == "all":
+                    cells.append(
+                        f"{name} all {_measure(part, final)} m {len(run.merges)} {per * 1e6:.0f}us"
+                    )
+                else:
+                    cells.append(f"{name} {where} {_f1(part, final):.4f}")
+        print(f"names held {held} idf >= {idf_min} cos >= {theta}: " + " | ".join(cells))
+    for held, idf_min, theta in ((0.25, 4.0, 0.6), (0.25, 3.0, 0.6)):
+        cells = []
+        for name in FILES:
+            for seed in (1, 2, 3):
+                part = _shuffled(parts[name, "all"], seed)
+                run, _ = _name_merge_run(part, held, idf_min, theta)
+                cells.append(f"{name} seed {seed} {_measure(part, run.final_story_ids())}")
+        print(f"names held {held} idf >= {idf_min} cos >= {theta} shuffled: " + " | ".join(cells))
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="embeddings cache folder")
@@ -507,7 +733,11 @@ def main() -> None:
             "softmax": softmax,
             "robust": robust,
             "convergence": convergence,
+            "names": name_merges,
         }
+        if what in JOIN_PATHS:
+            join_paths(parts, [what])
+            continue
         experiments[what](parts)
     sys.stdout.flush()
 

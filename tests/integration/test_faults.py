@@ -23,9 +23,10 @@ from config.settings import Settings
 from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import ClusterParams
 from streams.engine.embedding import Embedder
-from streams.engine.offline import cluster_articles, read_jsonl, replay_timestamps
+from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
 from streams.records import REPLAY_TIME_HEADER
+from streams.story_merges import MergedStates, absorb_emerging
 from tests.conftest import PROJECT_ROOT, SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic
 
@@ -88,28 +89,44 @@ def _assert_one_story_each(
     assert not doubled, f"articles given two different stories: {list(doubled.items())[:3]}"
 
 
-def _expected_alert_ids(assignments: list[Any]) -> set[str]:
-    """The emerging alerts one uninterrupted pass fires (the CloudEvent ids)."""
+def _expected_alert_ids(run: ClusterRun) -> set[str]:
+    """The emerging alerts one uninterrupted pass fires (the CloudEvent ids), following its
+    merges as the alert stage does (what fired for an absorbed story stays fired)."""
     settings = Settings()
     rule = EmergingRule(
         settings.emerging_min_articles,
         settings.emerging_min_sources,
         settings.emerging_window_hours * 3600.0,
     )
-    states: dict[str, EmergingState] = defaultdict(EmergingState)
-    return {
-        f"{a.story_id}:{rule.name}"
-        for a in assignments
-        if rule.observe(states[a.story_id], a) is not None
-    }
+    states: MergedStates[EmergingState] = MergedStates({}, lambda _: EmergingState())
+    merges_after: dict[str, list[Any]] = defaultdict(list)
+    for merge in run.merges:
+        merges_after[merge.article_id].append(merge)
+    fired = set()
+    for a in run.assignments:
+        story_id, state = states.get(a.story_id)
+        if not state.fired and rule.observe(state, a) is not None:
+            fired.add(f"{story_id}:{rule.name}")
+        for merge in merges_after[a.article_id]:
+            states.merge(merge.story_id, merge.absorbed_id, absorb_emerging)
+    return fired
 
 
-def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> list[Any]:
+def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
+    """One uninterrupted offline pass with the worker's settings (merges included)."""
     settings = Settings()
-    run = cluster_articles(
+    return cluster_articles(
         rows, embedder, ClusterParams.from_settings(settings), max_chars=settings.embed_max_chars
     )
-    return run.assignments
+
+
+def _assignments_of(stories: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Article id -> (story, group) at arrival, from story events (not `merged` ones)."""
+    return {
+        e["article_id"]: (e["story_id"], e["dup_group_id"])
+        for e in stories
+        if e["decision"] != "merged"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -195,26 +212,33 @@ def test_kill_9_keeps_the_stories_of_one_uninterrupted_pass(
     """Story ids survive the kills: every article is in the story (and near-duplicate group)
     that one uninterrupted offline pass gives it, and the final state agrees (a batch torn
     by a kill is completed from the cluster journal before the state is read again)."""
-    offline = _offline(crash_rows, embedder)
-    live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in crashed_run["stories"]}
+    run = _offline(crash_rows, embedder)
+    offline = run.assignments
+    live = _assignments_of(crashed_run["stories"])
     mismatched = [
         a.article_id for a in offline if live.get(a.article_id) != (a.story_id, a.dup_group_id)
     ]
     assert not mismatched, f"{len(mismatched)} articles differ, e.g. {mismatched[:5]}"
+    live_merges = {
+        (e["story_id"], e["absorbed_id"])
+        for e in crashed_run["stories"]
+        if e["decision"] == "merged"
+    }
+    assert live_merges == {(m.story_id, m.absorbed_id) for m in run.merges}
+    final = run.final_story_ids()  # a merged story's size counts the absorbed one's articles
     sizes: dict[str, int] = defaultdict(int)
     for a in offline:
         if a.decision != "duplicate":
-            sizes[a.story_id] += 1
+            sizes[final[a.article_id]] += 1
     served = {s["story_id"]: s["size"] for s in crashed_run["api"]["stories"]}
     assert served, "the API serves no story"
     wrong = {sid: (n, sizes.get(sid)) for sid, n in served.items() if sizes.get(sid) != n}
     assert not wrong, f"final state differs from one uninterrupted pass: {list(wrong.items())[:5]}"
-    crashed_run["offline"] = offline
+    crashed_run["offline"] = run
 
 
 def test_kill_9_neither_loses_nor_doubles_an_alert(crashed_run, crash_rows, embedder) -> None:
-    offline = crashed_run.get("offline") or _offline(crash_rows, embedder)
-    expected = _expected_alert_ids(offline)
+    expected = _expected_alert_ids(crashed_run.get("offline") or _offline(crash_rows, embedder))
     assert expected, "the stream should make some story emerge"
     fired = [a["id"] for a in crashed_run["alerts"]]
     assert set(fired) == expected
@@ -312,8 +336,8 @@ def test_valid_articles_among_hostile_ones_are_processed_as_if_alone(
     hostile_run, embedder: Embedder
 ) -> None:
     rows = read_jsonl(SAMPLE)[:300]
-    offline = _offline(rows, embedder)
-    live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in hostile_run["stories"]}
+    offline = _offline(rows, embedder).assignments
+    live = _assignments_of(hostile_run["stories"])
     assert set(live) == {r["id"] for r in rows}
     assert all(live[a.article_id] == (a.story_id, a.dup_group_id) for a in offline)
 

@@ -176,3 +176,35 @@ def test_what_fired_for_the_absorbed_story_is_not_fired_again(
     mine = [x["id"] for x in alerts if x.get("data", {}).get("subscription_id") == sub_id]
     assert mine == [f"{sub_id}:{a}:new_story"], "the subscription fired again after the merge"
     assert f"{sub_id}:{b}:new_story" not in mine
+
+
+def test_the_story_page_of_the_absorbed_id_shows_the_merged_story(
+    worker: WorkerRun, merged_run: dict[str, Any], tmp_path: Any
+) -> None:
+    """In a real browser: the page of the absorbed story shows the survivor, says it was
+    merged into it, and links both stories."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.integration.dashboard_browser import screenshot, start_chromium
+
+    story_of = _story_of(merged_run["stories"])
+    a, b = story_of["a1"], story_of["b1"]
+    browser = start_chromium(tmp_path / "chromium")
+    try:
+        browser.get(f"{worker.url}/stories/{a}")
+        # Why 60 s: the read model follows `stories` on its own consumer.
+        note = WebDriverWait(browser, 60).until(
+            lambda d: (
+                d.find_element(By.ID, "merges").is_displayed() and d.find_element(By.ID, "merges")
+            )
+        )
+        assert f"Story {a} was merged into this one" in note.text
+        assert f"Absorbed {a}" in note.text
+        links = {x.get_attribute("href") for x in note.find_elements(By.TAG_NAME, "a")}
+        assert links == {f"{worker.url}/stories/{b}", f"{worker.url}/stories/{a}"}
+        articles = browser.find_elements(By.CSS_SELECTOR, "#articles li")
+        assert len(articles) == len(ROWS), "the page lists the merged story's articles"
+        screenshot(browser, "story-merged")
+    finally:
+        browser.quit()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from faust.types.tuples import FutureMessage, PendingMessage
 
 from streams.kafka_transport import DurableApp, HeadStalls, commit_end, rewind_to
 
@@ -117,3 +119,49 @@ def test_faust_alone_commits_past_it() -> None:
     (If this fails after a Faust upgrade, the off-by-one is fixed upstream.)"""
     consumer = _consumer_with_acks(10, [11, 12])
     assert faust_aiokafka.Consumer._new_offset(consumer, TP_) == 13
+
+
+# --- the producer's flush (every table write is queued in Faust's buffer first) -----------
+
+
+class _SlowClient:
+    """Stands in for the Kafka client taking a record: slow, as on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.handed: list[str] = []
+
+    async def publish_message(self, fut: FutureMessage, wait: bool = False) -> None:
+        await asyncio.sleep(0.15)
+        self.handed.append(fut.message.key)
+
+
+async def _queued(producer: Any, client: _SlowClient, n: int) -> None:
+    await producer.buffer.start()
+    for i in range(n):
+        message = PendingMessage(client, f"k{i}", b"v", 0, None, None, None, None, None)
+        producer.buffer.put(FutureMessage(message))
+
+
+async def test_a_flush_returns_once_every_queued_record_was_handed_to_the_client() -> None:
+    producer: Any = DurableApp("flush-check", broker="kafka://127.0.0.1:9").producer
+    client = _SlowClient()
+    await _queued(producer, client, 3)
+    try:
+        await producer.flush()
+        assert client.handed == ["k0", "k1", "k2"]
+    finally:
+        await producer.buffer.stop()
+
+
+async def test_faust_alone_flushes_without_waiting_for_its_buffer() -> None:
+    """Why the override exists: Faust's flush returned with the records still queued (and
+    Faust commits offsets right after it)."""
+    producer: Any = DurableApp("flush-check-faust", broker="kafka://127.0.0.1:9").producer
+    client = _SlowClient()
+    await _queued(producer, client, 3)
+    try:
+        await faust_aiokafka.Producer.flush(producer)
+        assert len(client.handed) < 3
+    finally:
+        await producer.flush()  # the buffer refuses to stop with records queued
+        await producer.buffer.stop()

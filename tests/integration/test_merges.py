@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 
 from config.settings import Settings
 from streams.engine.alerts import EMERGING
@@ -80,9 +82,48 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     run.stop()
 
 
+# The rows before the bridging article x2: both stories exist, nothing merged yet.
+BEFORE_MERGE = list(TITLES).index("x2")
+
+
+def _story_page_following_the_merge(
+    worker: WorkerRun, profile: Path, produce_rest: Callable[[], None]
+) -> str:
+    """In a real browser, the page of the story the merge will keep (b1's), opened before
+    the merge; ``produce_rest()`` then sends the bridging articles. Returns the page's merge
+    line once the live `merged` event has made it appear ("" if it never did)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.integration.dashboard_browser import screenshot, start_chromium
+
+    before = read_topic(
+        worker.bootstrap, worker.topic("stories"), expect=BEFORE_MERGE, timeout_s=240
+    )
+    survivor = _story_of(before)["b1"]
+    browser = start_chromium(profile)
+    try:
+        browser.get(f"{worker.url}/stories/{survivor}")
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "headline").text)
+        assert not browser.find_element(By.ID, "merges").is_displayed()
+        produce_rest()
+        try:
+            # Why 120 s: the worker decides two articles, the read model follows `stories`.
+            WebDriverWait(browser, 120).until(
+                lambda d: "Absorbed" in d.find_element(By.ID, "merges").text
+            )
+        except TimeoutException:
+            return ""
+        screenshot(browser, "story-merged-live")
+        return str(browser.find_element(By.ID, "merges").text)
+    finally:
+        browser.quit()
+
+
 @pytest.fixture(scope="module")
-def merged_run(worker: WorkerRun) -> dict[str, Any]:
-    """A subscription on "airlines", then the articles; every output once all is processed."""
+def merged_run(worker: WorkerRun, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A subscription on "airlines", then the articles (the story page of the survivor open
+    in a browser before the bridging ones); every output once all is processed."""
     status, sub = api(
         worker,
         "POST",
@@ -93,7 +134,12 @@ def merged_run(worker: WorkerRun) -> dict[str, Any]:
         },
     )
     assert status == 201, sub
-    produce_rows(ROWS, worker.bootstrap, worker.topic("articles"))
+    produce_rows(ROWS[:BEFORE_MERGE], worker.bootstrap, worker.topic("articles"))
+    live_note = _story_page_following_the_merge(
+        worker,
+        tmp_path_factory.mktemp("chromium-live"),
+        lambda: produce_rows(ROWS[BEFORE_MERGE:], worker.bootstrap, worker.topic("articles")),
+    )
     first = read_topic(
         worker.bootstrap, worker.topic("stories"), expect=len(ROWS) + 1, timeout_s=240
     )
@@ -108,6 +154,7 @@ def merged_run(worker: WorkerRun) -> dict[str, Any]:
         "sub": sub,
         "stories": read_to_end(worker.bootstrap, worker.topic("stories")),
         "alerts": read_to_end(worker.bootstrap, worker.topic("alerts")),
+        "live_note": live_note,
     }
 
 
@@ -208,3 +255,10 @@ def test_the_story_page_of_the_absorbed_id_shows_the_merged_story(
         screenshot(browser, "story-merged")
     finally:
         browser.quit()
+
+
+def test_an_open_story_page_follows_the_merge_live(merged_run: dict[str, Any]) -> None:
+    """The survivor's page, open before the merge, shows what it absorbed once the live
+    `merged` event arrives (no reload by the user)."""
+    a = _story_of(merged_run["stories"])["a1"]
+    assert f"Absorbed {a}" in merged_run["live_note"], "the open page did not follow the merge"

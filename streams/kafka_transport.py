@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,19 +56,30 @@ def rewind_to(read_offset: int | None, offset: int, rewound_from: int | None) ->
     return read_offset
 
 
-def commit_end(committed: int | None, done: Collection[int]) -> int | None:
+def commit_end(
+    committed: int | None, acked: Collection[int], absent: Iterable[tuple[int, int]] = ()
+) -> int | None:
     """The offset to commit (the next to read) for a partition whose ``committed`` offset
-    (the next to read; None: nothing committed yet, so from the lowest done) is followed by
-    the offsets in ``done`` (acked, or known absent from the log): the end of the unbroken
-    run from ``committed``; None when there is nothing new to commit (``committed`` itself
-    is not done)."""
-    if not done:
-        return None
-    start = min(done) if committed is None else committed
-    end = start
-    while end in done:
-        end += 1
-    return end if end > start else None
+    (the next to read; None: nothing committed yet, so from the lowest known) is followed by
+    the ``acked`` offsets and the ``absent`` spans (``[begin, end)``, known not in the log):
+    the end of the unbroken run from ``committed``; None when there is nothing new to commit
+    (``committed`` itself is neither acked nor absent)."""
+    spans = sorted(absent)
+    if committed is None:
+        firsts = [*([min(acked)] if acked else []), *(begin for begin, _ in spans)]
+        if not firsts:
+            return None
+        committed = min(firsts)
+    end = committed
+    while True:
+        if end in acked:
+            end += 1
+            continue
+        past = next((stop for begin, stop in spans if begin <= end < stop), None)
+        if past is None:
+            break
+        end = past
+    return end if end > committed else None
 
 
 # Why 30 s: a batch is acked in order within seconds (the embed stage's largest batch takes
@@ -95,25 +106,24 @@ class HeadStalls:
     _since: dict[TP, tuple[int, float]] = field(default_factory=dict)
     _reread: dict[TP, int] = field(default_factory=dict)
 
-    def observe(
-        self, tp: TP, committed: int | None, done: Collection[int], now: float, in_flight: bool
-    ) -> StallAction | None:
-        """``in_flight``: the record at ``committed`` was read by its stream and is not
-        acked yet (a webhook delivery retrying for minutes acks after later entries)."""
-        if in_flight or committed is None or not done or committed in done or min(done) < committed:
+    def observe(self, tp: TP, stalled_at: int | None, now: float) -> StallAction | None:
+        """``stalled_at``: the offset of ``tp``'s first uncommitted record when it is not
+        acked, nor in flight (a webhook delivery retrying for minutes acks after later
+        entries), while later ones are acked; None when the partition is not stalled."""
+        if stalled_at is None:
             self._since.pop(tp, None)
             return None
-        offset, since = self._since.get(tp, (committed, now))
-        if offset != committed:
+        offset, since = self._since.get(tp, (stalled_at, now))
+        if offset != stalled_at:
             since = now
-        self._since[tp] = (committed, since)
+        self._since[tp] = (stalled_at, since)
         if now - since < self.after_s:
             return None
         self._since.pop(tp, None)
-        if self._reread.get(tp) == committed:
+        if self._reread.get(tp) == stalled_at:
             del self._reread[tp]
             return "skip"
-        self._reread[tp] = committed
+        self._reread[tp] = stalled_at
         return "reread"
 
 
@@ -131,27 +141,27 @@ class _GaplessConsumer(faust_aiokafka.Consumer):
         acked = self._acked[tp]
         if not acked:
             return None
-        gaps = self._gap[tp]
         done = set(acked)
-        for interval in gaps.overlap(0, max(acked) + 1):
-            done.update(range(interval.begin, interval.end))
+        absent = [(span.begin, span.end) for span in self._gap[tp]]
         committed = self._committed_offset[tp]
-        in_flight = any(m.tp == tp and m.offset == committed for m in self._unacked_messages)
-        action = self._stalls.observe(tp, committed, done, time.monotonic(), in_flight)
-        if action is not None and committed is not None:
-            self._on_stall(tp, committed, action, done)
+        end = commit_end(committed, done, absent)
+        stalled_at = None
+        if end is None and committed is not None:  # later records acked, the first not
+            in_flight = any(m.tp == tp and m.offset == committed for m in self._unacked_messages)
+            stalled_at = None if in_flight else committed
+        action = self._stalls.observe(tp, stalled_at, time.monotonic())
+        if action is not None and stalled_at is not None:
+            self._on_stall(tp, stalled_at, action, min(done))
             if action == "skip":
-                done.add(committed)
-        end = commit_end(committed, done)
+                end = commit_end(stalled_at, done | {stalled_at}, absent)
         if end is None:
             return None
         acked[:] = sorted(o for o in acked if o >= end)
         self._acked_index[tp].intersection_update(acked)
-        gaps.chop(0, end)
+        self._gap[tp].chop(0, end)
         return end
 
-    def _on_stall(self, tp: TP, committed: int, action: StallAction, done: set[int]) -> None:
-        later = min(done)
+    def _on_stall(self, tp: TP, committed: int, action: StallAction, later: int) -> None:
         if action == "reread":
             logger.error(
                 "%s[%d]: record %d was never processed while %d and later were: it was "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import FutureMessage, PendingMessage
@@ -52,43 +53,35 @@ def test_an_unacked_first_record_holds_the_commit() -> None:
     assert commit_end(10, {11, 12}) is None
 
 
-def test_nothing_committed_yet_starts_from_the_lowest_done() -> None:
+def test_offsets_known_absent_count_as_done_without_listing_them() -> None:
+    # Records deleted by retention: a span of a billion offsets is one pair, not a set.
+    assert commit_end(10, {10, 1_000_000_011}, [(11, 1_000_000_011)]) == 1_000_000_012
+    assert commit_end(10, {12}, [(10, 12)]) == 13
+    assert commit_end(10, {12}, [(11, 12)]) is None  # 10 itself is neither
+
+
+def test_nothing_committed_yet_starts_from_the_lowest_known() -> None:
     assert commit_end(None, {5, 6, 8}) == 7
+    assert commit_end(None, {9}, [(3, 9)]) == 10
     assert commit_end(None, set()) is None
 
 
 def test_a_stalled_first_record_is_read_again_then_counted_absent() -> None:
     stalls = HeadStalls(after_s=30.0)
-    later = {11, 12}
-    assert stalls.observe(TP_, 10, later, in_flight=False, now=0.0) is None
-    assert stalls.observe(TP_, 10, later, in_flight=False, now=29.0) is None  # could still be slow
-    assert stalls.observe(TP_, 10, later, in_flight=False, now=30.0) == "reread"
-    assert (
-        stalls.observe(TP_, 10, later, in_flight=False, now=31.0) is None
-    )  # the clock starts again
-    assert (
-        stalls.observe(TP_, 10, later, in_flight=False, now=61.0) == "skip"
-    )  # read again: still missing
+    assert stalls.observe(TP_, 10, now=0.0) is None
+    assert stalls.observe(TP_, 10, now=29.0) is None  # could still be slow
+    assert stalls.observe(TP_, 10, now=30.0) == "reread"
+    assert stalls.observe(TP_, 10, now=31.0) is None  # the clock starts again
+    assert stalls.observe(TP_, 10, now=61.0) == "skip"  # read again: still missing
 
 
-def test_a_first_record_still_being_processed_is_no_stall() -> None:
-    # A webhook delivery retrying for minutes is acked after later outbox entries.
+def test_progress_resets_the_stall_clock() -> None:
     stalls = HeadStalls(after_s=30.0)
-    for now in (0.0, 30.0, 60.0, 90.0):
-        assert stalls.observe(TP_, 10, {11, 12}, in_flight=True, now=now) is None
-
-
-def test_progress_or_an_acked_head_is_no_stall() -> None:
-    stalls = HeadStalls(after_s=30.0)
-    assert stalls.observe(TP_, 10, {10, 11}, in_flight=False, now=0.0) is None
-    assert (
-        stalls.observe(TP_, 10, set(), in_flight=False, now=0.0) is None
-    )  # nothing acked after it: waiting
-    assert stalls.observe(TP_, 10, {11}, in_flight=False, now=100.0) is None  # a stall starts here
-    assert (
-        stalls.observe(TP_, 20, {21}, in_flight=False, now=129.0) is None
-    )  # moved on: a new stall clock
-    assert stalls.observe(TP_, 20, {21}, in_flight=False, now=159.0) == "reread"
+    assert stalls.observe(TP_, 10, now=0.0) is None
+    assert stalls.observe(TP_, None, now=20.0) is None  # acked, or in flight: no stall
+    assert stalls.observe(TP_, 10, now=40.0) is None  # a new stall clock from 40
+    assert stalls.observe(TP_, 20, now=69.0) is None  # moved on: a new stall clock
+    assert stalls.observe(TP_, 20, now=99.0) == "reread"
 
 
 # --- the worker's consumer, on Faust's own bookkeeping (no broker: acks and commits are in
@@ -103,15 +96,35 @@ def _consumer_with_acks(committed: int, acked: list[int]) -> Any:
     app.topics.acking_topics.add(TP_.topic)  # what subscribing an agent's topic does
     consumer._committed_offset[TP_] = committed
     for offset in acked:
-        consumer.ack(Message(TP_.topic, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=TP_))
+        consumer.ack(_message(offset))
     return consumer
 
 
 def test_the_worker_consumer_never_commits_past_an_unacked_first_record() -> None:
     consumer = _consumer_with_acks(10, [11, 12])
     assert consumer._new_offset(TP_) is None
-    consumer.ack(Message(TP_.topic, 0, 10, 0.0, 0, None, b"k", b"v", None, tp=TP_))
+    consumer.ack(_message(10))
     assert consumer._new_offset(TP_) == 13
+
+
+def _message(offset: int) -> Message:
+    return Message(TP_.topic, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=TP_)
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+def test_a_first_record_never_acked_is_read_again_unless_in_flight(
+    in_flight: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook delivery retrying for minutes is acked after later outbox entries: in
+    flight, it is waited for; dropped, it is read again."""
+    consumer = _consumer_with_acks(10, [11, 12])
+    consumer._stalls = HeadStalls(after_s=0.0)  # no 30 s wait in a unit test
+    held = _message(10)  # the stream holds it (Faust keeps unacked messages weakly)
+    if in_flight:
+        consumer._unacked_messages.add(held)
+    assert consumer._new_offset(TP_) is None
+    dropped = "was dropped before processing; reading again from 10" in caplog.text
+    assert dropped is not in_flight
 
 
 def test_faust_alone_commits_past_it() -> None:

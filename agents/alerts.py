@@ -12,7 +12,7 @@ from streams.app import app, metrics, settings, tables, topics
 from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
 from streams.engine.expiry import InactiveKeys
 from streams.records import StoryEvent
-from streams.story_merges import MergedStates, absorb_emerging, redirect_record
+from streams.story_merges import MergedStates, absorb_emerging
 
 __all__ = ["emerging_rule", "evaluate_alerts", "quiet_stories"]
 
@@ -73,13 +73,7 @@ async def _evaluate_batch(events: list[StoryEvent]) -> None:
         alert = emerging_rule.observe(state, assignment)
         if alert is not None:
             await _send_alert(event, story_id, alert)
-    for story_id, state in states.states.items():
-        last = quiet_stories.last_activity(story_id)
-        tables.alerts[story_id] = {**state.to_record(), "last_seen": last}
-    for absorbed, survivor in states.redirects.items():
-        tables.alerts[absorbed] = redirect_record(survivor, quiet_stories.last_activity(absorbed))
-    for story_id in quiet_stories.pop_expired():
-        tables.alerts.pop(story_id, None)
+    states.write_back(tables.alerts, quiet_stories, EmergingState.to_record)
 
 
 async def _send_alert(event: StoryEvent, story_id: str, alert: dict[str, Any]) -> None:

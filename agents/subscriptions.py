@@ -30,7 +30,7 @@ from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
 from streams.records import StoryEvent
-from streams.story_merges import MergedStates, absorb_emerging, redirect_record
+from streams.story_merges import MergedStates, absorb_emerging
 from streams.subscriptions.alerts import match_alert, outbox_entry
 from streams.subscriptions.matching import (
     Matcher,
@@ -200,13 +200,9 @@ async def _match_batch(stories: list[StoryEvent]) -> None:
                 entry = outbox_entry(alert, time.time())
                 await topics.deliveries.send(key=entry["webhook_id"], value=entry)
             metrics.subscription_matches.labels(match.trigger).inc()
-    for story_id, (state, burst) in states.states.items():
-        tables.matches[story_id] = {
-            **burst.to_record(),
-            "match": state.to_record(),
-            "last_seen": _quiet.last_activity(story_id),
-        }
-    for absorbed, survivor in states.redirects.items():
-        tables.matches[absorbed] = redirect_record(survivor, _quiet.last_activity(absorbed))
-    for story_id in _quiet.pop_expired():
-        tables.matches.pop(story_id, None)
+    states.write_back(tables.matches, _quiet, _match_record)
+
+
+def _match_record(states: _StoryStates) -> dict[str, Any]:
+    match, burst = states
+    return {**burst.to_record(), "match": match.to_record()}

@@ -9,10 +9,11 @@ absorbed id lands on the survivor, and a replayed ``merged`` event finds nothing
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from streams.engine.alerts import EmergingState
+from streams.engine.expiry import InactiveKeys
 
 __all__ = ["MERGED_INTO", "MergedStates", "absorb_emerging", "redirect_record"]
 
@@ -76,6 +77,21 @@ class MergedStates(Generic[S]):
         del self.states[absorbed]
         self.redirects[absorbed] = survivor
         return True
+
+    def write_back(
+        self,
+        table: MutableMapping[str, Any],
+        quiet: InactiveKeys,
+        record: Callable[[S], dict[str, Any]],
+    ) -> None:
+        """Once per batch: each state as ``record(state)`` with its last activity, each
+        absorbed id as a redirect, and the stories quiet past the window dropped."""
+        for story_id, state in self.states.items():
+            table[story_id] = {**record(state), "last_seen": quiet.last_activity(story_id)}
+        for absorbed, survivor in self.redirects.items():
+            table[absorbed] = redirect_record(survivor, quiet.last_activity(absorbed))
+        for story_id in quiet.pop_expired():
+            table.pop(story_id, None)
 
 
 def absorb_emerging(into: EmergingState, other: EmergingState) -> None:

@@ -1,0 +1,45 @@
+"""The subscription store's memory against the topic it follows (no broker: the writes'
+offsets come from a stand-in send, the follower's records are handed in)."""
+
+from __future__ import annotations
+
+import json
+from itertools import count
+from typing import Any
+
+from config.settings import Settings
+from streams.subscription_store import SubscriptionStore
+
+
+def _store() -> SubscriptionStore:
+    offsets = count(10)
+
+    async def send(key: str, record: dict[str, Any] | None) -> int:
+        return next(offsets)
+
+    return SubscriptionStore(Settings(), send)
+
+
+def _record(name: str) -> bytes:
+    return json.dumps({"id": "sub_a", "name": name}).encode()
+
+
+async def test_the_follower_never_puts_an_older_record_over_this_workers_write() -> None:
+    store = _store()
+    await store.put({"id": "sub_a", "name": "first"})  # offset 10
+    await store.put({"id": "sub_a", "name": "second"})  # offset 11
+    store.follow_record(b'"sub_a"', _record("first"), 10)  # the follower, behind
+    assert store.get("sub_a") == {"id": "sub_a", "name": "second"}
+    store.follow_record(b'"sub_a"', _record("second"), 11)
+    store.follow_record(b'"sub_a"', _record("third"), 12)  # another worker's later write
+    assert store.get("sub_a") == {"id": "sub_a", "name": "third"}
+
+
+async def test_a_delete_is_not_undone_by_the_follower_reading_the_record_before_it() -> None:
+    store = _store()
+    await store.put({"id": "sub_a", "name": "first"})  # offset 10
+    await store.delete("sub_a")  # offset 11
+    store.follow_record(b'"sub_a"', _record("first"), 10)
+    assert store.get("sub_a") is None
+    store.follow_record(b'"sub_a"', None, 11)
+    assert store.values() == []

@@ -751,6 +751,7 @@ def test_cli_shows_and_removes_a_subscription(worker, receiver) -> None:
     gone = cli(worker, ALICE, "show", sub_id)
     assert gone.returncode == 1 and gone.stdout == ""
     assert gone.stderr.startswith("storywatch: error: ") and sub_id in gone.stderr, gone.stderr
+    assert "storywatch subscriptions list" in gone.stderr, "the error says what to do next"
     assert "Traceback" not in gone.stderr
     again = cli(worker, ALICE, "rm", sub_id)
     assert again.returncode == 1 and sub_id in again.stderr, again

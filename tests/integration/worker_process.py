@@ -161,10 +161,13 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> 
     return values
 
 
-def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[Any]:
-    """Every JSON value ``topic`` holds now: reads until each partition's position reaches
-    the end offset taken at the start. A deadline that passes first FAILS (a read cut short
-    by a slow machine must not pass for records the pipeline lost)."""
+def read_to_end(
+    bootstrap: str, topic: str, *, timeout_s: float = 120.0, keyed: bool = False
+) -> list[Any]:
+    """Every JSON value ``topic`` holds now (``keyed``: ``(key as text, value)`` pairs):
+    reads until each partition's position reaches the end offset taken at the start. A
+    deadline that passes first FAILS (a read cut short by a slow machine must not pass for
+    records the pipeline lost)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, value_deserializer=json.loads
     )
@@ -181,7 +184,9 @@ def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout_s}s"
             for batch in consumer.poll(timeout_ms=500).values():
-                values.extend(m.value for m in batch)
+                values.extend(
+                    (m.key and m.key.decode(), m.value) if keyed else m.value for m in batch
+                )
     finally:
         consumer.close()
     return values

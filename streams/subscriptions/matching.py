@@ -395,15 +395,21 @@ class _Rule:
             deny=frozenset(s.casefold() for s in sub.filter.sources.deny),
         )
 
-    def done(self, fired: FiredTriggers | None) -> bool:
-        """Every trigger of the subscription has fired all it can for this story."""
+    def idle(self, fired: FiredTriggers | None, state: StoryMatchState) -> bool:
+        """Nothing of the subscription can fire for this story now: each trigger fired all
+        it can, or waits (``emerging`` for the story to emerge, ``growth`` for its next
+        step). Its filter need not be evaluated: a match would fire nothing and change no
+        state (a subscription that matched once has its ``fired`` entry already)."""
         if fired is None:
             return False
         f = self.sub.filter
         return (
             ("new_story" not in f.triggers or fired.new_story)
-            and ("emerging" not in f.triggers or fired.emerging)
-            and ("growth" not in f.triggers or fired.growth_step >= f.growth_steps[-1])
+            and ("emerging" not in f.triggers or fired.emerging or not state.emerging)
+            and (
+                "growth" not in f.triggers
+                or not any(fired.growth_step < step <= state.size for step in f.growth_steps)
+            )
         )
 
     def why(
@@ -420,7 +426,11 @@ class _Rule:
         score = semantic.get(self.sub.id) if f.query is not None else None
         if f.query is not None and (score is None or score < f.query_threshold):
             return None
-        allowed = sorted(name for folded, name in sources.items() if folded in self.allow)
+        allowed = (
+            sorted(name for folded, name in sources.items() if folded in self.allow)
+            if self.allow
+            else []  # not a walk over a wire story's thousand sources per matching rule
+        )
         if (self.allow and not allowed) or (self.deny and self.deny.issuperset(sources)):
             return None
         return {
@@ -515,7 +525,7 @@ class Matcher:
         for position in self._candidates(state, semantic):
             rule = self._rules[position]
             sub_id = rule.sub.id
-            if rule.done(state.fired.get(sub_id)):
+            if rule.idle(state.fired.get(sub_id), state):
                 continue
             why = rule.why(state, sources, semantic)
             if why is None:

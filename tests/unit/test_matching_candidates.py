@@ -250,3 +250,26 @@ def test_a_score_equal_to_the_threshold_is_a_candidate_and_a_hit() -> None:
     assert [m.subscription_id for m in matcher.observe(update(), StoryMatchState(), {"s": 0.5})]
     index = SemanticIndex([("s", "rates")], [[1.0, 0.0]], [1.0])
     assert index.hits([[2.0, 0.0]]) == [{"s": 1.0}]
+
+
+def test_a_rule_with_nothing_due_is_not_evaluated(evaluations: list[str]) -> None:
+    matcher = Matcher(
+        [
+            sub(
+                "fed",
+                keywords={"any": ["fed"]},
+                triggers=["new_story", "growth"],
+                growth_steps=[5, 10],
+            )
+        ]
+    )
+    state = StoryMatchState()
+    assert [m.trigger for m in matcher.observe(update("The Fed"), state, {})] == ["new_story"]
+    evaluations.clear()
+    for size in (2, 3, 4):  # new_story fired, the next growth step not reached: idle
+        assert matcher.observe(update("The Fed", size=size), state, {}) == []
+    assert evaluations == []
+    assert [m.dedup_key for m in matcher.observe(update("Fed", size=5), state, {})] == [
+        "fed:st-1:growth:5"
+    ]
+    assert evaluations == ["fed"]

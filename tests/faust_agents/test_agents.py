@@ -505,3 +505,85 @@ async def test_alerts_agent_does_not_refire_for_a_merged_story(sent, fresh_state
     assert [a["value"]["id"] for a in sent["alerts"].sent] == [f"{absorbed}:emerging"]
     assert tables.alerts[absorbed]["merged_into"] == survivor
     assert tables.alerts[survivor]["fired"] is True
+
+
+async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh_state) -> None:
+    """A receiver that hangs holds at most its backlog cap of the shared pending slots: its
+    further entries are parked on alerts-dlq at once (receiver_backlog_full, counted) and
+    acked, and another receiver's entry is still delivered while it hangs."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import settings, subscription_store
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+    from streams.subscriptions.sender import Attempt
+
+    delivered: list[str] = []
+    hung: list[str] = []
+    dead_answers = asyncio.Event()  # the dead receiver hangs until the test ends
+
+    class Receivers:
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+        async def __aenter__(self) -> Receivers:
+            return self
+
+        async def __aexit__(self, *args: Any) -> None: ...
+
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            if "dead.example.org" in url:
+                hung.append(headers["webhook-id"])
+                await dead_answers.wait()
+                return Attempt("failed", 410, "gone", 0.01)
+            delivered.append(headers["webhook-id"])
+            return Attempt("delivered", 200, None, 0.01)
+
+    def subscribed(name: str, url: str) -> Subscription:
+        spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
+        subscription = Subscription.create(spec, "alice", 1e9)
+        subscription_store._apply(subscription.id, subscription.to_record())
+        return subscription
+
+    dead = subscribed("dead", "https://dead.example.org:8443/hook")
+    alive = subscribed("alive", "https://ok.example.org/hook")
+    subscription_store._ready.set()
+    tables.receipts.data.clear()
+    dead_entries = [
+        outbox_entry(test_alert(dead, source="/t", time=1e9 + i), 1e9 + i) for i in range(5)
+    ]
+    good = outbox_entry(test_alert(alive, source="/t", time=1e9), 1e9)
+    parked = Recorder()
+    before = _value(metrics.deliveries, outcome="backlog_full")
+    capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
+    with (
+        patch.object(deliveries_agent, "WebhookSender", Receivers),
+        patch.object(deliveries_agent, "settings", capped),
+        patch.object(deliveries_agent, "_MAX_PENDING", 3),  # the dead receiver alone fills it
+        patch.object(topics.alerts_dlq, "send", parked),
+    ):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            dead_puts = [await agent.put(e, key=e["webhook_id"]) for e in dead_entries]
+            fine = await agent.put(good, key=good["webhook_id"])
+            for _ in range(50):
+                if fine.message.acked:
+                    break
+                await asyncio.sleep(0.1)
+            assert delivered == [good["webhook_id"]]
+            assert fine.message.acked
+            assert hung == [e["webhook_id"] for e in dead_entries[:2]]
+            assert [p.message.acked for p in dead_puts] == [False, False, True, True, True]
+            full = [s["value"] for s in parked.sent]
+            dead_answers.set()  # let the two hanging deliveries end (failed: parked)
+            for _ in range(50):
+                if all(p.message.acked for p in dead_puts):
+                    break
+                await asyncio.sleep(0.1)
+    assert [p["webhook_id"] for p in full] == [e["webhook_id"] for e in dead_entries[2:]]
+    assert {p["reason"] for p in full} == {"receiver_backlog_full"}
+    assert full[0]["error"].startswith(
+        "receiver_backlog_full: https://dead.example.org:8443 has 2 deliveries waiting"
+    )
+    assert "fix the receiver, then re-send" in full[0]["error"]
+    assert _value(metrics.deliveries, outcome="backlog_full") == before + 3
+    assert dead_entries[2]["webhook_id"] not in tables.receipts  # a re-send is delivered
+    log = tables.delivery_log[dead.id]
+    assert {row["outcome"] for row in log} >= {"backlog_full"}

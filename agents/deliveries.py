@@ -66,6 +66,24 @@ def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> No
     tables.delivery_log[subscription_id] = [*kept, row][-_LOG_ENTRIES:]
 
 
+async def _dead_letter(
+    entry: dict[str, Any], subscription: Subscription, reason: str, error: str, status: int | None
+) -> None:
+    """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has it."""
+    logger.warning(
+        "webhook %s to subscription %s parked on %s: %s",
+        entry["webhook_id"],
+        subscription.id,
+        settings.topic_alerts_dlq,
+        error,
+    )
+    parked = await topics.alerts_dlq.send(
+        key=entry["webhook_id"],
+        value={**entry, "reason": reason, "error": error, "status": status},
+    )
+    await parked
+
+
 class _Deliveries:
     """The agent's running deliveries: limits, the sender, the retry policy."""
 
@@ -162,24 +180,14 @@ class _Deliveries:
         self, entry: dict[str, Any], subscription: Subscription, attempt: Attempt | None
     ) -> None:
         error = attempt.error if attempt else "no attempt was made"
-        logger.warning(
-            "webhook %s to subscription %s parked on %s: %s",
-            entry["webhook_id"],
-            subscription.id,
-            settings.topic_alerts_dlq,
-            error,
+        await _dead_letter(
+            entry,
+            subscription,
+            "delivery_failed",
+            f"{error}; fix the receiver, then resend with "
+            "`storywatch subscriptions test` or re-publish this entry to the outbox",
+            attempt.status if attempt else None,
         )
-        parked = await topics.alerts_dlq.send(
-            key=entry["webhook_id"],
-            value={
-                **entry,
-                "reason": "delivery_failed",
-                "error": f"{error}; fix the receiver, then resend with "
-                "`storywatch subscriptions test` or re-publish this entry to the outbox",
-                "status": attempt.status if attempt else None,
-            },
-        )
-        await parked
         self._finish(entry, "parked", attempt, error)
 
     async def _park_backlog(
@@ -187,24 +195,12 @@ class _Deliveries:
     ) -> None:
         """Park an entry of a receiver already holding its backlog cap, without trying it.
         No receipt is written: the entry re-sent from alerts-dlq to the outbox is delivered."""
-        waiting = self.backlog[host]
         error = (
-            f"receiver_backlog_full: {host} has {waiting} deliveries waiting (the cap is "
-            "STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this entry "
-            f"from {settings.topic_alerts_dlq} to the {settings.topic_deliveries} topic"
+            f"receiver_backlog_full: {host} has {self.backlog[host]} deliveries waiting (the "
+            "cap is STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
+            f"entry from {settings.topic_alerts_dlq} to the {settings.topic_deliveries} topic"
         )
-        logger.warning(
-            "webhook %s to subscription %s parked on %s: %s",
-            entry["webhook_id"],
-            subscription.id,
-            settings.topic_alerts_dlq,
-            error,
-        )
-        parked = await topics.alerts_dlq.send(
-            key=entry["webhook_id"],
-            value={**entry, "reason": "receiver_backlog_full", "error": error, "status": None},
-        )
-        await parked
+        await _dead_letter(entry, subscription, "receiver_backlog_full", error, None)
         metrics.deliveries.labels("backlog_full").inc()
         _log(subscription.id, entry, {"outcome": "backlog_full", "error": error})
 

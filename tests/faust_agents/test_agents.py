@@ -40,6 +40,18 @@ class Recorder:
         return acked
 
 
+class FakeSender:
+    """Stands in for ``WebhookSender`` (an async context manager); a subclass answers
+    ``send``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+    async def __aenter__(self) -> FakeSender:
+        return self
+
+    async def __aexit__(self, *args: Any) -> None: ...
+
+
 @pytest.fixture(autouse=True)
 def _memory_app() -> None:
     app.finalize()
@@ -373,14 +385,7 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
 
     posts: list[str] = []
 
-    class SlowReceiver:
-        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-
-        async def __aenter__(self) -> SlowReceiver:
-            return self
-
-        async def __aexit__(self, *args: Any) -> None: ...
-
+    class SlowReceiver(FakeSender):
         async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
             posts.append(headers["webhook-id"])
             await asyncio.sleep(0.3)
@@ -417,14 +422,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
 
     posts: list[str] = []
 
-    class Receiver:
-        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-
-        async def __aenter__(self) -> Receiver:
-            return self
-
-        async def __aexit__(self, *args: Any) -> None: ...
-
+    class Receiver(FakeSender):
         async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
             posts.append(headers["webhook-id"])
             return Attempt("delivered", 200, None, 0.01)
@@ -521,14 +519,7 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     hung: list[str] = []
     dead_answers = asyncio.Event()  # the dead receiver hangs until the test ends
 
-    class Receivers:
-        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-
-        async def __aenter__(self) -> Receivers:
-            return self
-
-        async def __aexit__(self, *args: Any) -> None: ...
-
+    class Receivers(FakeSender):
         async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
             if "dead.example.org" in url:
                 hung.append(headers["webhook-id"])

@@ -578,3 +578,26 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     assert dead_entries[2]["webhook_id"] not in tables.receipts  # a re-send is delivered
     log = tables.delivery_log[dead.id]
     assert {row["outcome"] for row in log} >= {"backlog_full"}
+
+
+def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:
+    """One matrix product per batch; each event gets the queries its story's centroid
+    reached (the matcher's semantic candidates), an event without a centroid none."""
+    import agents.subscriptions as subscriptions_agent
+    from streams.subscriptions.matching import SemanticIndex
+
+    axis = np.eye(384, dtype=np.float32)
+    index = SemanticIndex(
+        [("near", "floods"), ("far", "rates"), ("strict", "floods")],
+        [axis[0], axis[1], axis[0]],
+        [0.5, 0.5, 0.99],
+    )
+    on_floods = replace_fields(_story_event(1, "a"), centroid=_vector(0.3))  # cos 0.955
+    no_centroid = _story_event(2, "b")
+    with patch.object(subscriptions_agent.subscription_set, "semantic", index):
+        scores = subscriptions_agent._semantic_scores([on_floods, no_centroid])
+    assert scores == [pytest.approx({"near": np.cos(0.3)}, abs=1e-6), {}]
+
+
+def replace_fields(event: StoryEvent, **fields: Any) -> StoryEvent:
+    return StoryEvent(**{**event.asdict(), **fields})

@@ -10,7 +10,10 @@ Standard Webhooks receivers drop).
 Each delivery runs as its own task: a slow or dead receiver holds up only its own
 deliveries. At most ``STORYWATCH_WEBHOOK_CONCURRENCY`` run at once, at most
 ``_PER_HOST`` of them to one host; past ``_MAX_PENDING`` unfinished entries the agent stops
-taking more (back-pressure on the topic, nothing held in memory without bound).
+taking more (back-pressure on the topic, nothing held in memory without bound). One receiver
+holds at most ``STORYWATCH_WEBHOOK_RECEIVER_BACKLOG`` of those entries: past it, its new
+entries are parked on ``alerts-dlq`` at once (``receiver_backlog_full``), so a dead receiver
+retrying for minutes cannot fill the shared pool and stall every other receiver.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, cast
 
 from faust import StreamT
@@ -63,6 +66,24 @@ def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> No
     tables.delivery_log[subscription_id] = [*kept, row][-_LOG_ENTRIES:]
 
 
+async def _dead_letter(
+    entry: dict[str, Any], subscription: Subscription, reason: str, error: str, status: int | None
+) -> None:
+    """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has it."""
+    logger.warning(
+        "webhook %s to subscription %s parked on %s: %s",
+        entry["webhook_id"],
+        subscription.id,
+        settings.topic_alerts_dlq,
+        error,
+    )
+    parked = await topics.alerts_dlq.send(
+        key=entry["webhook_id"],
+        value={**entry, "reason": reason, "error": error, "status": status},
+    )
+    await parked
+
+
 class _Deliveries:
     """The agent's running deliveries: limits, the sender, the retry policy."""
 
@@ -80,6 +101,8 @@ class _Deliveries:
         )
         self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
         self.tasks: set[asyncio.Task[None]] = set()
+        # receiver (scheme, host, port) -> its deliveries sending or waiting to retry
+        self.backlog: Counter[str] = Counter()
         # webhook-id -> its delivery in progress. A replayed stage re-sends an outbox entry,
         # so two entries of one alert can be in flight at once: the second waits for the
         # first and then finds its receipt (without this, both were delivered).
@@ -111,6 +134,22 @@ class _Deliveries:
         body = render_body(entry["alert"], subscription.webhook.format)
         url = subscription.webhook.url
         host = str(URL(url).origin())  # scheme, host and port: one receiver
+        if self.backlog[host] >= settings.webhook_receiver_backlog:
+            await self._park_backlog(entry, subscription, host)
+            return
+        self.backlog[host] += 1
+        try:
+            await self._attempts(entry, subscription, url, body, host)
+        finally:
+            self.backlog[host] -= 1
+            if not self.backlog[host]:
+                del self.backlog[host]
+
+    async def _attempts(
+        self, entry: dict[str, Any], subscription: Subscription, url: str, body: bytes, host: str
+    ) -> None:
+        """Send with retries until delivered, failed or out of attempts (then parked)."""
+        webhook_id = entry["webhook_id"]
         attempt: Attempt | None = None
         for number in range(1, self.policy.max_attempts + 1):
             headers = webhook_headers(webhook_id, subscription.secret, body, time.time())
@@ -141,25 +180,29 @@ class _Deliveries:
         self, entry: dict[str, Any], subscription: Subscription, attempt: Attempt | None
     ) -> None:
         error = attempt.error if attempt else "no attempt was made"
-        logger.warning(
-            "webhook %s to subscription %s parked on %s: %s",
-            entry["webhook_id"],
-            subscription.id,
-            settings.topic_alerts_dlq,
-            error,
+        await _dead_letter(
+            entry,
+            subscription,
+            "delivery_failed",
+            f"{error}; fix the receiver, then resend with "
+            "`storywatch subscriptions test` or re-publish this entry to the outbox",
+            attempt.status if attempt else None,
         )
-        parked = await topics.alerts_dlq.send(
-            key=entry["webhook_id"],
-            value={
-                **entry,
-                "reason": "delivery_failed",
-                "error": f"{error}; fix the receiver, then resend with "
-                "`storywatch subscriptions test` or re-publish this entry to the outbox",
-                "status": attempt.status if attempt else None,
-            },
-        )
-        await parked
         self._finish(entry, "parked", attempt, error)
+
+    async def _park_backlog(
+        self, entry: dict[str, Any], subscription: Subscription, host: str
+    ) -> None:
+        """Park an entry of a receiver already holding its backlog cap, without trying it.
+        No receipt is written: the entry re-sent from alerts-dlq to the outbox is delivered."""
+        error = (
+            f"receiver_backlog_full: {host} has {self.backlog[host]} deliveries waiting (the "
+            "cap is STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
+            f"entry from {settings.topic_alerts_dlq} to the {settings.topic_deliveries} topic"
+        )
+        await _dead_letter(entry, subscription, "receiver_backlog_full", error, None)
+        metrics.deliveries.labels("backlog_full").inc()
+        _log(subscription.id, entry, {"outcome": "backlog_full", "error": error})
 
     def _finish(
         self,

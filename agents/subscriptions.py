@@ -2,7 +2,8 @@
 
 Runs on ``stories``, apart from the ordered cluster stage: a thousand subscriptions never
 slow clustering. Keywords match through an index of phrases, semantic queries as one matrix
-product per batch of story events.
+product per batch of story events; each event evaluates only the rules those indexes name
+(plus the filter-only ones), not every subscription.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def _reload_activity() -> None:
 
 
 def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:
-    """One matrix product for the batch: each event's story centroid against every query."""
+    """One matrix product for the batch: each event's story centroid against every query;
+    per event, the queries that reached their threshold (the matcher's semantic candidates)."""
     index = subscription_set.semantic
     if not index.ids:
         return [{} for _ in events]
@@ -118,7 +120,7 @@ def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:
     scores: list[dict[str, float]] = [{} for _ in events]
     if rows:
         matrix = np.stack([decode_vector(events[i].centroid or "") for i in rows])
-        for i, row in zip(rows, index.score_maps(matrix), strict=True):
+        for i, row in zip(rows, index.hits(matrix), strict=True):
             scores[i] = row
     return scores
 

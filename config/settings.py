@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=300.0, gt=0)
     # Why 200: deliveries in flight at once across all receivers; each waits on the network.
     webhook_concurrency: int = Field(default=200, ge=1)
+    # Why 500 per receiver (scheme, host, port): deliveries of one receiver waiting in memory
+    # (sending or between retries) at most; past it its new ones are parked on alerts-dlq
+    # at once (reason receiver_backlog_full), so a dead receiver retrying for minutes holds
+    # 500 of the 10,000 shared slots, not all of them. A healthy receiver (4 requests at a
+    # time, under 1 s each) works through 500 in about 2 minutes; a burst for one receiver
+    # is one story firing its subscriptions (tens to a few hundred alerts).
+    webhook_receiver_backlog: int = Field(default=500, ge=1)
 
     # --- Alerts -----------------------------------------------------------------------
     # Why 5 articles / 3 sources / 6 h: a story re-reported by several outlets within hours

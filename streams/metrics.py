@@ -102,7 +102,8 @@ class PipelineMetrics:
         )
         self.deliveries = Counter(
             "storywatch_webhook_deliveries",
-            "Webhook delivery attempts, by outcome (delivered/retry/failed/parked/cancelled).",
+            "Webhook delivery attempts, by outcome "
+            "(delivered/retry/failed/parked/cancelled/backlog_full).",
             ["outcome"],
             registry=registry,
         )

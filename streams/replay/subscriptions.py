@@ -100,7 +100,7 @@ class SubscriptionReplay:
         """The subscription alerts this story event fires."""
         scores: dict[str, float] = {}
         if self.semantic.ids and centroid is not None:
-            scores = self.semantic.score_maps(centroid[np.newaxis, :])[0]
+            scores = self.semantic.hits(centroid[np.newaxis, :])[0]
         state, burst = self._states.setdefault(
             assignment.story_id, (StoryMatchState(), EmergingState())
         )

@@ -5,6 +5,11 @@ Pure: no I/O. The caller keeps one :class:`StoryMatchState` per story (JSON roun
 changelog table), computes the story's semantic scores with :class:`SemanticIndex`, and calls
 :meth:`Matcher.observe` once per story event.
 
+Each event evaluates only its candidate rules, found through indexes: the rules that use a
+phrase the story contains (so far), the rules whose query scored at or above its threshold,
+and the rules with neither keywords nor a query (filter-only rules, checked on every event).
+A rule outside these can never match the event, so the result is the full scan's.
+
 Keywords accumulate over the story: the state remembers which subscribed phrases any of its
 articles contained, so ``all: ["a", "b"]`` matches once one article had "a" and another "b",
 and ``none`` fails the story for good once any article had the phrase. A phrase added to a
@@ -115,14 +120,28 @@ class KeywordIndex:
 class SemanticIndex:
     """The subscriptions' queries as unit vectors: one matrix row per subscription."""
 
-    def __init__(self, entries: Sequence[tuple[str, str]], matrix: npt.ArrayLike) -> None:
-        """``entries``: (subscription id, query) in row order; ``matrix``: their embeddings."""
+    def __init__(
+        self,
+        entries: Sequence[tuple[str, str]],
+        matrix: npt.ArrayLike,
+        thresholds: Sequence[float] | None = None,
+    ) -> None:
+        """``entries``: (subscription id, query) in row order; ``matrix``: their embeddings;
+        ``thresholds``: each row's query_threshold (None: every score is a hit)."""
         rows = np.asarray(matrix, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[0] != len(entries):
             raise SemanticIndexError(
                 f"the query matrix has shape {rows.shape}, expected ({len(entries)}, dim): "
                 "one embedding row per (subscription id, query) entry"
             )
+        if thresholds is not None and len(thresholds) != len(entries):
+            raise SemanticIndexError(
+                f"{len(thresholds)} thresholds for {len(entries)} queries: pass one per entry"
+            )
+        # float64, as the matcher compares a Python float score with a Python float threshold
+        self._thresholds = np.asarray(
+            [-np.inf] * len(entries) if thresholds is None else thresholds, dtype=np.float64
+        )
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         self._matrix: npt.NDArray[np.float32] = (rows / np.where(norms > 0, norms, 1.0)).astype(
             np.float32
@@ -135,11 +154,13 @@ class SemanticIndex:
         cls, subscriptions: Iterable[Subscription], encode: Callable[[list[str]], np.ndarray]
     ) -> SemanticIndex:
         """Embed the queries of the enabled ``subscriptions`` (each distinct text once)."""
-        entries = sorted(
-            (sub.id, sub.filter.query)
+        rows = sorted(
+            (sub.id, sub.filter.query, sub.filter.query_threshold)
             for sub in subscriptions
             if sub.enabled and sub.filter.query is not None
         )
+        entries = [(sub_id, query) for sub_id, query, _ in rows]
+        thresholds = [threshold for _, _, threshold in rows]
         texts = sorted({query for _, query in entries})
         if not texts:
             return cls([], np.zeros((0, 0), dtype=np.float32))
@@ -150,7 +171,7 @@ class SemanticIndex:
                 "return one row per text"
             )
         row = {text: i for i, text in enumerate(texts)}
-        return cls(entries, vectors[[row[query] for _, query in entries]])
+        return cls(entries, vectors[[row[query] for _, query in entries]], thresholds)
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:
@@ -185,6 +206,17 @@ class SemanticIndex:
             dict(zip(self.ids, (float(x) for x in row), strict=True))
             for row in self.scores(centroids)
         ]
+
+    def hits(self, centroids: npt.ArrayLike) -> list[dict[str, float]]:
+        """Per story, {subscription id: score} of the queries scored at or above their
+        threshold: what :meth:`Matcher.observe` needs (a lower score never matches), without
+        a Python object per query per story."""
+        scores = self.scores(centroids)
+        found: list[dict[str, float]] = []
+        for row in scores:
+            columns = np.flatnonzero(row >= self._thresholds)
+            found.append({self.ids[j]: float(row[j]) for j in columns})
+        return found
 
 
 class _Assignment(Protocol):
@@ -363,15 +395,21 @@ class _Rule:
             deny=frozenset(s.casefold() for s in sub.filter.sources.deny),
         )
 
-    def done(self, fired: FiredTriggers | None) -> bool:
-        """Every trigger of the subscription has fired all it can for this story."""
+    def idle(self, fired: FiredTriggers | None, state: StoryMatchState) -> bool:
+        """Nothing of the subscription can fire for this story now: each trigger fired all
+        it can, or waits (``emerging`` for the story to emerge, ``growth`` for its next
+        step). Its filter need not be evaluated: a match would fire nothing and change no
+        state (a subscription that matched once has its ``fired`` entry already)."""
         if fired is None:
             return False
         f = self.sub.filter
         return (
             ("new_story" not in f.triggers or fired.new_story)
-            and ("emerging" not in f.triggers or fired.emerging)
-            and ("growth" not in f.triggers or fired.growth_step >= f.growth_steps[-1])
+            and ("emerging" not in f.triggers or fired.emerging or not state.emerging)
+            and (
+                "growth" not in f.triggers
+                or not any(fired.growth_step < step <= state.size for step in f.growth_steps)
+            )
         )
 
     def why(
@@ -388,7 +426,11 @@ class _Rule:
         score = semantic.get(self.sub.id) if f.query is not None else None
         if f.query is not None and (score is None or score < f.query_threshold):
             return None
-        allowed = sorted(name for folded, name in sources.items() if folded in self.allow)
+        allowed = (
+            sorted(name for folded, name in sources.items() if folded in self.allow)
+            if self.allow
+            else []  # not a walk over a wire story's thousand sources per matching rule
+        )
         if (self.allow and not allowed) or (self.deny and self.deny.issuperset(sources)):
             return None
         return {
@@ -421,6 +463,39 @@ class Matcher:
         self.subscriptions = tuple(enabled)
         self.keywords = keywords if keywords is not None else KeywordIndex.build(enabled)
         self.semantic = semantic
+        # The candidate indexes, by rule position (evaluated in this order, as listed):
+        # phrase key -> rules with it in ``any`` or ``all``; subscription id -> its rules
+        # with a query; and the rules with neither, which any event may match.
+        by_phrase: dict[str, list[int]] = {}
+        by_query: dict[str, list[int]] = {}
+        unindexed: list[int] = []
+        for position, rule in enumerate(self._rules):
+            for key in rule.any_keys | rule.all_keys:
+                by_phrase.setdefault(key, []).append(position)
+            if rule.sub.filter.query is not None:
+                by_query.setdefault(rule.sub.id, []).append(position)
+            elif not (rule.any_keys or rule.all_keys):
+                unindexed.append(position)
+        self._by_phrase = {key: tuple(rules) for key, rules in by_phrase.items()}
+        self._by_query = {sub_id: tuple(rules) for sub_id, rules in by_query.items()}
+        self._unindexed = tuple(unindexed)
+
+    def _candidates(self, state: StoryMatchState, semantic: Mapping[str, float]) -> list[int]:
+        """The positions of the rules that can match the story now, in rule order.
+
+        A rule with ``any`` or ``all`` phrases holds only once the story contains one of
+        them (``state.phrases`` accumulates over the story, so a rule that matched before,
+        or that waited for min_size, is still found for its later triggers); a rule with a
+        query only while its score reaches the threshold; the rest are always candidates.
+        """
+        found = set(self._unindexed)
+        for key in state.phrases:
+            found.update(self._by_phrase.get(key, ()))
+        for sub_id, score in semantic.items():
+            for position in self._by_query.get(sub_id, ()):
+                if score >= self._rules[position].sub.filter.query_threshold:
+                    found.add(position)
+        return sorted(found)
 
     def observe(
         self, story: StoryUpdate, state: StoryMatchState, semantic: Mapping[str, float]
@@ -428,7 +503,8 @@ class Matcher:
         """Update ``state`` with one story event; return the alerts to send now.
 
         ``semantic``: {subscription id: cosine of the story's current centroid to its query}
-        (a subscription with a query and no score does not match). A trigger fires only
+        (a subscription with a query and no score does not match): all scores, or only those
+        at or above their threshold (:meth:`SemanticIndex.hits`, the fast way). A trigger fires only
         while the story matches: ``new_story`` the first time, ``emerging`` once the story
         is emerging, ``growth`` for the largest step of ``growth_steps`` that the size has
         reached and that has not fired yet (one alert even when two steps are crossed).
@@ -446,9 +522,10 @@ class Matcher:
             sources = {**sources, story.source.casefold(): story.source}
 
         matches: list[Match] = []
-        for rule in self._rules:
+        for position in self._candidates(state, semantic):
+            rule = self._rules[position]
             sub_id = rule.sub.id
-            if rule.done(state.fired.get(sub_id)):
+            if rule.idle(state.fired.get(sub_id), state):
                 continue
             why = rule.why(state, sources, semantic)
             if why is None:

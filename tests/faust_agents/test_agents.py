@@ -40,6 +40,18 @@ class Recorder:
         return acked
 
 
+class FakeSender:
+    """Stands in for ``WebhookSender`` (an async context manager); a subclass answers
+    ``send``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+    async def __aenter__(self) -> FakeSender:
+        return self
+
+    async def __aexit__(self, *args: Any) -> None: ...
+
+
 @pytest.fixture(autouse=True)
 def _memory_app() -> None:
     app.finalize()
@@ -373,14 +385,7 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
 
     posts: list[str] = []
 
-    class SlowReceiver:
-        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-
-        async def __aenter__(self) -> SlowReceiver:
-            return self
-
-        async def __aexit__(self, *args: Any) -> None: ...
-
+    class SlowReceiver(FakeSender):
         async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
             posts.append(headers["webhook-id"])
             await asyncio.sleep(0.3)
@@ -417,14 +422,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
 
     posts: list[str] = []
 
-    class Receiver:
-        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-
-        async def __aenter__(self) -> Receiver:
-            return self
-
-        async def __aexit__(self, *args: Any) -> None: ...
-
+    class Receiver(FakeSender):
         async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
             posts.append(headers["webhook-id"])
             return Attempt("delivered", 200, None, 0.01)
@@ -505,3 +503,101 @@ async def test_alerts_agent_does_not_refire_for_a_merged_story(sent, fresh_state
     assert [a["value"]["id"] for a in sent["alerts"].sent] == [f"{absorbed}:emerging"]
     assert tables.alerts[absorbed]["merged_into"] == survivor
     assert tables.alerts[survivor]["fired"] is True
+
+
+async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh_state) -> None:
+    """A receiver that hangs holds at most its backlog cap of the shared pending slots: its
+    further entries are parked on alerts-dlq at once (receiver_backlog_full, counted) and
+    acked, and another receiver's entry is still delivered while it hangs."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import settings, subscription_store
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+    from streams.subscriptions.sender import Attempt
+
+    delivered: list[str] = []
+    hung: list[str] = []
+    dead_answers = asyncio.Event()  # the dead receiver hangs until the test ends
+
+    class Receivers(FakeSender):
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            if "dead.example.org" in url:
+                hung.append(headers["webhook-id"])
+                await dead_answers.wait()
+                return Attempt("failed", 410, "gone", 0.01)
+            delivered.append(headers["webhook-id"])
+            return Attempt("delivered", 200, None, 0.01)
+
+    def subscribed(name: str, url: str) -> Subscription:
+        spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
+        subscription = Subscription.create(spec, "alice", 1e9)
+        subscription_store._apply(subscription.id, subscription.to_record())
+        return subscription
+
+    dead = subscribed("dead", "https://dead.example.org:8443/hook")
+    alive = subscribed("alive", "https://ok.example.org/hook")
+    subscription_store._ready.set()
+    tables.receipts.data.clear()
+    dead_entries = [
+        outbox_entry(test_alert(dead, source="/t", time=1e9 + i), 1e9 + i) for i in range(5)
+    ]
+    good = outbox_entry(test_alert(alive, source="/t", time=1e9), 1e9)
+    parked = Recorder()
+    before = _value(metrics.deliveries, outcome="backlog_full")
+    capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
+    with (
+        patch.object(deliveries_agent, "WebhookSender", Receivers),
+        patch.object(deliveries_agent, "settings", capped),
+        patch.object(deliveries_agent, "_MAX_PENDING", 3),  # the dead receiver alone fills it
+        patch.object(topics.alerts_dlq, "send", parked),
+    ):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            dead_puts = [await agent.put(e, key=e["webhook_id"]) for e in dead_entries]
+            fine = await agent.put(good, key=good["webhook_id"])
+            for _ in range(50):
+                if fine.message.acked:
+                    break
+                await asyncio.sleep(0.1)
+            assert delivered == [good["webhook_id"]]
+            assert fine.message.acked
+            assert hung == [e["webhook_id"] for e in dead_entries[:2]]
+            assert [p.message.acked for p in dead_puts] == [False, False, True, True, True]
+            full = [s["value"] for s in parked.sent]
+            dead_answers.set()  # let the two hanging deliveries end (failed: parked)
+            for _ in range(50):
+                if all(p.message.acked for p in dead_puts):
+                    break
+                await asyncio.sleep(0.1)
+    assert [p["webhook_id"] for p in full] == [e["webhook_id"] for e in dead_entries[2:]]
+    assert {p["reason"] for p in full} == {"receiver_backlog_full"}
+    assert full[0]["error"].startswith(
+        "receiver_backlog_full: https://dead.example.org:8443 has 2 deliveries waiting"
+    )
+    assert "fix the receiver, then re-send" in full[0]["error"]
+    assert _value(metrics.deliveries, outcome="backlog_full") == before + 3
+    assert dead_entries[2]["webhook_id"] not in tables.receipts  # a re-send is delivered
+    log = tables.delivery_log[dead.id]
+    assert {row["outcome"] for row in log} >= {"backlog_full"}
+
+
+def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:
+    """One matrix product per batch; each event gets the queries its story's centroid
+    reached (the matcher's semantic candidates), an event without a centroid none."""
+    import agents.subscriptions as subscriptions_agent
+    from streams.subscriptions.matching import SemanticIndex
+
+    axis = np.eye(384, dtype=np.float32)
+    index = SemanticIndex(
+        [("near", "floods"), ("far", "rates"), ("strict", "floods")],
+        [axis[0], axis[1], axis[0]],
+        [0.5, 0.5, 0.99],
+    )
+    on_floods = replace_fields(_story_event(1, "a"), centroid=_vector(0.3))  # cos 0.955
+    no_centroid = _story_event(2, "b")
+    with patch.object(subscriptions_agent.subscription_set, "semantic", index):
+        scores = subscriptions_agent._semantic_scores([on_floods, no_centroid])
+    assert scores == [pytest.approx({"near": np.cos(0.3)}, abs=1e-6), {}]
+
+
+def replace_fields(event: StoryEvent, **fields: Any) -> StoryEvent:
+    return StoryEvent(**{**event.asdict(), **fields})

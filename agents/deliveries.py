@@ -49,6 +49,22 @@ _MAX_PENDING = 10_000
 _LOG_ENTRIES = 50
 _FINAL = ("delivered", "parked", "cancelled")
 
+# An outbox record's (partition, offset).
+Position = tuple[int, int]
+
+
+def already_final(receipt: dict[str, Any] | None, position: Position | None) -> bool:
+    """Whether the outbox record at ``position`` is done with: its webhook-id was delivered or
+    cancelled, or parked from this record or an earlier one (a replay after a restart). A
+    parked entry re-published from alerts-dlq is a later record: it is delivered again."""
+    if receipt is None or receipt.get("outcome") not in _FINAL:
+        return False
+    parked_at = receipt.get("position")
+    if receipt["outcome"] != "parked" or parked_at is None or position is None:
+        return True
+    partition, offset = parked_at
+    return position[0] == partition and position[1] <= offset
+
 
 def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> None:
     """Keep the delivery's latest state in its subscription's recent-deliveries list."""
@@ -108,22 +124,21 @@ class _Deliveries:
         # first and then finds its receipt (without this, both were delivered).
         self.inflight: dict[str, asyncio.Future[None]] = {}
 
-    async def run(self, entry: dict[str, Any]) -> None:
+    async def run(self, entry: dict[str, Any], position: Position | None = None) -> None:
         webhook_id = entry["webhook_id"]
         while webhook_id in self.inflight:
             await asyncio.shield(self.inflight[webhook_id])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inflight[webhook_id] = done
         try:
-            await self._deliver(entry)
+            await self._deliver(entry, position)
         finally:
             del self.inflight[webhook_id]
             done.set_result(None)
 
-    async def _deliver(self, entry: dict[str, Any]) -> None:
+    async def _deliver(self, entry: dict[str, Any], position: Position | None) -> None:
         webhook_id = entry["webhook_id"]
-        receipt = tables.receipts.get(webhook_id)
-        if receipt is not None and receipt.get("outcome") in _FINAL:
+        if already_final(tables.receipts.get(webhook_id), position):
             return  # delivered (or parked) before a restart: never again
         await subscription_store.ready()
         record = subscription_store.get(entry["subscription_id"])
@@ -139,14 +154,21 @@ class _Deliveries:
             return
         self.backlog[host] += 1
         try:
-            await self._attempts(entry, subscription, url, body, host)
+            await self._attempts(entry, subscription, url, body, host, position=position)
         finally:
             self.backlog[host] -= 1
             if not self.backlog[host]:
                 del self.backlog[host]
 
     async def _attempts(
-        self, entry: dict[str, Any], subscription: Subscription, url: str, body: bytes, host: str
+        self,
+        entry: dict[str, Any],
+        subscription: Subscription,
+        url: str,
+        body: bytes,
+        host: str,
+        *,
+        position: Position | None,
     ) -> None:
         """Send with retries until delivered, failed or out of attempts (then parked)."""
         webhook_id = entry["webhook_id"]
@@ -159,13 +181,13 @@ class _Deliveries:
             _log(subscription.id, entry, self._row(attempt, number))
             if attempt.outcome == "delivered":
                 metrics.delivery_latency.observe(max(0.0, time.time() - entry["created_at"]))
-                self._finish(entry, "delivered", attempt, None, number)
+                self._finish(entry, "delivered", attempt, None, attempts=number)
                 return
             if attempt.outcome == "failed" or self.policy.exhausted(number):
                 break
             metrics.delivery_retries.inc()
             await asyncio.sleep(self.policy.delay(number, attempt.retry_after_s, self.rng))
-        await self._park(entry, subscription, attempt)
+        await self._park(entry, subscription, attempt, position)
 
     def _row(self, attempt: Attempt, number: int) -> dict[str, Any]:
         return {
@@ -177,7 +199,11 @@ class _Deliveries:
         }
 
     async def _park(
-        self, entry: dict[str, Any], subscription: Subscription, attempt: Attempt | None
+        self,
+        entry: dict[str, Any],
+        subscription: Subscription,
+        attempt: Attempt | None,
+        position: Position | None,
     ) -> None:
         error = attempt.error if attempt else "no attempt was made"
         await _dead_letter(
@@ -188,7 +214,7 @@ class _Deliveries:
             "`storywatch subscriptions test` or re-publish this entry to the outbox",
             attempt.status if attempt else None,
         )
-        self._finish(entry, "parked", attempt, error)
+        self._finish(entry, "parked", attempt, error, position=position)
 
     async def _park_backlog(
         self, entry: dict[str, Any], subscription: Subscription, host: str
@@ -210,7 +236,9 @@ class _Deliveries:
         outcome: str,
         attempt: Attempt | None,
         error: str | None,
+        *,
         attempts: int = 0,
+        position: Position | None = None,
     ) -> None:
         if outcome != "delivered":
             metrics.deliveries.labels(outcome).inc()
@@ -220,6 +248,7 @@ class _Deliveries:
             "error": error,
             "attempts": attempts,
             "at": time.time(),
+            "position": list(position) if position else None,
         }
         if outcome != "delivered":
             _log(entry["subscription_id"], entry, {"outcome": outcome, "error": error})
@@ -232,7 +261,10 @@ class _Deliveries:
     async def _one(self, stream: StreamT[Any], event: EventT) -> None:
         try:
             try:
-                await self.run(cast(dict[str, Any], event.value))
+                message = event.message
+                await self.run(
+                    cast(dict[str, Any], event.value), (message.partition, message.offset)
+                )
             except Exception as exc:  # a bug or a malformed entry: parked
                 logger.exception("delivering %s failed unexpectedly; parking it", event.key)
                 await self._park_broken(event, exc)
@@ -273,6 +305,7 @@ class _Deliveries:
                 "error": f"{type(exc).__name__}: {exc}",
                 "attempts": 0,
                 "at": time.time(),
+                "position": [event.message.partition, event.message.offset],
             }
         metrics.deliveries.labels("parked").inc()
 

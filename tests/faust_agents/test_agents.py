@@ -601,3 +601,54 @@ def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() 
 
 def replace_fields(event: StoryEvent, **fields: Any) -> StoryEvent:
     return StoryEvent(**{**event.asdict(), **fields})
+
+
+async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_state) -> None:
+    """What a parked delivery's dead letter tells the operator to do works: the entry
+    re-published to the outbox (a later record) is sent again once the receiver is fixed,
+    while a replay of the record it was parked from is not (`already_final`)."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import subscription_store
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+    from streams.subscriptions.sender import Attempt
+
+    answers = ["failed", "delivered"]  # refused (4xx: parked at once), then fixed
+    posts: list[str] = []
+
+    class Receiver(FakeSender):
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            posts.append(headers["webhook-id"])
+            outcome = answers.pop(0)
+            return Attempt(outcome, 200 if outcome == "delivered" else 404, None, 0.01)
+
+    spec = SubscriptionSpec("fixed", webhook=WebhookTarget("https://hooks.example.org/x"))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    subscription_store._ready.set()
+    tables.receipts.data.clear()
+    entry = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
+    webhook_id = entry["webhook_id"]
+    parked = Recorder()
+    with (
+        patch.object(deliveries_agent, "WebhookSender", Receiver),
+        patch.object(topics.alerts_dlq, "send", parked),
+    ):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            first = await agent.put(entry, key=webhook_id)
+            for _ in range(50):
+                if first.message.acked:
+                    break
+                await asyncio.sleep(0.1)
+            receipt = tables.receipts[webhook_id]
+            assert receipt["outcome"] == "parked"
+            position = (first.message.partition, first.message.offset)
+            assert deliveries_agent.already_final(receipt, position)  # its replay: skipped
+            again = await agent.put(entry, key=webhook_id)  # re-published from alerts-dlq
+            for _ in range(50):
+                if again.message.acked:
+                    break
+                await asyncio.sleep(0.1)
+    assert posts == [webhook_id, webhook_id]
+    assert tables.receipts[webhook_id]["outcome"] == "delivered"
+    assert [s["value"]["reason"] for s in parked.sent] == ["delivery_failed"]

@@ -31,10 +31,16 @@ from streams.engine.offline import read_jsonl
 from streams.engine.vectors import decode_vector
 from streams.producer import produce_rows
 from tests.conftest import SAMPLE
+from tests.integration import test_subscriptions as subscription_tests
 from tests.integration.test_subscriptions import ALICE, BOB, SBARRO, Receiver, _until, api
 from tests.integration.worker_process import WorkerRun, read_topic, records_to_end
 
 pytestmark = pytest.mark.kafka
+
+# The subscription tests' fixtures, instantiated again for this module: a worker with Alice's
+# and Bob's tokens that may deliver to 127.0.0.1, and a receiver that verifies signatures.
+worker = subscription_tests.worker
+receiver = subscription_tests.receiver
 
 HOSTS = Path("/etc/hosts")
 # A name only this test gives an address (the .test TLD never resolves in public DNS).
@@ -138,32 +144,6 @@ def hosts_file() -> Iterator[Callable[[str], None]]:
         yield point
     finally:
         HOSTS.write_bytes(original)
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerRun]:
-    run = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("alert-stream"))
-    run.settings.update(
-        {
-            "STORYWATCH_API_TOKENS": f"alice:{ALICE},bob:{BOB}",
-            # The address, not a name: a name resolving to it is allowed too (REBIND_HOST).
-            "STORYWATCH_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-            "STORYWATCH_WEBHOOK_TIMEOUT_S": "2",
-            "STORYWATCH_WEBHOOK_RETRY_BASE_S": "0.2",
-            "STORYWATCH_WEBHOOK_RETRY_MAX_S": "1",
-            "STORYWATCH_WEBHOOK_MAX_ATTEMPTS": "6",
-        }
-    )
-    run.start()
-    yield run
-    run.stop()
 
 
 @pytest.fixture(scope="module")

@@ -94,11 +94,12 @@ embedder = Embedder.from_settings(settings)
 model_thread = ModelThread()
 
 
-async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
-    """Write one subscription (None: a tombstone) and wait for the broker's acknowledgement."""
+async def _send_subscription(key: str, record: dict[str, Any] | None) -> int:
+    """Write one subscription (None: a tombstone), wait for the broker's acknowledgement and
+    answer the record's offset."""
     producer = await app.maybe_start_producer()
     value = None if record is None else json.dumps(record).encode()
-    await producer.send_and_wait(
+    metadata = await producer.send_and_wait(
         settings.topic_subscriptions,
         json.dumps(key).encode(),
         value,
@@ -106,6 +107,7 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> None:
         timestamp=None,
         headers=None,
     )
+    return int(metadata.offset)
 
 
 subscription_store = SubscriptionStore(settings, _send_subscription)

@@ -28,7 +28,8 @@ __all__ = ["SubscriptionStore", "SubscriptionStoreNotReady"]
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-Send = Callable[[str, Record | None], Awaitable[None]]
+# Writes one record (None: a tombstone), waits for the broker, answers the record's offset.
+Send = Callable[[str, Record | None], Awaitable[int]]
 
 # Why 30 s: how long a request waits for a starting worker to read the topic to its end;
 # past it the caller answers 503-like errors rather than serve a partial list.
@@ -50,6 +51,10 @@ class SubscriptionStore:
         self.settings = settings
         self._send = send
         self._records: dict[str, Record] = {}
+        # Offset of this worker's latest write per id: the follower, reading the topic behind
+        # it, must not put an older record of that id back over it (a PUT right after a POST
+        # read back the POST's version until the follower caught up).
+        self._written_at: dict[str, int] = {}
         self._ready = asyncio.Event()
         self.version = 0  # bumped on every change: readers rebuild what they derive
 
@@ -79,11 +84,13 @@ class SubscriptionStore:
 
     async def put(self, record: Record) -> None:
         """Write and wait for the broker's acknowledgement; then serve it here at once."""
-        await self._send(str(record["id"]), record)
-        self._apply(str(record["id"]), record)
+        key = str(record["id"])
+        self._written_at[key] = await self._send(key, record)
+        self._apply(key, record)
 
     async def delete(self, subscription_id: str) -> None:
-        await self._send(subscription_id, None)  # a tombstone: compaction drops the id
+        # A tombstone: compaction drops the id.
+        self._written_at[subscription_id] = await self._send(subscription_id, None)
         self._apply(subscription_id, None)
 
     def _apply(self, key: str, record: Record | None) -> None:
@@ -125,25 +132,31 @@ class SubscriptionStore:
                 batch = await consumer.getmany(*partitions, timeout_ms=_POLL_MS)
                 for records in batch.values():
                     for message in records:
-                        self._read(message.key, message.value)
+                        self.follow_record(message.key, message.value, message.offset)
                 if not self._ready.is_set() and await _caught_up(consumer, ends):
                     logger.info("read %d subscriptions from %s", len(self._records), topic)
                     self._ready.set()
         finally:
             await consumer.stop()
 
-    def _read(self, key: bytes | None, value: bytes | None) -> None:
+    def follow_record(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        """Apply one record read from the topic at ``offset`` (what the follower does)."""
         if key is None:
             return
         try:
-            subscription_id = json.loads(key)
+            subscription_id = str(json.loads(key))
             record = json.loads(value) if value is not None else None
         except (ValueError, RecursionError):
             logger.warning("skipping an undecodable record on the subscriptions topic")
             return
         if record is not None and not isinstance(record, dict):
             return
-        self._apply(str(subscription_id), record)
+        written_at = self._written_at.get(subscription_id)
+        if written_at is not None:
+            if offset < written_at:
+                return  # older than what this worker wrote and already serves
+            del self._written_at[subscription_id]  # caught up with its own write
+        self._apply(subscription_id, record)
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -71,7 +71,12 @@ class SubscriptionService:
         await self._ready()
         record = self.subscriptions.get(subscription_id)
         if record is None or record.get("owner") != owner:
-            raise HttpError(404, f"no subscription {subscription_id!r} of yours", "id")
+            raise HttpError(
+                404,
+                f"no subscription {subscription_id!r} of yours: list yours with "
+                "GET /api/subscriptions (`storywatch subscriptions list`)",
+                "id",
+            )
         return Subscription.from_record(record)
 
     async def of_owner(self, owner: str) -> list[Subscription]:

@@ -29,6 +29,8 @@ from standardwebhooks.webhooks import Webhook
 from streams.engine.offline import read_jsonl
 from streams.kafka_local import free_port
 from streams.producer import produce_rows
+from streams.subscriptions.alerts import webhook_id_of
+from streams.subscriptions.webhooks import render_body
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic
 
@@ -38,6 +40,9 @@ ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"
 SBARRO = re.compile(r"\bsbarro\b", re.IGNORECASE)
 # Why 2: each new delivery to the flaky receiver fails twice (503) before it is accepted.
 FLAKY_FAILURES = 2
+# Why 8: enough Sbarro articles to make a story with several sources, few enough to embed
+# and match in seconds on a busy machine.
+LATE_ROWS = 8
 
 
 @dataclass
@@ -410,43 +415,43 @@ def test_sse_stream_and_resume_with_last_event_id(worker, streamed) -> None:
     assert api(worker, "GET", "/api/alerts", token=None)[0] == 401
 
 
-def test_cli_lists_and_adds_through_the_api(worker, streamed, receiver) -> None:
-    base = [sys.executable, "-m", "streams.cli", "subscriptions", "--url", worker.url]
-    listed = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [*base, "--token", ALICE, "list", "--json"], capture_output=True, text=True, timeout=60
-    )
-    assert listed.returncode == 0, listed.stderr
-    names = {json.loads(line)["name"] for line in listed.stdout.splitlines() if line.strip()}
-    assert {"keyword", "semantic", "source", "hang"} <= names
-    added = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [
-            *base,
-            "--token",
-            BOB,
-            "add",
-            "--name",
-            "bob-cli",
-            "--any",
-            "banana",
-            "--webhook",
-            receiver.url("/ok/cli"),
-        ],
+_CLI = (sys.executable, "-m", "streams.cli", "subscriptions")
+
+
+def cli(worker: WorkerRun, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``storywatch subscriptions --url <worker> --token <token> ARGS`` as a real process."""
+    return subprocess.run(  # noqa: PLW1510 - callers assert the return code
+        [*_CLI, "--url", worker.url, "--token", token, *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_lists_and_adds_through_the_api(worker, streamed, receiver) -> None:
+    listed = cli(worker, ALICE, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {json.loads(line)["name"] for line in listed.stdout.splitlines() if line.strip()}
+    assert {"keyword", "semantic", "source", "hang"} <= names
+    added = cli(
+        worker,
+        BOB,
+        "add",
+        "--name",
+        "bob-cli",
+        "--any",
+        "banana",
+        "--webhook",
+        receiver.url("/ok/cli"),
+    )
     assert added.returncode == 0, added.stderr
     assert "whsec_" in added.stdout
-    bad = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [*base, "--token", "wrong-token-000", "list"], capture_output=True, text=True, timeout=60
-    )
+    bad = cli(worker, "wrong-token-000", "list")
     assert bad.returncode == 1 and "STORYWATCH_API_TOKEN" in bad.stderr + bad.stdout
     body = api(worker, "GET", "/api/subscriptions", token=BOB)[1]
     assert [s["name"] for s in body["subscriptions"]] == ["bob-cli"]
     sub_id = body["subscriptions"][0]["id"]
-    tested = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [*base, "--token", BOB, "test", sub_id], capture_output=True, text=True, timeout=60
-    )
+    tested = cli(worker, BOB, "test", sub_id)
     assert tested.returncode == 0, tested.stderr
     _until(lambda: receiver.delivered("/ok/cli"), 30, "the CLI's test alert")
     assert json.loads(receiver.delivered("/ok/cli")[0]["body"])["type"].endswith(".test")
@@ -481,8 +486,6 @@ def test_kill_9_with_deliveries_pending_loses_none_and_doubles_none(
     alerts = read_to_end(worker.bootstrap, worker.topic("alerts"))
     expected = {a["id"] for a in alerts if a["data"].get("subscription_id") == created["id"]}
     assert expected
-    from streams.subscriptions.alerts import webhook_id_of
-
     want = {webhook_id_of(i) for i in expected}
     _until(lambda: {r["id"] for r in receiver.delivered("/gate/")} >= want, 120, "gated alerts")
     time.sleep(3)
@@ -495,3 +498,260 @@ def test_kill_9_with_deliveries_pending_loses_none_and_doubles_none(
     ok = Counter(r["id"] for r in receiver.delivered("/gate/"))
     assert set(ok) == want
     assert set(ok.values()) == {1}, "an acknowledged alert was delivered twice"
+
+
+def test_read_replace_and_delete_one_subscription(worker, receiver) -> None:
+    """GET one, PUT a new body (visible on GET and in the list; created_at and the secret
+    kept), a refused PUT changes nothing, DELETE answers 204 and the id is gone."""
+    status, created = api(
+        worker,
+        "POST",
+        "/api/subscriptions",
+        {
+            "name": "crud",
+            "filter": {"keywords": {"any": ["zanzibar ferry"]}},
+            "delivery": {"webhook": {"url": receiver.url("/ok/crud")}},
+        },
+    )
+    assert status == 201, created
+    secret = created.pop("secret")
+    item = f"/api/subscriptions/{created['id']}"
+    assert api(worker, "GET", item) == (200, created)
+    time.sleep(1.1)  # updated_at is given to the second: let it move
+    change = {
+        "name": "crud renamed",
+        "filter": {"keywords": {"any": ["harbour strike"]}, "min_sources": 2},
+        "delivery": {"webhook": {"url": receiver.url("/ok/crud-moved"), "format": "slack"}},
+        "enabled": False,
+    }
+    status, replaced = api(worker, "PUT", item, change)
+    assert status == 200, replaced
+    assert (replaced["id"], replaced["name"], replaced["enabled"]) == (
+        created["id"],
+        "crud renamed",
+        False,
+    )
+    assert replaced["filter"]["keywords"]["any"] == ["harbour strike"]
+    assert replaced["filter"]["min_sources"] == 2
+    assert replaced["delivery"] == change["delivery"]
+    assert replaced["created_at"] == created["created_at"]
+    assert replaced["updated_at"] > created["updated_at"]
+    assert "secret" not in replaced
+    assert api(worker, "GET", item) == (200, replaced)
+    listed = api(worker, "GET", "/api/subscriptions?limit=500")[1]["subscriptions"]
+    assert [s for s in listed if s["id"] == created["id"]] == [replaced]
+
+    # The secret is kept: a test alert goes to the new URL, signed with the first secret.
+    status, queued = api(worker, "POST", f"{item}/test")
+    assert status == 202, queued
+    _until(lambda: receiver.delivered("/ok/crud-moved"), 30, "the test alert at the new URL")
+    hit = receiver.delivered("/ok/crud-moved")[0]
+    assert hit["id"] == queued["webhook_id"]
+    Webhook(secret).verify(hit["body"], hit["headers"])
+    assert not [r for r in receiver.requests if r["path"] == "/ok/crud"]
+
+    for bad, field_name in [
+        ({"name": "x", "enabled": "no"}, "enabled"),
+        ({"name": "x", "filter": {"growth_steps": [10, 5]}}, "filter.growth_steps[1]"),
+        (
+            {"name": "x", "delivery": {"webhook": {"url": receiver.url("/x"), "format": "xml"}}},
+            "delivery.webhook.format",
+        ),
+        ({"filter": {}}, "name"),
+        ({"name": "x", "secret": "whsec_AAAA"}, "secret"),
+    ]:
+        status, body = api(worker, "PUT", item, bad)
+        assert status == 400, (bad, body)
+        assert set(body) == {"error", "field"} and body["field"] == field_name, body
+    assert api(worker, "GET", item) == (200, replaced), "a refused PUT changed it"
+
+    status, body = api(worker, "DELETE", item)
+    assert (status, body) == (204, None)
+    status, body = api(worker, "GET", item)
+    assert status == 404 and body["field"] == "id", body
+    listed = api(worker, "GET", "/api/subscriptions?limit=500")[1]["subscriptions"]
+    assert created["id"] not in {s["id"] for s in listed}
+    assert api(worker, "DELETE", item)[0] == 404
+
+
+def test_another_owners_subscription_answers_404_everywhere(worker) -> None:
+    body = {"name": "alice only", "filter": {"keywords": {"any": ["alice"]}}}
+    status, created = api(worker, "POST", "/api/subscriptions", body)
+    assert status == 201, created
+    created.pop("secret")
+    item = f"/api/subscriptions/{created['id']}"
+    for method, path in [
+        ("GET", item),
+        ("PUT", item),
+        ("DELETE", item),
+        ("POST", f"{item}/test"),
+        ("GET", f"{item}/deliveries"),
+    ]:
+        status, answer = api(worker, method, path, body if method == "PUT" else None, token=BOB)
+        assert status == 404, (method, path, answer)
+        assert set(answer) == {"error", "field"} and answer["field"] == "id", answer
+    assert api(worker, "GET", item) == (200, created), "bob changed alice's subscription"
+    assert api(worker, "DELETE", item)[0] == 204
+
+
+def test_a_change_is_read_back_at_once(worker) -> None:
+    """Each answer of a write holds: a GET straight after a PUT or DELETE never answers an
+    older version (the worker also follows the subscriptions topic, which may lag)."""
+    for round_ in range(10):
+        status, created = api(worker, "POST", "/api/subscriptions", {"name": f"quick {round_}"})
+        assert status == 201, created
+        item = f"/api/subscriptions/{created['id']}"
+        status, replaced = api(worker, "PUT", item, {"name": f"quick {round_} renamed"})
+        assert status == 200, replaced
+        assert api(worker, "GET", item)[1]["name"] == f"quick {round_} renamed"
+        assert api(worker, "DELETE", item)[0] == 204
+        status, body = api(worker, "GET", item)
+        assert status == 404, f"round {round_}: a deleted subscription answered {body}"
+
+
+@pytest.fixture(scope="module")
+def late(worker: WorkerRun, receiver: Receiver) -> dict[str, Any]:
+    """A Kafka-only and a Slack-format subscription with the same filter, then Sbarro
+    articles under fresh ids for them to match; each one's alerts as (key, event) pairs."""
+    subs: dict[str, dict[str, Any]] = {}
+    slack = {"webhook": {"url": receiver.url("/ok/slack"), "format": "slack"}}
+    for name, delivery in {"kafka-only": None, "slack": slack}.items():
+        body = {"name": name, "filter": {"keywords": {"any": ["Sbarro"]}}, "delivery": delivery}
+        status, created = api(worker, "POST", "/api/subscriptions", body)
+        assert status == 201, created
+        subs[name] = created
+    rows = [dict(r, id=f"late-{r['id']}") for r in read_jsonl(SAMPLE) if SBARRO.search(r["title"])][
+        :LATE_ROWS
+    ]
+    produce_rows(rows, worker.bootstrap, worker.topic("articles"))
+
+    def late_stories() -> int:
+        events = read_to_end(worker.bootstrap, worker.topic("stories"))
+        return sum(1 for e in events if e["article_id"].startswith("late-"))
+
+    _until(lambda: late_stories() >= len(rows), 180, "the late articles' story events")
+
+    def alerts() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {name: [] for name in subs}
+        by_id = {sub["id"]: name for name, sub in subs.items()}
+        for key, event in read_to_end(worker.bootstrap, worker.topic("alerts"), keyed=True):
+            name = by_id.get(event["data"].get("subscription_id"))
+            if name:
+                found[name].append((key, event))
+        return found
+
+    def settled() -> bool:
+        now = alerts()
+        stories = {n: {e["subject"] for _, e in now[n]} for n in now}
+        sent = {r["id"] for r in receiver.delivered("/ok/slack")}
+        return (
+            bool(stories["slack"])
+            and stories["slack"] == stories["kafka-only"]
+            and ({webhook_id_of(e["id"]) for _, e in now["slack"]} <= sent)
+        )
+
+    _until(settled, 90, "both subscriptions' alerts, and the Slack deliveries")
+    time.sleep(2)  # anything sent late (to a receiver, or the outbox) arrives meanwhile
+    return {"subs": subs, "alerts": alerts()}
+
+
+def test_kafka_only_subscription_alerts_on_the_topic_and_sends_nothing(
+    worker, late, receiver, hanging
+) -> None:
+    sub = late["subs"]["kafka-only"]
+    assert sub["delivery"] == {}
+    keyed = late["alerts"]["kafka-only"]
+    assert keyed, "the Kafka-only subscription made no alert"
+    assert {key for key, _ in keyed} == {sub["id"]}
+    assert all(e["type"] == "io.storywatch.subscription.new_story" for _, e in keyed)
+    webhook_ids = {webhook_id_of(e["id"]) for _, e in keyed}
+    sent = {r["id"] for r in receiver.requests + hanging.requests}
+    assert not webhook_ids & sent, "a Kafka-only alert was POSTed to a receiver"
+    outbox = read_to_end(worker.bootstrap, worker.topic("deliveries"))
+    assert [e for e in outbox if e["subscription_id"] == sub["id"]] == []
+    item = f"/api/subscriptions/{sub['id']}"
+    assert api(worker, "GET", f"{item}/deliveries") == (200, {"deliveries": []})
+    status, body = api(worker, "POST", f"{item}/test")
+    assert status == 409, body
+    assert set(body) == {"error", "field"} and body["field"] == "delivery.webhook", body
+    assert "delivery.webhook" in body["error"]
+
+
+def _slack_unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_slack_format_delivers_a_signed_slack_message(late, receiver) -> None:
+    sub = late["subs"]["slack"]
+    alerts = {webhook_id_of(e["id"]): e for _, e in late["alerts"]["slack"]}
+    hits = {r["id"]: r for r in receiver.delivered("/ok/slack")}
+    assert alerts and set(hits) == set(alerts)
+    for webhook_id, hit in hits.items():
+        alert, story = alerts[webhook_id], alerts[webhook_id]["data"]["story"]
+        message = Webhook(sub["secret"]).verify(hit["body"], hit["headers"])
+        assert hit["headers"]["content-type"] == "application/json"
+        assert set(message) == {"text", "blocks"}, "not a Slack incoming-webhook body"
+        size = f"{story['size']} articles, {story['source_count']} sources"
+        headline = " ".join(story["headline"].split())
+        assert _slack_unescape(message["text"]) == f"Storywatch new_story: {headline} ({size})"
+        assert [b["type"] for b in message["blocks"]] == [
+            "section",
+            "section",
+            "section",
+            "context",
+        ]
+        assert headline in _slack_unescape(message["blocks"][0]["text"]["text"])
+        fields = [f["text"] for f in message["blocks"][1]["fields"]]
+        assert fields[:2] == ["*Trigger*\nnew_story", f"*Size*\n{size}"]
+        assert fields[2].startswith("*Sources*\n") and fields[3].startswith("*Keywords*\n")
+        why = message["blocks"][2]["text"]["text"]
+        assert why == "*Why it matched*\nkeywords: Sbarro"
+        context = message["blocks"][3]["elements"][0]["text"]
+        assert f"subscription slack · story {story['story_id']} · " in context
+        assert hit["body"] == render_body(alert, "slack")
+
+
+def test_cli_shows_and_removes_a_subscription(worker, receiver) -> None:
+    status, created = api(
+        worker,
+        "POST",
+        "/api/subscriptions",
+        {
+            "name": "cli show",
+            "filter": {"keywords": {"any": ["pizza chain"]}, "triggers": ["new_story", "growth"]},
+            "delivery": {"webhook": {"url": receiver.url("/ok/cli-show")}},
+        },
+    )
+    assert status == 201, created
+    sub_id = created["id"]
+    shown = cli(worker, ALICE, "show", sub_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = {
+        key: value.strip()
+        for key, _, value in (line.partition(" ") for line in shown.stdout.splitlines())
+    }
+    assert lines["id"] == sub_id and lines["name"] == "cli show" and lines["owner"] == "alice"
+    assert lines["keywords.any"] == "pizza chain"
+    assert lines["triggers"] == "new_story, growth"
+    assert lines["webhook"] == receiver.url("/ok/cli-show")
+    assert lines["webhook.format"] == "cloudevents"
+    assert created["secret"] not in shown.stdout + shown.stderr
+    as_json = cli(worker, ALICE, "show", sub_id, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == api(worker, "GET", f"/api/subscriptions/{sub_id}")[1]
+
+    refused = cli(worker, BOB, "rm", sub_id)
+    assert refused.returncode == 1 and sub_id in refused.stderr, refused
+    assert api(worker, "GET", f"/api/subscriptions/{sub_id}")[0] == 200
+
+    removed = cli(worker, ALICE, "rm", sub_id)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.strip() == f"deleted subscription {sub_id}"
+    assert api(worker, "GET", f"/api/subscriptions/{sub_id}")[0] == 404
+    gone = cli(worker, ALICE, "show", sub_id)
+    assert gone.returncode == 1 and gone.stdout == ""
+    assert gone.stderr.startswith("storywatch: error: ") and sub_id in gone.stderr, gone.stderr
+    assert "storywatch subscriptions list" in gone.stderr, "the error says what to do next"
+    assert "Traceback" not in gone.stderr
+    again = cli(worker, ALICE, "rm", sub_id)
+    assert again.returncode == 1 and sub_id in again.stderr, again

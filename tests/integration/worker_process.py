@@ -167,9 +167,15 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> 
     return values
 
 
-def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[Any]:
-    """Every JSON value ``topic`` holds now (see ``records_to_end``)."""
-    return [record.value for record in records_to_end(bootstrap, topic, timeout_s=timeout_s)]
+def read_to_end(
+    bootstrap: str, topic: str, *, timeout_s: float = 120.0, keyed: bool = False
+) -> list[Any]:
+    """Every JSON value ``topic`` holds now (``keyed``: ``(key as text, value)`` pairs); see
+    ``records_to_end``."""
+    records = records_to_end(bootstrap, topic, timeout_s=timeout_s)
+    if keyed:
+        return [(r.key and r.key.decode(), r.value) for r in records]
+    return [r.value for r in records]
 
 
 def records_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[ConsumerRecord]:

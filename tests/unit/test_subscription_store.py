@@ -1,33 +1,60 @@
-"""SubscriptionStore's in-memory view: what the API writes is counted at once."""
+"""The subscription store's memory against the topic it follows (no broker: the writes'
+offsets come from a stand-in send, the follower's records are handed in)."""
 
 from __future__ import annotations
 
-import asyncio
+import json
+from itertools import count
 from typing import Any
 
 from config.settings import Settings
 from streams.subscription_store import SubscriptionStore
 
 
-def test_count_follows_puts_and_deletes() -> None:
-    sent: list[tuple[str, Any]] = []
+def _store() -> SubscriptionStore:
+    offsets = count(10)
 
-    async def send(key: str, record: dict[str, Any] | None) -> None:
-        sent.append((key, record))
+    async def send(key: str, record: dict[str, Any] | None) -> int:
+        return next(offsets)
 
-    store = SubscriptionStore(Settings(), send)
+    return SubscriptionStore(Settings(), send)
 
-    async def scenario() -> list[tuple[int, int]]:
-        counts = []
-        for action in (
-            store.put({"id": "a", "enabled": True}),
-            store.put({"id": "b", "enabled": True}),
-            store.put({"id": "b", "enabled": False}),
-            store.delete("a"),
-        ):
-            await action
-            counts.append((store.count(enabled=True), store.count(enabled=False)))
-        return counts
 
-    assert asyncio.run(scenario()) == [(1, 0), (2, 0), (1, 1), (0, 1)]
-    assert [key for key, _ in sent] == ["a", "b", "b", "a"]
+def _record(name: str) -> bytes:
+    return json.dumps({"id": "sub_a", "name": name}).encode()
+
+
+async def test_the_follower_never_puts_an_older_record_over_this_workers_write() -> None:
+    store = _store()
+    await store.put({"id": "sub_a", "name": "first"})  # offset 10
+    await store.put({"id": "sub_a", "name": "second"})  # offset 11
+    store.follow_record(b'"sub_a"', _record("first"), 10)  # the follower, behind
+    assert store.get("sub_a") == {"id": "sub_a", "name": "second"}
+    store.follow_record(b'"sub_a"', _record("second"), 11)
+    store.follow_record(b'"sub_a"', _record("third"), 12)  # another worker's later write
+    assert store.get("sub_a") == {"id": "sub_a", "name": "third"}
+
+
+async def test_a_delete_is_not_undone_by_the_follower_reading_the_record_before_it() -> None:
+    store = _store()
+    await store.put({"id": "sub_a", "name": "first"})  # offset 10
+    await store.delete("sub_a")  # offset 11
+    store.follow_record(b'"sub_a"', _record("first"), 10)
+    assert store.get("sub_a") is None
+    store.follow_record(b'"sub_a"', None, 11)
+    assert store.values() == []
+
+
+async def test_count_follows_puts_and_deletes_at_once() -> None:
+    """What /metrics shows as storywatch_subscriptions{state} (counted at each scrape)."""
+    store = _store()
+    counts = []
+    for action in (
+        store.put({"id": "sub_a", "enabled": True}),
+        store.put({"id": "sub_b", "enabled": True}),
+        store.put({"id": "sub_b", "enabled": False}),
+        store.delete("sub_a"),
+    ):
+        await action
+        counts.append((store.count(enabled=True), store.count(enabled=False)))
+    assert counts == [(1, 0), (2, 0), (1, 1), (0, 1)]

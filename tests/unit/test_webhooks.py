@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,6 +200,13 @@ def test_slack_message_layout() -> None:
     context = message["blocks"][3]["elements"][0]["text"]
     assert "subscription Floods" in context
     assert "2023-11-14T22:13:20Z" in context
+
+
+def test_readme_shows_the_slack_body_render_body_makes() -> None:
+    """README, "Alert subscriptions": the Slack example is this module's output, verbatim."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("**The Slack body.**", 1)[1].split("```json\n", 1)[1].split("```")[0]
+    assert json.loads(example) == slack(alert_event(step=10, trigger="growth"))
 
 
 def test_slack_without_sample_url_has_no_link() -> None:

@@ -86,8 +86,6 @@ class SubscriptionSet:
             except Exception:  # a record the API did not write: skip it, loudly
                 logger.exception("ignoring an invalid subscription record")
         enabled = [s for s in subs if s.enabled]
-        metrics.subscriptions.labels("enabled").set(len(enabled))
-        metrics.subscriptions.labels("disabled").set(len(subs) - len(enabled))
         queries = sorted({s.filter.query for s in enabled if s.filter.query is not None})
         missing = [q for q in queries if q not in self.query_vectors]
         if missing:

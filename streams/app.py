@@ -9,6 +9,7 @@ Faust's autodiscovery finds them when the worker starts.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import faust
@@ -111,6 +112,12 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> int:
 
 subscription_store = SubscriptionStore(settings, _send_subscription)
 app.task(subscription_store.run)  # registered now, started with the worker
+# Counted at each scrape: a subscription created, disabled or deleted shows at once, not only
+# once the next story event reaches the matcher.
+for _state, _enabled in (("enabled", True), ("disabled", False)):
+    metrics.subscriptions.labels(_state).set_function(
+        partial(subscription_store.count, enabled=_enabled)
+    )
 app.task(ConsumerLag(app, metrics.consumer_lag).run)
 
 # The dashboard's read model: every worker builds its own from the stories and alerts

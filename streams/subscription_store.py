@@ -78,6 +78,10 @@ class SubscriptionStore:
     def get(self, subscription_id: str) -> Record | None:
         return self._records.get(subscription_id)
 
+    def count(self, *, enabled: bool) -> int:
+        """How many stored subscriptions are enabled (or disabled), as of now."""
+        return sum(1 for record in self._records.values() if bool(record.get("enabled")) == enabled)
+
     async def put(self, record: Record) -> None:
         """Write and wait for the broker's acknowledgement; then serve it here at once."""
         key = str(record["id"])

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka_local import free_port
 
@@ -124,11 +126,15 @@ class WorkerRun:
         line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
 
-    def metric(self, name: str) -> float:
-        """The value of one unlabelled sample on /metrics."""
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of the sample ``name`` with exactly ``labels`` (none: unlabelled) on
+        /metrics; fails when the worker does not export it."""
         _, text = self.http("/metrics")
-        line = next(x for x in text.splitlines() if x.startswith(name + " "))
-        return float(line.split()[-1])
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        raise AssertionError(f"{name} {labels} is not on {self.url}/metrics")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -164,14 +170,23 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> 
 def read_to_end(
     bootstrap: str, topic: str, *, timeout_s: float = 120.0, keyed: bool = False
 ) -> list[Any]:
-    """Every JSON value ``topic`` holds now (``keyed``: ``(key as text, value)`` pairs):
+    """Every JSON value ``topic`` holds now (``keyed``: ``(key as text, value)`` pairs); see
+    ``records_to_end``."""
+    records = records_to_end(bootstrap, topic, timeout_s=timeout_s)
+    if keyed:
+        return [(r.key and r.key.decode(), r.value) for r in records]
+    return [r.value for r in records]
+
+
+def records_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[ConsumerRecord]:
+    """Every record ``topic`` holds now (key, offset, timestamp, the value JSON-decoded):
     reads until each partition's position reaches the end offset taken at the start. A
     deadline that passes first FAILS (a read cut short by a slow machine must not pass for
     records the pipeline lost)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, value_deserializer=json.loads
     )
-    values: list[Any] = []
+    values: list[ConsumerRecord] = []
     try:
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
@@ -184,9 +199,7 @@ def read_to_end(
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout_s}s"
             for batch in consumer.poll(timeout_ms=500).values():
-                values.extend(
-                    (m.key and m.key.decode(), m.value) if keyed else m.value for m in batch
-                )
+                values.extend(batch)
     finally:
         consumer.close()
     return values

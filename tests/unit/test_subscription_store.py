@@ -43,3 +43,18 @@ async def test_a_delete_is_not_undone_by_the_follower_reading_the_record_before_
     assert store.get("sub_a") is None
     store.follow_record(b'"sub_a"', None, 11)
     assert store.values() == []
+
+
+async def test_count_follows_puts_and_deletes_at_once() -> None:
+    """What /metrics shows as storywatch_subscriptions{state} (counted at each scrape)."""
+    store = _store()
+    counts = []
+    for action in (
+        store.put({"id": "sub_a", "enabled": True}),
+        store.put({"id": "sub_b", "enabled": True}),
+        store.put({"id": "sub_b", "enabled": False}),
+        store.delete("sub_a"),
+    ):
+        await action
+        counts.append((store.count(enabled=True), store.count(enabled=False)))
+    assert counts == [(1, 0), (2, 0), (1, 1), (0, 1)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest.mock import patch
 
@@ -50,6 +50,26 @@ class FakeSender:
         return self
 
     async def __aexit__(self, *args: Any) -> None: ...
+
+
+def _webhook_subscription(name: str, url: str = "https://hooks.example.org/x") -> Any:
+    """Alice's subscription with a webhook, served by the worker's store (no broker)."""
+    from streams.app import subscription_store
+    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
+
+    spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    subscription_store._ready.set()
+    return subscription
+
+
+async def _eventually(condition: Callable[[], bool]) -> None:
+    """Wait up to 5 s for ``condition`` (the caller asserts what it needs afterwards)."""
+    for _ in range(50):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -378,9 +398,7 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
     """A replayed stage re-sends an outbox entry: the two copies may be in flight at once.
     The second waits for the first and finds its receipt; the receiver gets one POST."""
     import agents.deliveries as deliveries_agent
-    from streams.app import subscription_store
     from streams.subscriptions.alerts import outbox_entry, test_alert
-    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -391,20 +409,14 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
             await asyncio.sleep(0.3)
             return Attempt("delivered", 200, None, 0.3)
 
-    spec = SubscriptionSpec("twice", webhook=WebhookTarget("https://hooks.example.org/x"))
-    subscription = Subscription.create(spec, "alice", 1e9)
-    subscription_store._apply(subscription.id, subscription.to_record())
-    subscription_store._ready.set()
+    subscription = _webhook_subscription("twice")
     tables.receipts.data.clear()
     entry = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
     with patch.object(deliveries_agent, "WebhookSender", SlowReceiver):
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
             await agent.put(entry, key=entry["webhook_id"])
             await agent.put(entry, key=entry["webhook_id"])
-            for _ in range(50):
-                if tables.receipts.get(entry["webhook_id"]):
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: bool(tables.receipts.get(entry["webhook_id"])))
             await asyncio.sleep(0.6)
     assert posts == [entry["webhook_id"]]
     assert tables.receipts[entry["webhook_id"]]["outcome"] == "delivered"
@@ -415,9 +427,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     the error and acked: it neither holds the outbox's committed offset back nor is lost;
     the entries after it are still delivered."""
     import agents.deliveries as deliveries_agent
-    from streams.app import subscription_store
     from streams.subscriptions.alerts import outbox_entry, test_alert
-    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -427,10 +437,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
             posts.append(headers["webhook-id"])
             return Attempt("delivered", 200, None, 0.01)
 
-    spec = SubscriptionSpec("ok", webhook=WebhookTarget("https://hooks.example.org/x"))
-    subscription = Subscription.create(spec, "alice", 1e9)
-    subscription_store._apply(subscription.id, subscription.to_record())
-    subscription_store._ready.set()
+    subscription = _webhook_subscription("ok")
     tables.receipts.data.clear()
     good = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
     parked = Recorder()
@@ -441,10 +448,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
             broken = await agent.put({"webhook_id": "msg_broken"}, key="msg_broken")
             fine = await agent.put(good, key=good["webhook_id"])
-            for _ in range(50):
-                if broken.message.acked and fine.message.acked:
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: broken.message.acked and fine.message.acked)
             assert broken.message.acked and fine.message.acked
     assert posts == [good["webhook_id"]]
     [dead] = [s["value"] for s in parked.sent]
@@ -510,9 +514,8 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     further entries are parked on alerts-dlq at once (receiver_backlog_full, counted) and
     acked, and another receiver's entry is still delivered while it hangs."""
     import agents.deliveries as deliveries_agent
-    from streams.app import settings, subscription_store
+    from streams.app import settings
     from streams.subscriptions.alerts import outbox_entry, test_alert
-    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -528,15 +531,8 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
             delivered.append(headers["webhook-id"])
             return Attempt("delivered", 200, None, 0.01)
 
-    def subscribed(name: str, url: str) -> Subscription:
-        spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
-        subscription = Subscription.create(spec, "alice", 1e9)
-        subscription_store._apply(subscription.id, subscription.to_record())
-        return subscription
-
-    dead = subscribed("dead", "https://dead.example.org:8443/hook")
-    alive = subscribed("alive", "https://ok.example.org/hook")
-    subscription_store._ready.set()
+    dead = _webhook_subscription("dead", "https://dead.example.org:8443/hook")
+    alive = _webhook_subscription("alive", "https://ok.example.org/hook")
     tables.receipts.data.clear()
     dead_entries = [
         outbox_entry(test_alert(dead, source="/t", time=1e9 + i), 1e9 + i) for i in range(5)
@@ -554,20 +550,14 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
             dead_puts = [await agent.put(e, key=e["webhook_id"]) for e in dead_entries]
             fine = await agent.put(good, key=good["webhook_id"])
-            for _ in range(50):
-                if fine.message.acked:
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: fine.message.acked)
             assert delivered == [good["webhook_id"]]
             assert fine.message.acked
             assert hung == [e["webhook_id"] for e in dead_entries[:2]]
             assert [p.message.acked for p in dead_puts] == [False, False, True, True, True]
             full = [s["value"] for s in parked.sent]
             dead_answers.set()  # let the two hanging deliveries end (failed: parked)
-            for _ in range(50):
-                if all(p.message.acked for p in dead_puts):
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: all(p.message.acked for p in dead_puts))
     assert [p["webhook_id"] for p in full] == [e["webhook_id"] for e in dead_entries[2:]]
     assert {p["reason"] for p in full} == {"receiver_backlog_full"}
     assert full[0]["error"].startswith(
@@ -608,9 +598,7 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     re-published to the outbox (a later record) is sent again once the receiver is fixed,
     while a replay of the record it was parked from is not (`already_final`)."""
     import agents.deliveries as deliveries_agent
-    from streams.app import subscription_store
     from streams.subscriptions.alerts import outbox_entry, test_alert
-    from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
     from streams.subscriptions.sender import Attempt
 
     answers = ["failed", "delivered"]  # refused (4xx: parked at once), then fixed
@@ -622,10 +610,7 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
             outcome = answers.pop(0)
             return Attempt(outcome, 200 if outcome == "delivered" else 404, None, 0.01)
 
-    spec = SubscriptionSpec("fixed", webhook=WebhookTarget("https://hooks.example.org/x"))
-    subscription = Subscription.create(spec, "alice", 1e9)
-    subscription_store._apply(subscription.id, subscription.to_record())
-    subscription_store._ready.set()
+    subscription = _webhook_subscription("fixed")
     tables.receipts.data.clear()
     entry = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
     webhook_id = entry["webhook_id"]
@@ -636,19 +621,13 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     ):
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
             first = await agent.put(entry, key=webhook_id)
-            for _ in range(50):
-                if first.message.acked:
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: first.message.acked)
             receipt = tables.receipts[webhook_id]
             assert receipt["outcome"] == "parked"
             position = (first.message.partition, first.message.offset)
             assert deliveries_agent.already_final(receipt, position)  # its replay: skipped
             again = await agent.put(entry, key=webhook_id)  # re-published from alerts-dlq
-            for _ in range(50):
-                if again.message.acked:
-                    break
-                await asyncio.sleep(0.1)
+            await _eventually(lambda: again.message.acked)
     assert posts == [webhook_id, webhook_id]
     assert tables.receipts[webhook_id]["outcome"] == "delivered"
     assert [s["value"]["reason"] for s in parked.sent] == ["delivery_failed"]

@@ -5,12 +5,17 @@ Every request reads Kafka itself (its own consumer, no group, nothing committed)
 worker serves every alert and a browser resumes exactly where it stopped: an alert's
 SSE id is its offset on the topic.
 
+History pages on with a cursor (``next_cursor``, then ``?cursor=``): the offset after the
+last record the page used, so the next page reads on from exactly there and paging through
+a window returns what one large request would, in the same order.
+
 An alert can be on the topic twice with the same CloudEvent id: the subscriptions agent
 sends a batch's alerts before it writes its state, so a worker killed in between re-sends
 them after the restart. Both readers serve an id once: a history request remembers the ids
-it returned (at most ``limit``, 1,000), a live stream the last :data:`_LIVE_IDS` ids it sent,
-first reading back up to :data:`_RESUME_LOOKBACK` records before a resume point, so an alert
-sent before a reconnect is not sent again after it.
+it returned (at most ``limit``, 1,000), a live stream the last :data:`_LIVE_IDS` ids it sent.
+Both first read back up to :data:`_RESUME_LOOKBACK` records before where they resume (a
+history cursor, a stream's ``Last-Event-ID``; a history page not before its window's start),
+so an alert served before is not served again after it.
 """
 
 from __future__ import annotations
@@ -19,14 +24,23 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from config.settings import Settings
+from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
 from streams.kafka_readers import decode_json_object, group_free_consumer
 
-__all__ = ["AlertReader", "OwnedAlert", "ServedIds"]
+__all__ = [
+    "AlertPage",
+    "AlertReader",
+    "OwnedAlert",
+    "ServedIds",
+    "decode_alert_cursor",
+    "encode_alert_cursor",
+]
 
 OwnedAlert = tuple[int, dict[str, Any]]  # (offset on the alerts topic, the CloudEvent)
 Predicate = Callable[[dict[str, Any]], bool]
@@ -44,9 +58,24 @@ _SCAN_LIMIT = 10_000
 # while the worker restarted (seconds to minutes): an owner receiving fewer than 10,000
 # alerts in that time never sees one twice.
 _LIVE_IDS = 10_000
-# Why 1,000 records: read back before a resume point (a reconnect with Last-Event-ID) to
-# learn the ids the client already has; a few hundred KiB of reading per reconnect.
+# Why 1,000 records: read back before a resume point (a reconnect with Last-Event-ID, a
+# history cursor) to learn the ids the client already has; a few hundred KiB of reading per
+# reconnect or page.
 _RESUME_LOOKBACK = 1_000
+_CURSOR_KIND = "alerts"
+
+
+def encode_alert_cursor(offset: int) -> str:
+    """The ``next_cursor`` of a history page whose successor starts at ``offset``."""
+    return encode_cursor(_CURSOR_KIND, (offset,))
+
+
+def decode_alert_cursor(cursor: str) -> int:
+    """The offset a ``?cursor=`` resumes at; :class:`BadCursor` if this API did not make it."""
+    (offset,) = decode_cursor(cursor, _CURSOR_KIND, (0,))
+    if not isinstance(offset, int) or offset < 0:
+        raise BadCursor(NOT_HANDED_OUT)
+    return int(offset)
 
 
 class ServedIds:
@@ -71,6 +100,55 @@ class ServedIds:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+@dataclass
+class AlertPage:
+    """One history page as it is read, record by record (:meth:`take`), from ``start``.
+
+    ``resume`` is where the next page starts: after the last record this page used (every
+    record while the page fills, then none: the records after its last alert are only
+    looked at to learn whether another one follows)."""
+
+    until_ms: int | None
+    limit: int
+    keep: Predicate
+    served: ServedIds
+    start: int
+    alerts: list[OwnedAlert] = field(default_factory=list)
+    more: bool = False  # another alert follows the page's last one
+    ended: bool = False  # a record at or after ``until_ms``: the window is done
+    resume: int = field(init=False)
+    read_to: int = field(init=False)  # the offset after the last record read
+
+    def __post_init__(self) -> None:
+        self.resume = self.read_to = self.start
+
+    def take(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Read ``record``; False once the page needs no more records."""
+        self.read_to = record.offset + 1
+        if self.until_ms is not None and record.timestamp >= self.until_ms:
+            self.ended = True
+            return False
+        alert = decode_json_object(record.value)
+        wanted = alert is not None and self.keep(alert) and self.served.first(alert)
+        if len(self.alerts) >= self.limit:
+            self.more = wanted
+            return not wanted
+        self.resume = record.offset + 1
+        if wanted and alert is not None:
+            self.alerts.append((record.offset, alert))
+        return True
+
+    def next_offset(self, end: int) -> int | None:
+        """Where the next page starts; None when the window has no more alerts (up to
+        ``end``, the topic's end when the page was read). A page cut short by the scan
+        limit or the read deadline also answers where to read on, even with no alerts."""
+        if self.more:
+            return self.resume
+        if self.ended or self.read_to >= end:
+            return None
+        return self.resume
 
 
 class AlertReader:
@@ -116,26 +194,44 @@ class AlertReader:
                 start = record.offset + 1
                 yield record
 
+    async def _remember(
+        self, consumer: AIOKafkaConsumer, start: int, end: int, keep: Predicate, served: ServedIds
+    ) -> None:
+        """Learn the ids of the alerts at offsets [start, end) that ``keep`` takes: what a
+        client resuming at ``end`` already has."""
+        async with aclosing(self._range(consumer, start, end)) as records:
+            async for record in records:
+                alert = decode_json_object(record.value)
+                if alert is not None and keep(alert):
+                    served.first(alert)
+
     async def history(
-        self, since_ms: int | None, until_ms: int | None, limit: int, keep: Predicate
-    ) -> list[OwnedAlert]:
+        self,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+        keep: Predicate,
+        after: int | None = None,
+    ) -> tuple[list[OwnedAlert], int | None]:
         """Alerts whose Kafka time is in [since, until), oldest first, at most ``limit``;
-        a re-sent copy of an alert (same CloudEvent id) once."""
+        a re-sent copy of an alert (same CloudEvent id) once. ``after``: resume at that
+        offset (a cursor's) instead of ``since``'s; the ids of the :data:`_RESUME_LOOKBACK`
+        records before it (none before ``since``) are served already. Returns the alerts
+        and the offset the next page starts at (None: none left)."""
         async with self._consumer() as consumer:
-            start = await self._start_offset(consumer, since_ms)
+            first = await self._start_offset(consumer, since_ms)
+            start = first if after is None else after  # a relative since has moved on
             end = int((await consumer.end_offsets([self.partition]))[self.partition])
-            found: list[OwnedAlert] = []
-            served = ServedIds(limit)
+            served = ServedIds(limit + _RESUME_LOOKBACK)
+            await self._remember(
+                consumer, max(first, start - _RESUME_LOOKBACK), start, keep, served
+            )
+            page = AlertPage(until_ms, limit, keep, served, start)
             async with aclosing(self._range(consumer, start, end)) as records:
                 async for record in records:
-                    if until_ms is not None and record.timestamp >= until_ms:
+                    if not page.take(record):
                         break
-                    alert = decode_json_object(record.value)
-                    if alert is not None and keep(alert) and served.first(alert):
-                        found.append((record.offset, alert))
-                        if len(found) >= limit:
-                            break
-            return found
+            return page.alerts, page.next_offset(end)
 
     async def follow(
         self, after_offset: int | None, keep: Predicate, alive: Callable[[], bool]
@@ -151,11 +247,7 @@ class AlertReader:
                 start = after_offset + 1
                 first = int((await consumer.beginning_offsets([self.partition]))[self.partition])
                 back = max(first, start - _RESUME_LOOKBACK)
-                async with aclosing(self._range(consumer, back, start)) as records:
-                    async for record in records:  # what the client already has
-                        alert = decode_json_object(record.value)
-                        if alert is not None and keep(alert):
-                            served.first(alert)
+                await self._remember(consumer, back, start, keep, served)
             consumer.seek(self.partition, start)
             while alive():
                 batch = await consumer.getmany(self.partition, timeout_ms=_POLL_MS)

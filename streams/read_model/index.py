@@ -1,22 +1,16 @@
 """The kept indexes of the read model: one sorted list per sort order, words and sources to
-story ids; and the opaque cursors that page through a sorted list."""
+story ids (the opaque cursors that page through a sorted list: streams/cursors.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 from sortedcontainers import SortedList
 
-from config.exceptions import StorywatchError
+from streams.cursors import Key
 from streams.read_model.story import StoryEntry
 
-__all__ = ["SORTS", "BadCursor", "StoryIndexes", "decode_cursor", "encode_cursor"]
-
-Key = tuple[Any, ...]
+__all__ = ["SORTS", "StoryIndexes"]
 
 #: Sort orders: each key is ascending with the story id last, so keys are unique and a
 #: cursor (the last key served) pages on exactly where the previous page ended.
@@ -28,36 +22,6 @@ SORTS: dict[str, Callable[[StoryEntry], Key]] = {
     "new": lambda s: (-s.first_seen, s.story_id),
     "sources": lambda s: (-s.source_count, -s.size, s.story_id),
 }
-
-
-class BadCursor(StorywatchError):
-    """A cursor that this API did not hand out (or for another sort)."""
-
-
-def encode_cursor(kind: str, key: Iterable[Any]) -> str:
-    raw = json.dumps([kind, list(key)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str, like: Key) -> Key:
-    """The key inside ``cursor``; :class:`BadCursor` unless it was made for ``kind`` and has
-    the shape of ``like`` (numbers where ``like`` has numbers, strings where strings)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        found_kind, key = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError, RecursionError):
-        raise BadCursor("cursor is not one this API handed out: use next_cursor as is") from None
-    if found_kind != kind:
-        raise BadCursor(f"cursor is for {found_kind!r}, not {kind!r}: keep the same sort")
-    if not isinstance(key, list) or len(key) != len(like):
-        raise BadCursor("cursor is not one this API handed out: use next_cursor as is")
-    for got, want in zip(key, like, strict=True):
-        number = isinstance(got, int | float) and not isinstance(got, bool)
-        if (isinstance(want, str) and not isinstance(got, str)) or (
-            not isinstance(want, str) and not number
-        ):
-            raise BadCursor("cursor is not one this API handed out: use next_cursor as is")
-    return tuple(key)
 
 
 class StoryIndexes:

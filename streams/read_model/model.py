@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.cursors import Key, decode_cursor, encode_cursor
 from streams.engine.alerts import EMERGING
 from streams.read_model.events import EventFeed
-from streams.read_model.index import SORTS, Key, StoryIndexes, decode_cursor, encode_cursor
+from streams.read_model.index import SORTS, StoryIndexes
 from streams.read_model.story import ArticleEntry, StoryEntry, words_of
 from streams.records import MERGED
 
@@ -334,7 +335,7 @@ class StoryReadModel:
 
     def query(self, query: StoryQuery) -> StoryPage:
         """One page of stories in ``query.sort`` order that match every filter.
-        Raises :class:`~streams.read_model.index.BadCursor` for a cursor not made here."""
+        Raises :class:`~streams.cursors.BadCursor` for a cursor not made here."""
         key_of = SORTS[query.sort]
         ordered = self._indexes.sorted[query.sort]
         after: Key | None = None

@@ -1,5 +1,6 @@
-"""The alert views: ``GET /api/alerts`` (history by time) and ``GET /api/alerts/stream``
-(Server-Sent Events, resumable with ``Last-Event-ID``). An owner gets its own alerts."""
+"""The alert views: ``GET /api/alerts`` (history by time, paged with ``next_cursor``) and
+``GET /api/alerts/stream`` (Server-Sent Events, resumable with ``Last-Event-ID``). An owner
+gets its own alerts."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from faust.web import Request, Response, View
 
-from streams.alert_history import AlertReader
+from streams.alert_history import AlertReader, decode_alert_cursor, encode_alert_cursor
+from streams.cursors import BadCursor
 from streams.exceptions import TimeRangeError
 from streams.time_ranges import now_ms, parse_instant
 from streams.web.http import ApiTokens, HttpError, json_view
 
-__all__ = ["register_alert_views"]
+__all__ = ["cursor_offset", "register_alert_views"]
 
 # Why 100 / 1,000: a page of recent alerts; past 1,000 use since/until windows.
 _DEFAULT_LIMIT = 100
@@ -33,6 +35,17 @@ def _time_ms(request: Request, name: str, now: int) -> int | None:
         return parse_instant(raw, now=now, name=name)
     except TimeRangeError as exc:
         raise HttpError(400, str(exc), name) from None
+
+
+def cursor_offset(raw: str | None) -> int | None:
+    """``?cursor=``: the offset a page resumes at (None: from the window's start); 400
+    naming ``cursor`` for one this API did not hand out."""
+    if not raw:
+        return None
+    try:
+        return decode_alert_cursor(raw)
+    except BadCursor as exc:
+        raise HttpError(400, str(exc), "cursor") from None
 
 
 def _owned_by(owner: str) -> Any:
@@ -57,8 +70,14 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
                 limit = 0
             if not 1 <= limit <= _MAX_LIMIT:
                 raise HttpError(400, f"limit must be an integer 1-{_MAX_LIMIT}", "limit")
-            found = await reader.history(since, until, limit, _owned_by(owner))
-            return self.json({"alerts": [{"offset": offset, **alert} for offset, alert in found]})
+            after = cursor_offset(request.query.get("cursor"))
+            found, resume = await reader.history(since, until, limit, _owned_by(owner), after)
+            return self.json(
+                {
+                    "alerts": [{"offset": offset, **alert} for offset, alert in found],
+                    "next_cursor": None if resume is None else encode_alert_cursor(resume),
+                }
+            )
 
     @app.page("/api/alerts/stream")
     class AlertStream(View):

@@ -4,8 +4,6 @@ changes only its own subscriptions (another owner's id answers 404, as a missing
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from typing import Any
 
@@ -14,6 +12,7 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from config.settings import Settings
+from streams.cursors import BadCursor, decode_cursor, encode_cursor
 from streams.subscription_store import SubscriptionStore, SubscriptionStoreNotReady
 from streams.subscriptions.alerts import outbox_entry, test_alert
 from streams.subscriptions.errors import DeliveryError
@@ -28,17 +27,15 @@ _DEFAULT_PAGE = 100
 _MAX_PAGE = 500
 
 
-def _cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+_CURSOR_KIND = "subscriptions"
 
 
 def _after(cursor: str) -> str:
+    """The subscription id a ``?cursor=`` pages on after; 400 naming ``cursor`` if not ours."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise HttpError(
-            400, "cursor is not one this API gave: pass next_cursor unchanged", "cursor"
-        ) from None
+        return str(decode_cursor(cursor, _CURSOR_KIND, ("",))[0])
+    except BadCursor as exc:
+        raise HttpError(400, str(exc), "cursor") from None
 
 
 def _limit(request: Request) -> int:
@@ -156,7 +153,9 @@ def register_subscription_views(
             return self.json(
                 {
                     "subscriptions": [s.public_view() for s in page],
-                    "next_cursor": _cursor(page[-1].id) if more and page else None,
+                    "next_cursor": (
+                        encode_cursor(_CURSOR_KIND, (page[-1].id,)) if more and page else None
+                    ),
                 }
             )
 

@@ -1,8 +1,8 @@
 """Live alerts end to end: the real broker, a real worker process, real HTTP on 127.0.0.1.
 
 Two owners' SSE clients connect before the sample is produced and get their own alerts as
-they fire; ``GET /api/alerts`` windows; the alert CloudEvent on Kafka checked against the
-stories topic; /metrics without Prometheus; and a webhook host whose DNS answer turns
+they fire; ``GET /api/alerts`` windows and cursors; the alert CloudEvent on Kafka checked
+against the stories topic; /metrics without Prometheus; and a webhook host whose DNS answer turns
 private (through /etc/hosts) between the subscription's creation and the alerts, refused at
 send time by the worker while the other deliveries arrive.
 """
@@ -271,6 +271,20 @@ def test_sse_resume_after_the_kth_event_gets_exactly_the_rest(worker, streamed) 
     assert resumed.ids() == want == alice.ids()[RESUME_AFTER:]
 
 
+def _alert_pages(worker: WorkerRun, query: str) -> list[list[dict[str, Any]]]:
+    """Alice's ``/api/alerts?{query}``, page after page, following next_cursor to its end."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor = ""
+    for _ in range(1000):
+        status, body = api(worker, "GET", f"/api/alerts?{query}{cursor}")
+        assert status == 200, body
+        pages.append(body["alerts"])
+        if body["next_cursor"] is None:
+            return pages
+        cursor = f"&cursor={body['next_cursor']}"
+    raise AssertionError("the cursor never ended")
+
+
 def test_alert_history_window_and_limit(worker, streamed) -> None:
     _settled(worker, {"alice": streamed["alice"]})
     records = _alert_records(worker, "alice")
@@ -283,12 +297,28 @@ def test_alert_history_window_and_limit(worker, streamed) -> None:
     assert 0 < len(inside) < len(records)
     status, body = api(worker, "GET", f"/api/alerts?since={since}&until={until}&limit=1000")
     assert status == 200, body
-    assert [(a.pop("offset"), a) for a in body["alerts"]] == [(r.offset, r.value) for r in inside]
+    assert body["next_cursor"] is None  # the whole window in one page
+    whole = body["alerts"]
+    assert [(a.pop("offset"), a) for a in whole] == [(r.offset, r.value) for r in inside]
     status, body = api(worker, "GET", f"/api/alerts?since={since}&until={until}&limit=2")
     assert status == 200 and [a["offset"] for a in body["alerts"]] == [r.offset for r in inside[:2]]
-    assert "next" not in body and "next_cursor" not in body  # no cursor: windows page
+    # Paging on with next_cursor, two at a time, serves the same alerts in the same order.
+    pages = _alert_pages(worker, f"since={since}&until={until}&limit=2")
+    assert [(a.pop("offset"), a) for page in pages for a in page] == [
+        (r.offset, r.value) for r in inside
+    ]
+    # Full pages, and no empty one at the end: next_cursor is null once nothing follows.
+    full, left = divmod(len(inside), 2)
+    assert [len(page) for page in pages] == [2] * full + ([left] if left else [])
+    everything = _alert_pages(worker, "limit=1000")
+    assert len(everything) == 1 and len(everything[0]) == len(records)
+    in_twos = _alert_pages(worker, "limit=2")
+    assert len(in_twos) > 1 and [a for page in in_twos for a in page] == everything[0]
     status, body = api(worker, "GET", f"/api/alerts?since={since}&until={until}", token=BOB)
     assert status == 200 and body["alerts"] == []  # Bob's transit stories are not here
+    assert body["next_cursor"] is None
+    status, body = api(worker, "GET", "/api/alerts?cursor=not-a-cursor")
+    assert status == 400 and body["field"] == "cursor", body
     status, body = api(worker, "GET", f"/api/alerts?since={until}&until={since}")
     assert status == 400 and body["field"] == "until"
     assert api(worker, "GET", "/api/alerts?limit=0")[1]["field"] == "limit"

@@ -224,7 +224,7 @@ def test_bad_cursors_are_refused() -> None:
     m = _random_model(100)
     cursor = m.query(StoryQuery(sort="size", limit=1)).next_cursor
     assert cursor
-    with pytest.raises(BadCursor, match="keep the same sort"):
+    with pytest.raises(BadCursor, match="keep the same route and sort"):
         m.query(StoryQuery(sort="recent", cursor=cursor))
     for bad in ("garbage!", "W10", "WyJzaXplIiwgWyJ4IiwgMSwgMl1d"):
         with pytest.raises(BadCursor):

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndTimestamp
 
+from config.settings import Settings
 from streams.alert_history import (
     _RESUME_LOOKBACK as LOOKBACK,
 )
 from streams.alert_history import (
     AlertPage,
+    AlertReader,
     OwnedAlert,
     ServedIds,
     decode_alert_cursor,
@@ -82,57 +87,118 @@ def _alice(alert: dict[str, Any]) -> bool:
     return bool(alert["data"]["owner"] == "alice")
 
 
-def _read(
-    topic: list[ConsumerRecord], first: int, until_ms: int | None, limit: int, after: int | None
-) -> tuple[list[OwnedAlert], int | None]:
-    """What AlertReader.history does with a topic (offset = index): the ids of the
-    lookback before the resume point remembered, then one page."""
-    start = first if after is None else after
-    served = ServedIds(limit + LOOKBACK)
-    for record in topic[max(first, start - LOOKBACK) : start]:
-        alert = json.loads(record.value) if record.value != b"not json" else None
-        if alert is not None and _alice(alert):
-            served.first(alert)
-    page = AlertPage(until_ms, limit, _alice, served, start)
-    for record in topic[start:]:
-        if not page.take(record):
-            break
-    return page.alerts, page.next_offset(len(topic))
+class _Partition:
+    """The alerts partition in memory, with the calls AlertReader makes of its consumer."""
+
+    def __init__(self, records: list[ConsumerRecord]) -> None:
+        self.records = records
+        self.position = 0
+
+    def seek(self, _partition: TopicPartition, offset: int) -> None:
+        self.position = offset
+
+    async def getmany(self, partition: TopicPartition, timeout_ms: int) -> dict[Any, Any]:
+        batch = self.records[self.position : self.position + 7]  # a few per fetch
+        self.position += len(batch)
+        return {partition: batch}
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
+        return dict.fromkeys(partitions, len(self.records))
+
+    async def offsets_for_times(self, times: dict[Any, int]) -> dict[Any, Any]:
+        return {
+            partition: next(
+                (
+                    OffsetAndTimestamp(r.offset, r.timestamp)
+                    for r in self.records
+                    if r.timestamp >= at
+                ),
+                None,
+            )
+            for partition, at in times.items()
+        }
+
+
+def _reader(topic: list[ConsumerRecord]) -> AlertReader:
+    """A real AlertReader whose consumer reads ``topic`` (offset = index) from memory."""
+    reader = AlertReader(Settings())
+
+    @asynccontextmanager
+    async def consumer() -> AsyncIterator[_Partition]:
+        yield _Partition(topic)
+
+    reader._consumer = consumer  # type: ignore[method-assign,assignment]
+    return reader
+
+
+async def _pages(
+    topic: list[ConsumerRecord], since_ms: int | None, until_ms: int | None, limit: int
+) -> list[list[OwnedAlert]]:
+    """Every page of Alice's history in the window, following next_cursor to its end."""
+    reader, pages, cursor = _reader(topic), [], None
+    for _ in range(len(topic) + 2):
+        after = None if cursor is None else decode_alert_cursor(cursor)
+        found, resume = await reader.history(since_ms, until_ms, limit, _alice, after)
+        assert len(found) <= limit
+        pages.append(found)
+        cursor = None if resume is None else encode_alert_cursor(resume)
+        if cursor is None:
+            return pages
+    raise AssertionError("the cursor never ended")
 
 
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("limit", [1, 2, 3, 7])
-def test_paging_with_cursors_serves_what_one_large_request_does(seed: int, limit: int) -> None:
+async def test_paging_with_cursors_serves_what_one_large_request_does(
+    seed: int, limit: int
+) -> None:
     topic = _topic(seed)
-    first = seed % 5
+    since_ms = None if seed % 4 == 0 else topic[seed % 5].timestamp
     until_ms = None if seed % 3 == 0 else topic[-(seed % 7) - 1].timestamp
-    whole, rest = _read(topic, first, until_ms, 1000, None)
-    assert rest is None
-    paged: list[OwnedAlert] = []
-    cursor: str | None = None
-    for _ in range(len(topic) + 1):
-        after = None if cursor is None else decode_alert_cursor(cursor)
-        found, resume = _read(topic, first, until_ms, limit, after)
-        assert len(found) <= limit
-        paged += found
-        cursor = None if resume is None else encode_alert_cursor(resume)
-        if cursor is None:
-            break
-    assert cursor is None, "the cursor never ended"
-    assert paged == whole
-    ids = [alert["id"] for _, alert in paged]
-    assert len(ids) == len(set(ids)), "a re-sent copy was served again on a later page"
+    (whole,) = await _pages(topic, since_ms, until_ms, 1000)
     assert whole, "the sample topic should hold some of Alice's alerts"
+    pages = await _pages(topic, since_ms, until_ms, limit)
+    assert [alert for page in pages for alert in page] == whole
+    # Full pages, and no empty one at the end: next_cursor is null once nothing follows.
+    assert all(len(page) == limit for page in pages[:-1]) and pages[-1]
+    ids = [alert["id"] for _, alert in whole]
+    assert len(ids) == len(set(ids)) < len([r for r in topic if r.value != b"not json"])
 
 
-def test_a_full_page_answers_a_cursor_only_while_another_alert_follows() -> None:
-    alice = {"id": "a", "data": {"owner": "alice"}}
-    bob = {"id": "b", "data": {"owner": "bob"}}
+def _alert_of(owner: str, alert_id: str) -> dict[str, Any]:
+    return {"id": alert_id, "data": {"owner": owner}}
+
+
+async def test_a_full_page_answers_a_cursor_only_while_another_alert_follows() -> None:
+    alice, bob = _alert_of("alice", "a"), _alert_of("bob", "b")
     topic = [_record(0, 1, alice), _record(1, 1, bob), _record(2, 1, bob)]
-    assert _read(topic, 0, None, 1, None) == ([(0, alice)], None)  # only Bob's follow
-    topic.append(_record(3, 2, alice | {"id": "c"}))
-    assert _read(topic, 0, None, 1, None)[1] == 1  # after the last alert served
-    assert _read(topic, 0, 2, 1, None)[1] is None  # the next alice is past until
+    assert await _reader(topic).history(None, None, 1, _alice) == ([(0, alice)], None)
+    topic.append(_record(3, 2, _alert_of("alice", "c")))
+    assert (await _reader(topic).history(None, None, 1, _alice))[1] == 1  # after the last one
+    assert (await _reader(topic).history(None, 2, 1, _alice))[1] is None  # c is past until
+
+
+async def test_a_copy_is_served_again_only_past_the_lookback() -> None:
+    """A copy of an alert from an earlier page is dropped while the original is within
+    LOOKBACK records before the page; one further back is served again."""
+    filler = [_alert_of("bob", f"b{i}") for i in range(LOOKBACK + 200)]
+    for gap in (LOOKBACK // 2, LOOKBACK + 100):
+        values = [
+            _alert_of("alice", "a"),
+            *filler[:gap],
+            _alert_of("alice", "c"),
+            _alert_of("alice", "d"),
+            _alert_of("alice", "a"),
+        ]
+        topic = [_record(i, 1, v) for i, v in enumerate(values)]
+        pages = await _pages(topic, None, None, 2)
+        served = [alert["id"] for page in pages for _, alert in page]
+        assert served == (["a", "c", "d"] if gap < LOOKBACK else ["a", "c", "d", "a"]), gap
+        (whole,) = await _pages(topic, None, None, 1000)
+        assert [alert["id"] for _, alert in whole] == ["a", "c", "d"]
 
 
 def test_a_page_cut_short_answers_where_it_stopped_reading() -> None:

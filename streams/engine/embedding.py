@@ -1,8 +1,16 @@
-"""Sentence embeddings with sentence-transformers, loaded offline and lazily.
+"""Sentence embeddings, loaded offline and lazily, for any model STORYWATCH_MODEL names.
 
-Two backends run the same model: ``torch`` (sentence-transformers itself, the default) and
-``openvino`` (the model converted in-process with ``openvino.convert_model`` and compiled for
-the CPU; the tokenizer stays sentence-transformers'). OpenVINO gives the same vectors
+The default, all-MiniLM-L6-v2 (or any sentence-transformers folder), runs on
+sentence-transformers. The ONNX models of the registry (streams/engine/models.py:
+bge-small-en-v1.5, its int8 version, e5-small-v2) run on ONNX Runtime with their own pooling
+(streams/engine/onnx_encoder.py), and ``A+B`` concatenates the unit vectors of two models
+divided by sqrt(2). Switching the model changes every vector: stories must be rebuilt
+(``storywatch rebuild``, or a replay that re-embeds; docs/QUALITY.md "Choosing the model").
+
+For sentence-transformers models two backends run the same model: ``torch``
+(sentence-transformers itself, the default) and ``openvino`` (the model converted in-process
+with ``openvino.convert_model`` and compiled for the CPU; the tokenizer stays
+sentence-transformers'); the ONNX models ignore the backend. OpenVINO gives the same vectors
 (cosine 1.0000) and degrades far less than torch when the cores are shared with the broker
 and the event loop (docs/BENCHMARKS.md section 4).
 """
@@ -13,12 +21,13 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from config.settings import DEFAULT_MODEL, Settings
+from streams.engine.models import ONNX_MODELS, model_folder, model_units
 from streams.exceptions import ModelLoadError
 
 if TYPE_CHECKING:
@@ -57,6 +66,30 @@ def prefer_passive_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+class _Encoder(Protocol):
+    """What the Embedder needs of a non-sentence-transformers model."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+class _Combined:
+    """Two or more models: each one's unit vectors concatenated, scaled back to unit length."""
+
+    def __init__(self, parts: list[Embedder]) -> None:
+        self.parts = parts
+
+    @property
+    def dimension(self) -> int:
+        return sum(p.dimension for p in self.parts)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        vectors = np.concatenate([p.encode(texts) for p in self.parts], axis=1)
+        return np.asarray(vectors / np.sqrt(len(self.parts)), dtype=np.float32)
+
+
 class Embedder:
     """Encodes texts to unit-length float32 vectors. The model loads on first use.
 
@@ -74,6 +107,7 @@ class Embedder:
         backend: str = "torch",
         max_tokens: int | None = None,
         threads: int | None = None,
+        model_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ModelLoadError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
@@ -85,6 +119,9 @@ class Embedder:
         self.threads = threads
         self._model: SentenceTransformer | None = None
         self._openvino: Any = None  # the compiled model's inference request
+        self.model_dir = model_dir or Settings.model_fields["model_dir"].default
+        self.units = model_units(model)  # a bad combination fails here, before any load
+        self._encoder: _Encoder | None = None  # an ONNX model or a combination
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
@@ -95,10 +132,46 @@ class Embedder:
             backend=settings.embed_backend,
             max_tokens=settings.embed_max_tokens,
             threads=settings.embed_threads,
+            model_dir=settings.model_dir,
         )
 
-    def load(self) -> SentenceTransformer:
-        """Load the model now (offline: nothing is downloaded)."""
+    def load(self) -> SentenceTransformer | _Encoder:
+        """Load the model now (offline: nothing is downloaded): the sentence-transformers
+        model, or the ONNX encoder or combination."""
+        if self._encoder is not None:
+            return self._encoder
+        if len(self.units) > 1:
+            parts = [self._part(name) for name in self.units]
+            for part in parts:
+                part.load()
+            self._encoder = _Combined(parts)
+            return self._encoder
+        if self.model_name in ONNX_MODELS:
+            from streams.engine.onnx_encoder import OnnxEncoder
+
+            spec = ONNX_MODELS[self.model_name]
+            self._encoder = OnnxEncoder(
+                spec,
+                model_folder(self.model_dir, spec.name),
+                batch_size=self.batch_size,
+                max_tokens=self.max_tokens,
+                threads=self.threads,
+            )
+            return self._encoder
+        return self._load_sentence_transformer()
+
+    def _part(self, name: str) -> Embedder:
+        return Embedder(
+            name,
+            self.device,
+            self.batch_size,
+            backend=self.backend,
+            max_tokens=self.max_tokens,
+            threads=self.threads,
+            model_dir=self.model_dir,
+        )
+
+    def _load_sentence_transformer(self) -> SentenceTransformer:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -132,7 +205,10 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        dim = self.load().get_embedding_dimension()
+        self.load()
+        if self._encoder is not None:
+            return self._encoder.dimension
+        dim = self._load_sentence_transformer().get_embedding_dimension()
         if dim is None:
             raise ModelLoadError(f"model {self.model_name!r} does not report its dimension")
         return int(dim)
@@ -141,7 +217,10 @@ class Embedder:
         """Embed ``texts`` (the model truncates at its max sequence length)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self.load()
+        self.load()
+        if self._encoder is not None:
+            return self._encoder.encode(list(texts))
+        model = self._load_sentence_transformer()
         if self._openvino is not None:
             return self._encode_openvino(model, list(texts))
         vectors = model.encode(

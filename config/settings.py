@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     # Why 0.8: chosen on one half of the dev stories, confirmed on the other; at 0.6-0.7 the
     # bridges also merged ECB+ sibling events (same kind, other event) (docs/QUALITY.md).
     merge_score: float = Field(default=0.80, gt=0, le=2)
+    # Why 0 (off): see docs/QUALITY.md "Third round"; when set, a bridging article that has
+    # enough names to judge (entity_min) must share at least this IDF-weighted share of them
+    # with the other story: a sibling event of the same kind shares the topic's words and
+    # embedding, not its names.
+    merge_entity_share: float = Field(default=0.0, ge=0, le=1)
     # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at
     # 50k here, about a headline's embedding cost); past it, k-means lists + term postings
     # keep clustering under ~1 ms per article at some cost in recall (docs/BENCHMARKS.md).

@@ -218,7 +218,8 @@ class StoryEngine:
         changes: StateChanges,
     ) -> Story:
         """The article joined ``story``; every other candidate it also scored >= merge_score
-        against (and would have been allowed to join) gains a bridge. Once two stories have
+        against (and would have been allowed to join; when the article has enough names to
+        judge, sharing at least ``merge_entity_share`` of them) gains a bridge. Once two stories have
         ``merge_bridges`` bridges between them, the smaller is folded into the larger (at
         most one merge per article). Returns the story the article is now in."""
         params = self.params
@@ -229,6 +230,10 @@ class StoryEngine:
                 or other is story
                 or not other_ev.accepted
                 or other_ev.score < params.merge_score
+                or (
+                    other_ev.entity_share is not None
+                    and other_ev.entity_share < params.merge_entity_share
+                )
             ):
                 continue
             story.bridges[other.id] = story.bridges.get(other.id, 0) + 1

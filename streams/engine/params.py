@@ -25,6 +25,7 @@ class ClusterParams:
     candidates: int = 5
     merge_bridges: int = 3  # 0: never merge stories after the fact
     merge_score: float = 0.80
+    merge_entity_share: float = 0.0  # a judged bridge needs this names share with the other
     index_exact_max: int = DEFAULT_EXACT_MAX
     index_probes: int = DEFAULT_PROBES
 
@@ -42,6 +43,7 @@ class ClusterParams:
             candidates=settings.candidate_stories,
             merge_bridges=settings.merge_bridges,
             merge_score=settings.merge_score,
+            merge_entity_share=settings.merge_entity_share,
             index_exact_max=settings.index_exact_max,
             index_probes=settings.index_probes,
         )

@@ -164,8 +164,11 @@ def cell(m: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--models", default="all-MiniLM-L6-v2,bge-small-en-v1.5,"
-                        "bge-small-en-v1.5-int8,e5-small-v2,all-MiniLM-L6-v2+bge-small-en-v1.5")
+    parser.add_argument(
+        "--models",
+        default="all-MiniLM-L6-v2,bge-small-en-v1.5,"
+        "bge-small-en-v1.5-int8,e5-small-v2,all-MiniLM-L6-v2+bge-small-en-v1.5",
+    )
     parser.add_argument("--variants", default="default")
     parser.add_argument("what", nargs="*", default=["table"])
     args = parser.parse_args()
@@ -191,13 +194,14 @@ def main() -> None:
                 for bar in (0.25, 0.30, 0.35, 0.40, 0.45, 0.50):
                     p = carried(dataclasses.replace(params, story_threshold=bar), floor, base_floor)
                     cells = [cell(measure(parts[name, 0], p)) for name in FILES]
-                    print(f"  {variant} bar {bar:.2f} (-> {p.story_threshold:.3f}) h0: "
-                          + " | ".join(cells), flush=True)
+                    print(
+                        f"  {variant} bar {bar:.2f} (-> {p.story_threshold:.3f}) h0: "
+                        + " | ".join(cells),
+                        flush=True,
+                    )
             if "table" in args.what:
                 p = carried(params, floor, base_floor) if model != "all-MiniLM-L6-v2" else params
-                cells = [
-                    cell(measure(parts[name, where], p)) for name in FILES for where in WHERE
-                ]
+                cells = [cell(measure(parts[name, where], p)) for name in FILES for where in WHERE]
                 print(f"  {variant}: " + " | ".join(cells), flush=True)
 
 

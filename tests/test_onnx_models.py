@@ -61,16 +61,28 @@ def reference(name: str, texts: list[str], max_tokens: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", sorted(ONNX_MODELS))
-@pytest.mark.parametrize("max_tokens", [None, 128])
+@pytest.mark.parametrize("max_tokens", [None, 128, 512])
 def test_each_model_matches_the_independent_reference(name: str, max_tokens: int | None) -> None:
     embedder = Embedder(name, batch_size=2, max_tokens=max_tokens)  # several padded batches
     vectors = embedder.encode(TEXTS)
-    expected = reference(name, TEXTS, max_tokens or 512)
+    expected = reference(name, TEXTS, max_tokens or 256)
     assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
     assert embedder.dimension == 384
     assert np.abs(vectors - expected).max() < 1e-4
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert embedder.encode([]).shape == (0, 384)
+
+
+def test_the_token_limit_defaults_to_256_and_never_passes_the_models() -> None:
+    from streams.engine.onnx_encoder import OnnxEncoder
+
+    spec = ONNX_MODELS["e5-small-v2"]
+    folder = model_folder(MODEL_DIR, spec.name)
+    assert OnnxEncoder(spec, folder).max_tokens == 256  # what all-MiniLM-L6-v2 reads
+    assert OnnxEncoder(spec, folder, max_tokens=4000).max_tokens == 512
+    long = Embedder(spec.name).encode(TEXTS[-1:])
+    assert np.abs(long - reference(spec.name, TEXTS[-1:], 256)).max() < 1e-4
+    assert np.abs(long - reference(spec.name, TEXTS[-1:], 512)).max() > 1e-3
 
 
 def test_the_models_rank_a_reworded_report_above_another_event() -> None:

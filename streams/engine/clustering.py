@@ -219,9 +219,9 @@ class StoryEngine:
     ) -> Story:
         """The article joined ``story``; every other candidate it also scored >= merge_score
         against (and would have been allowed to join; when the article has enough names to
-        judge, sharing at least ``merge_entity_share`` of them) gains a bridge. Once two stories have
-        ``merge_bridges`` bridges between them, the smaller is folded into the larger (at
-        most one merge per article). Returns the story the article is now in."""
+        judge, sharing at least ``merge_entity_share`` of them) gains a bridge. Once two
+        stories have ``merge_bridges`` bridges between them, the smaller is folded into the
+        larger (at most one merge per article). Returns the story the article is now in."""
         params = self.params
         for other_ev in sorted(evidence, key=lambda e: -e.score):
             other = self._stories.get(other_ev.story_id)

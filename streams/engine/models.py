@@ -47,14 +47,20 @@ class OnnxModelSpec:
     stem: str  # the jar's file names: <stem>.onnx and <stem>-tokenizer.json
     pooling: Literal["cls", "mean"]
     prefix: str  # prepended to every text, as the model card says
-    max_tokens: int  # the model's own word-piece limit (position embeddings)
+    max_tokens: int  # word pieces read by default (STORYWATCH_EMBED_MAX_TOKENS lowers it)
     dimension: int
+    limit: int = 512  # the model's own word-piece limit (its position embeddings)
     # Why: an int8 graph quantises its activations with one scale per tensor (dynamic
     # quantisation), so a padded batch changes every text's vector by up to ~0.02 per
     # component; encoded one text at a time, a text's vector never depends on its batch
     # (a replay re-embeds to the same vectors).
     one_text_a_run: bool = False
 
+
+#: Why 256 word pieces (the models accept 512): all-MiniLM-L6-v2 reads 256, so switching the
+#: model changes the encoder, not how much of an article is read; 512 roughly doubles the
+#: cost of a full article (docs/BENCHMARKS.md "Encoders") and headlines never reach 128.
+_READ_TOKENS = 256
 
 #: Pooling and prefix as each model card prescribes: BGE takes the [CLS] token's state
 #: (normalised) and needs no instruction for passages; E5 averages the token states and
@@ -68,7 +74,7 @@ ONNX_MODELS: dict[str, OnnxModelSpec] = {
             "bge-small-en-v1.5",
             "cls",
             "",
-            512,
+            _READ_TOKENS,
             384,
         ),
         OnnxModelSpec(
@@ -77,7 +83,7 @@ ONNX_MODELS: dict[str, OnnxModelSpec] = {
             "bge-small-en-v1.5-q",
             "cls",
             "",
-            512,
+            _READ_TOKENS,
             384,
             one_text_a_run=True,
         ),
@@ -87,7 +93,7 @@ ONNX_MODELS: dict[str, OnnxModelSpec] = {
             "e5-small-v2",
             "mean",
             "query: ",
-            512,
+            _READ_TOKENS,
             384,
         ),
     )

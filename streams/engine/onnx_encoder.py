@@ -42,7 +42,7 @@ class OnnxEncoder:
             ) from exc
         self.spec = spec
         self.batch_size = 1 if spec.one_text_a_run else batch_size
-        self.max_tokens = min(max_tokens or spec.max_tokens, spec.max_tokens)
+        self.max_tokens = min(max_tokens or spec.max_tokens, spec.limit)
         try:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             options = ort.SessionOptions()

@@ -1075,3 +1075,33 @@ def test_without_the_names_check_the_same_kind_follow_ups_merge_the_quakes() -> 
         (chile.story_id, haiti.story_id, 3)
     ]
     assert eng.story(haiti.story_id) is None
+
+
+def test_the_merge_names_guard_stops_the_same_kind_bridges() -> None:
+    """The control above (no names check on joins, so the quakes merge) with
+    merge_entity_share set: each follow-up still joins Chile, but it shares too little of
+    Haiti's names to count as a bridge, so nothing merges."""
+    params = ClusterParams(window_s=WINDOW, entity_share=0.0, merge_entity_share=0.3)
+    eng, chile, haiti, steps = _two_quakes_and_follow_ups(params)
+    assert [follow.story_id for follow, _ in steps] == [chile.story_id] * 3
+    assert [m for _, changes in steps for m in changes.merges] == []
+    assert eng.story(haiti.story_id) is not None
+    assert not _story(eng, chile.story_id).bridges
+
+
+def test_the_merge_names_guard_keeps_merges_of_articles_without_names() -> None:
+    """Headlines with too few names to judge (the guard cannot read them) bridge as before,
+    and the guard is off by default."""
+    from config.settings import Settings
+
+    assert ClusterParams().merge_entity_share == 0.0 == Settings().merge_entity_share
+    guarded = ClusterParams(
+        story_threshold=0.55,
+        window_s=WINDOW,
+        merge_bridges=2,
+        merge_score=0.6,
+        merge_entity_share=0.9,
+    )
+    _, history = _bridge_history(guarded)
+    merges = [m for _, changes in history for m in changes.merges]
+    assert [(m.article_id, m.bridges) for m in merges] == [("bridge1", 2)]

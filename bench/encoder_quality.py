@@ -170,8 +170,11 @@ def main() -> None:
         "bge-small-en-v1.5-int8,e5-small-v2,all-MiniLM-L6-v2+bge-small-en-v1.5",
     )
     parser.add_argument("--variants", default="default")
+    parser.add_argument("--files", default=",".join(FILES), help="ecbplus,uci")
     parser.add_argument("what", nargs="*", default=["table"])
     args = parser.parse_args()
+    for name in set(FILES) - set(args.files.split(",")):
+        del FILES[name]
     models = args.models.split(",")
     base = load(args.cache, "all-MiniLM-L6-v2")
     base_floor = unrelated_median(base)
@@ -189,7 +192,7 @@ def main() -> None:
                     f"{cosine_accuracy(parts[name, 'all'], t):.4f}"
                 )
         for variant in args.variants.split(","):
-            params = VARIANTS[variant]
+            params = variant_params(variant)
             if "sweep" in args.what:
                 for bar in (0.25, 0.30, 0.35, 0.40, 0.45, 0.50):
                     p = carried(dataclasses.replace(params, story_threshold=bar), floor, base_floor)
@@ -200,9 +203,23 @@ def main() -> None:
                         flush=True,
                     )
             if "table" in args.what:
-                p = carried(params, floor, base_floor) if model != "all-MiniLM-L6-v2" else params
+                absolute = variant.startswith("abs/") or model == "all-MiniLM-L6-v2"
+                p = params if absolute else carried(params, floor, base_floor)
                 cells = [cell(measure(parts[name, where], p)) for name in FILES for where in WHERE]
                 print(f"  {variant}: " + " | ".join(cells), flush=True)
+
+
+def variant_params(variant: str) -> ClusterParams:
+    """A named variant, or ``field=value/field=value`` over the defaults (``bar`` is the story
+    threshold on MiniLM's scale, carried to the model's; ``abs/...``: taken as given)."""
+    if variant in VARIANTS:
+        return VARIANTS[variant]
+    fields: dict[str, Any] = {}
+    for item in variant.removeprefix("abs/").split("/"):
+        key, _, value = item.partition("=")
+        key = {"bar": "story_threshold"}.get(key, key)
+        fields[key] = int(value) if key == "merge_bridges" else float(value)
+    return dataclasses.replace(ClusterParams(), **fields)
 
 
 VARIANTS: dict[str, ClusterParams] = {

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.exceptions import SettingsError
+from config.profiles import apply_profile
 
 __all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
 
@@ -96,6 +97,16 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "storywatch" / "models",
         description="Where `make models` puts the ONNX models (one folder each).",
     )
+    # Why profiles: a more accurate encoder costs throughput, so it is a named opt-in that
+    # also carries the cosine bars below to its scale (config/profiles.py, docs/QUALITY.md);
+    # a variable set explicitly wins over the profile.
+    profile: Literal["fast", "accurate"] = "fast"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        return apply_profile(data) if isinstance(data, dict) else data
+
     # Why 32: on 2 CPU cores throughput flattens past 32 texts a batch, and a smaller batch
     # keeps latency low when the stream is slow.
     embed_batch_size: int = Field(default=32, ge=1)

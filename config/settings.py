@@ -97,10 +97,10 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "storywatch" / "models",
         description="Where `make models` puts the ONNX models (one folder each).",
     )
-    # Why profiles: a more accurate encoder costs throughput, so it is a named opt-in that
-    # also carries the cosine bars below to its scale (config/profiles.py, docs/QUALITY.md);
-    # a variable set explicitly wins over the profile.
-    profile: Literal["fast", "accurate"] = "fast"
+    # Why profiles: the encoder that is more accurate on headlines (e5-small-v2) is slower and
+    # loses on full articles, so it is a named opt-in that also carries the cosine bars below
+    # to its scale (config/profiles.py, docs/QUALITY.md); explicit variables win over it.
+    profile: Literal["fast", "headlines"] = "fast"
 
     @model_validator(mode="before")
     @classmethod

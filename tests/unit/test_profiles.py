@@ -28,12 +28,12 @@ def test_fast_is_the_plain_defaults() -> None:
     assert Settings().model == DEFAULT_MODEL
 
 
-def test_accurate_sets_its_values_and_explicit_variables_win(
+def test_headlines_sets_its_values_and_explicit_variables_win(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    accurate = PROFILES["accurate"]
+    accurate = PROFILES["headlines"]
     assert accurate["model"] != DEFAULT_MODEL  # it names the accurate encoder
-    monkeypatch.setenv("STORYWATCH_PROFILE", "accurate")
+    monkeypatch.setenv("STORYWATCH_PROFILE", "headlines")
     s = load_settings()
     for field, value in accurate.items():
         assert getattr(s, field) == value, field

@@ -166,10 +166,11 @@ class Settings(BaseSettings):
     # Why 0.8: chosen on one half of the dev stories, confirmed on the other; at 0.6-0.7 the
     # bridges also merged ECB+ sibling events (same kind, other event) (docs/QUALITY.md).
     merge_score: float = Field(default=0.80, gt=0, le=2)
-    # Why 0 (off): see docs/QUALITY.md "Third round"; when set, a bridging article that has
-    # enough names to judge (entity_min) must share at least this IDF-weighted share of them
-    # with the other story: a sibling event of the same kind shares the topic's words and
-    # embedding, not its names.
+    # Why 0 (off): when set, a bridging article that has enough names to judge (entity_min)
+    # must share at least this IDF-weighted share of them with the other story. At 0.3 it
+    # turns ECB+ merges off and leaves UCI's (headlines: too few names) as they are; on the
+    # dev halves that costs ECB+ F1 (-0.024 on half 0), so it stays off (docs/QUALITY.md
+    # "Third round", which also has the held-out evidence for turning it on).
     merge_entity_share: float = Field(default=0.0, ge=0, le=1)
     # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at
     # 50k here, about a headline's embedding cost); past it, k-means lists + term postings

@@ -424,6 +424,8 @@ def _default_text(name: str) -> str:
     default = field.default
     if name == "kafka_home":
         return "`~/.cache/storywatch`"
+    if name == "model_dir":
+        return "`~/.cache/storywatch/models`"
     if default is None:
         return "unset"
     if default == "":

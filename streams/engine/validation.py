@@ -11,6 +11,7 @@ from config.settings import Settings
 from streams.engine.article import Article
 
 __all__ = [
+    "TITLE_MAX_CHARS",
     "InvalidArticle",
     "article_from_mapping",
     "derived_record_max_bytes",

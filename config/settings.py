@@ -217,6 +217,11 @@ class Settings(BaseSettings):
 
     # --- Feeds (docs/FEEDS.md) ---------------------------------------------------------
     topic_feeds: str = "feeds"  # compacted: the feeds themselves, keyed by feed id
+    topic_feed_state: str = "feed-state"  # compacted: validators, next poll, health per feed
+    topic_feed_seen: str = "feed-seen"  # compacted + retention: article ids already produced
+    # Why 8: the feeds are shared among the workers by these partitions, so up to 8 workers
+    # poll; more partitions cost nothing but a few idle ones.
+    feed_partitions: int = Field(default=8, ge=1)
     # Why 300 s: news sites update feeds every few minutes; polling a thousand feeds every
     # 5 min is ~3 requests/s, mostly 304s. A feed's own interval and the server's
     # Retry-After / Cache-Control max-age / RSS ttl can only make it slower.

@@ -112,3 +112,24 @@ async def stall(request: web.Request, seconds: float = 30.0) -> web.StreamRespon
     await response.write(b"<?xml version='1.0'?><rss version='2.0'><channel>")
     await asyncio.sleep(seconds)
     return response
+
+
+class ThreadedFeedServer:
+    """A FeedServer on its own event loop in a thread, for tests whose worker is a process."""
+
+    def __init__(self, data: Path = DATA) -> None:
+        import threading
+
+        self.server = FeedServer(data)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FeedServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=30)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=30)

@@ -166,3 +166,18 @@ def _status(status: int, headers: dict[str, str] | None = None) -> object:
         return web.Response(status=status, headers=headers or {})
 
     return handler
+
+
+async def test_two_feeds_polled_at_once_produce_a_shared_article_once(
+    server: FeedServer, poller: tuple[FeedPoller, Sink, CollectorRegistry]
+) -> None:
+    import asyncio
+
+    p, sink, _ = poller
+    await asyncio.gather(
+        p.poll(FeedDef.new(f"{server.base}/feeds/rss2.xml"), None),
+        p.poll(FeedDef.new(f"{server.base}/mirror.xml"), None),
+    )
+    titles = [a["title"] for a in sink.articles]
+    assert titles.count("Port strike halts container traffic") == 1
+    assert len(titles) == 3

@@ -96,6 +96,10 @@ class FeedPoller:
         self.detector = detector
         self.enrich = enrich
         self.clock = clock
+        # Ids that a poll in flight on this worker is producing: another feed carrying the
+        # same article at the same moment skips it (released once marked seen, or on failure:
+        # the claiming feed's state did not advance, so its next poll sends it).
+        self._claimed: set[str] = set()
 
     async def poll(self, feed: FeedDef, state: FeedState | None) -> FeedState:
         """Poll ``feed`` once; answers (and has written) its new state. Never raises for a
@@ -130,11 +134,15 @@ class FeedPoller:
             converted = await asyncio.to_thread(self._convert, feed, result)
         except FeedParseError as exc:
             return await self._failed(feed, state, interval, exc)
-        fresh, seen = await self._fresh(converted)
-        if fresh:
-            await self.send_articles(fresh)  # acknowledged by the broker (acks=all)
-        if seen:
-            await self.mark_seen(seen, feed.id, self.clock())
+        claimed: list[str] = []
+        try:
+            fresh, seen = await self._fresh(converted, claimed)
+            if fresh:
+                await self.send_articles(fresh)  # acknowledged by the broker (acks=all)
+            if seen:
+                await self.mark_seen(seen, feed.id, self.clock())
+        finally:
+            self._claimed.difference_update(claimed)
         new_state = state.succeeded(
             self.clock(),
             interval_s=interval,
@@ -166,7 +174,9 @@ class FeedPoller:
                 invalid += 1
         return Converted(parsed, articles, invalid)
 
-    async def _fresh(self, converted: Converted) -> tuple[list[Article], list[str]]:
+    async def _fresh(
+        self, converted: Converted, claimed: list[str]
+    ) -> tuple[list[Article], list[str]]:
         """The articles not seen before, and every id to mark seen (a feed item's id and,
         when its page names another canonical URL, that one's: the page is fetched once)."""
         self.metrics.items.labels("invalid").inc(converted.invalid)
@@ -174,20 +184,30 @@ class FeedPoller:
         ids: set[str] = set()
         aliases: list[str] = []
         for candidate in converted.articles:
-            if candidate["id"] in ids or self.is_seen(candidate["id"]):
+            if self._taken(candidate["id"], ids):
                 self.metrics.items.labels("duplicate").inc()
                 continue
+            self._claim(candidate["id"], claimed)
             article = candidate if self.enrich is None else await self.enrich(candidate)
             if article["id"] != candidate["id"]:
                 aliases.append(candidate["id"])
-            if article is not candidate and (article["id"] in ids or self.is_seen(article["id"])):
-                # The page's canonical link named an article already seen.
-                self.metrics.items.labels("duplicate").inc()
-                continue
+                if self._taken(article["id"], ids):
+                    # The page's canonical link named an article already seen.
+                    self.metrics.items.labels("duplicate").inc()
+                    continue
+            self._claim(article["id"], claimed)
             ids.add(article["id"])
             fresh.append(article)
         self.metrics.items.labels("new").inc(len(fresh))
         return fresh, [*aliases, *(a["id"] for a in fresh)]
+
+    def _claim(self, article_id: str, claimed: list[str]) -> None:
+        if article_id not in self._claimed:
+            self._claimed.add(article_id)
+            claimed.append(article_id)
+
+    def _taken(self, article_id: str, ids: set[str]) -> bool:
+        return article_id in ids or article_id in self._claimed or self.is_seen(article_id)
 
     async def _failed(
         self,

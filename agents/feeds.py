@@ -100,9 +100,14 @@ async def poll_due_feeds() -> None:
     if not feed_views.is_ready:
         return
     now = time.time()
+    assigned = _assigned()
     if now - _poller.pruned_at > _PRUNE_S:
         feed_views.prune_seen(now)
         _poller.pruned_at = now
+        partitions = feed_views.feeds.partitions
+        feed_metrics.keep_only(
+            {f.id for f in feed_views.feed_defs() if partitions.get(f.id) in assigned}
+        )
     room = _CONCURRENCY - len(_poller.in_flight)
     if room <= 0:
         return
@@ -110,7 +115,7 @@ async def poll_due_feeds() -> None:
         feed_views.feed_defs(),
         feed_views.all_states(),
         partitions=feed_views.feeds.partitions,
-        assigned=_assigned(),
+        assigned=assigned,
         busy={*_poller.in_flight, *(k for k, t in _poller.cooling.items() if t > now)},
         now=now,
     )

@@ -181,3 +181,14 @@ async def test_two_feeds_polled_at_once_produce_a_shared_article_once(
     titles = [a["title"] for a in sink.articles]
     assert titles.count("Port strike halts container traffic") == 1
     assert len(titles) == 3
+
+
+def test_last_success_series_of_feeds_no_longer_polled_are_dropped() -> None:
+    registry = CollectorRegistry()
+    metrics = FeedMetrics(registry)
+    metrics.succeeded("a", 100.0)
+    metrics.succeeded("b", 200.0)
+    metrics.keep_only({"b"})
+    name = "storywatch_feed_last_success_timestamp_seconds"
+    assert registry.get_sample_value(name, {"feed_id": "a"}) is None
+    assert registry.get_sample_value(name, {"feed_id": "b"}) == 200.0

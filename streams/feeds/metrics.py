@@ -47,7 +47,19 @@ class FeedMetrics:
             ["outcome"],
             registry=registry,
         )
+        self._reported: set[str] = set()
         for outcome in FETCH_OUTCOMES:
             self.fetches.labels(outcome)
         for result in ITEM_RESULTS:
             self.items.labels(result)
+
+    def succeeded(self, feed_id: str, when: float) -> None:
+        self.last_success.labels(feed_id).set(when)
+        self._reported.add(feed_id)
+
+    def keep_only(self, feed_ids: set[str]) -> None:
+        """Drop the last-success series of feeds this worker no longer polls (removed, or
+        their partition moved): a stale series would fire StorywatchFeedStale for nothing."""
+        for gone in self._reported - feed_ids:
+            self.last_success.remove(gone)
+        self._reported &= feed_ids

@@ -235,5 +235,5 @@ class FeedPoller:
     async def _write(self, feed: FeedDef, new_state: FeedState) -> FeedState:
         await self.write_state(new_state)
         if new_state.last_success is not None:
-            self.metrics.last_success.labels(feed.id).set(new_state.last_success)
+            self.metrics.succeeded(feed.id, new_state.last_success)
         return new_state

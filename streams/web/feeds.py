@@ -1,5 +1,6 @@
 """``GET /api/feeds``: every feed with its health (status, last success, last error, items in
-the last day, next poll), as `storywatch feeds list --json` shows it. Needs an API token."""
+the last day, next poll), as `storywatch feeds list --json` shows it. Needs an API token.
+``/feeds``: the dashboard's view of it (static/feeds.html; its data comes from the API)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from streams.feeds.model import FeedDef
 from streams.feeds.state import FeedState
 from streams.feeds.store import StoreNotReady
 from streams.web.http import ApiTokens, HttpError, json_view
+from streams.web.pages import _serve
 
 __all__ = ["register_feed_views"]
 
@@ -25,7 +27,13 @@ class FeedSource(Protocol):
 
 
 def register_feed_views(app: faust.App, source: FeedSource, tokens: ApiTokens) -> None:
-    """Add ``/api/feeds``."""
+    """Add ``/api/feeds`` and the ``/feeds`` page."""
+
+    @app.page("/feeds")
+    class FeedsPage(View):
+        @json_view
+        async def get(self, request: Request) -> Response:
+            return _serve(self, "feeds.html")
 
     @app.page("/api/feeds")
     class Feeds(View):

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from streams.feeds.urls import article_id
 from tests.feed_server import FeedServer, ThreadedFeedServer
+from tests.integration.dashboard_browser import screenshot, start_chromium
 from tests.integration.worker_process import WorkerRun, read_to_end
 
 pytestmark = pytest.mark.kafka
@@ -211,6 +212,36 @@ def test_health_in_cli_and_api(imported: Path, worker: WorkerRun) -> None:
     assert refused.value.code == 401
     human = _cli(worker, "list")
     assert "last error" in human.stdout and "HTTP 404" in human.stdout
+
+
+@pytest.mark.browser
+def test_the_feeds_view_shows_health_in_chromium(
+    imported: Path, worker: WorkerRun, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        driver.get(f"{worker.url}/feeds?access_token={TOKEN}")
+
+        def rows(d: Any) -> dict[str, str]:
+            found = {}
+            for tr in d.find_elements(By.CSS_SELECTOR, "#feeds tbody tr"):
+                found[tr.find_element(By.TAG_NAME, "td").text.split("\n")[0]] = tr.text
+            return found
+
+        shown = WebDriverWait(driver, 60).until(lambda d: len(rows(d)) == 5 and rows(d))
+        assert " ok " in f" {shown['Harbour Gazette']} "
+        assert "HTTP 404" in shown["Broken"]
+        assert "error" in shown["Homepage"]
+        assert "5 feeds" in driver.find_element(By.ID, "status").text
+        overflow = "return document.documentElement.scrollWidth - window.innerWidth"
+        driver.set_window_size(390, 844)
+        assert driver.execute_script(overflow) <= 0
+        screenshot(driver, "feeds")
+    finally:
+        driver.quit()
 
 
 def test_kill_9_mid_poll_neither_loses_nor_doubles(

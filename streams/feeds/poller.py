@@ -4,7 +4,7 @@ A poll fetches (conditional GET), parses, drops the items already seen (by artic
 canonical URL, across every feed), sends the new articles and waits for the broker, marks them
 seen, and only then writes the feed's new state (validators, next poll, health). A crash before
 the state is written re-polls with the old validators: nothing is lost; articles already sent
-come again with the same ids (the embed stage drops exact re-sends by id).
+come again with the same ids (the cluster stage drops exact re-sends by id).
 """
 
 from __future__ import annotations

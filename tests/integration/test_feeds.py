@@ -88,6 +88,7 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "STORYWATCH_FEED_TEASER_CHARS": "0",
             "STORYWATCH_FEED_PARTITIONS": "2",
             "STORYWATCH_API_TOKENS": f"ops:{TOKEN}",
+            "STORYWATCH_FEED_CONTACT": "worker-a",  # tells the server which worker polled
         }
     )
     yield run
@@ -230,16 +231,17 @@ def test_the_feeds_view_shows_health_in_chromium(
     try:
         driver.get(f"{worker.url}/feeds?access_token={TOKEN}")
 
-        def rows(d: Any) -> dict[str, str]:
+        def rows(d: Any) -> dict[str, tuple[str, str]]:
             found = {}
             for tr in d.find_elements(By.CSS_SELECTOR, "#feeds tbody tr"):
-                found[tr.find_element(By.TAG_NAME, "td").text.split("\n")[0]] = tr.text
+                name = tr.find_element(By.TAG_NAME, "td").text.split("\n")[0]
+                found[name] = (tr.get_attribute("data-status"), tr.text)
             return found
 
         shown = WebDriverWait(driver, 60).until(lambda d: len(rows(d)) == 5 and rows(d))
-        assert " ok " in f" {shown['Harbour Gazette']} "
-        assert "HTTP 404" in shown["Broken"]
-        assert "error" in shown["Homepage"]
+        assert shown["Harbour Gazette"][0] == "ok"
+        assert shown["Broken"][0] == "error" and "HTTP 404" in shown["Broken"][1]
+        assert shown["Homepage"][0] == "error" and "not an RSS" in shown["Homepage"][1]
         assert "5 feeds" in driver.find_element(By.ID, "status").text
         overflow = "return document.documentElement.scrollWidth - window.innerWidth"
         driver.set_window_size(390, 844)
@@ -279,3 +281,35 @@ def test_rm_removes_a_feed(imported: Path, worker: WorkerRun) -> None:
     assert broken["id"] not in {r["id"] for r in json.loads(_cli(worker, "list", "--json").stdout)}
     missing = _cli(worker, "rm", "nope")
     assert missing.returncode == 1 and "storywatch feeds list" in missing.stderr
+
+
+def test_two_workers_share_the_feeds_each_polled_by_one(
+    server: FeedServer,
+    imported: Path,
+    worker: WorkerRun,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    for name in ("rss091.xml", "rdf.xml", "jsonfeed.json", "nolang.xml", "bad-utf8.xml"):
+        assert _cli(worker, "add", f"{server.base}/feeds/{name}").returncode == 0
+    second = WorkerRun(
+        worker.bootstrap, tmp_path_factory.mktemp("feeds-worker-b"), run_id=worker.run_id
+    )
+    second.settings.update({**worker.settings, "STORYWATCH_FEED_CONTACT": "worker-b"})
+    second.start()
+    try:
+        feeds_topic = worker.topic("feeds")
+        _until(lambda: second.holds(feeds_topic), 120, "the second worker to get feeds partitions")
+        time.sleep(15)  # polls in flight at the rebalance end
+        start = len(server.requests)
+        time.sleep(35)  # over three poll intervals
+        pollers: dict[str, set[str]] = {}
+        for path, headers in server.requests[start:]:
+            agent = headers.get("User-Agent", "")
+            pollers.setdefault(path, set()).add(agent.rsplit("+", 1)[-1].rstrip(")"))
+        assert len(pollers) >= 8, pollers
+        assert all(len(agents) == 1 for agents in pollers.values()), pollers
+        assert set().union(*pollers.values()) == {"worker-a", "worker-b"}, pollers
+    finally:
+        second.stop()
+    ids = Counter(a["id"] for a in _articles(worker))
+    assert all(n == 1 for n in ids.values()), ids

@@ -68,6 +68,12 @@ def server() -> Iterator[FeedServer]:
             body = f"<rss version='2.0'><channel><title>Slow Post</title>{items}</channel></rss>"
             return web.Response(text=body, content_type="application/xml")
 
+        lighthouse = (srv.data.parent / "pages" / "lighthouse.html").read_text()
+
+        async def lighthouse_page(request: web.Request) -> web.StreamResponse:
+            return web.Response(text=lighthouse, content_type="text/html")
+
+        srv.route("/news/lighthouse", lighthouse_page)
         srv.route("/mirror.xml", mirror_handler)
         srv.route("/slow.xml", slow_handler)
         srv.slow_gate = slow_gate  # type: ignore[attr-defined]
@@ -85,7 +91,9 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "STORYWATCH_FEED_ALLOW_HOSTS": "127.0.0.1",
             "STORYWATCH_FEED_POLL_S": "10",
             "STORYWATCH_FEED_HOST_DELAY_S": "0",
-            "STORYWATCH_FEED_TEASER_CHARS": "0",
+            # Why 40: the two shortest items (ferry, lighthouse) are teasers whose pages are
+            # fetched; the ferry's page is missing (404: its teaser stays).
+            "STORYWATCH_FEED_TEASER_CHARS": "40",
             "STORYWATCH_FEED_PARTITIONS": "2",
             "STORYWATCH_API_TOKENS": f"ops:{TOKEN}",
             "STORYWATCH_FEED_CONTACT": "worker-a",  # tells the server which worker polled
@@ -171,6 +179,15 @@ def test_articles_once_across_feeds_and_tracking_variants(
     assert strike["source"] in {"Harbour Gazette", "Aggregator"} and strike["feed_id"]
     lighthouse = next(a for a in found if a["title"].startswith("Lighthouse"))
     assert lighthouse["source"] == "Aggregator"
+    # a teaser: its page's main text replaced it, without the page's boilerplate
+    assert "volunteers spent four months repairing the lantern room" in lighthouse["text"]
+    assert "open day in spring" in lighthouse["text"]
+    for junk in ("Read More", "I like it", "cookies", "Weather"):
+        assert junk not in lighthouse["text"], junk
+    ferry = next(a for a in found if a["title"].startswith("Ferry"))
+    assert ferry["text"] == "Fewer crossings from January."  # its page is missing: kept
+    assert worker.metric("storywatch_feed_pages_total", outcome="ok") >= 1
+    assert worker.metric("storywatch_feed_pages_total", outcome="error") >= 1
     assert worker.metric("storywatch_feed_items_total", result="duplicate") >= 1
 
 

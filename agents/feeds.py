@@ -48,36 +48,41 @@ feeds_topic = app.topic(
 
 
 class _Poller:
-    """The worker's poller, opened on the first tick (its HTTP session needs the loop)."""
+    """The worker's poller; its HTTP session lives as long as the worker (``_http_session``)."""
 
     def __init__(self) -> None:
         self.poller: FeedPoller | None = None
-        self.fetcher: PageFetcher | None = None
         self.in_flight: dict[str, asyncio.Task[Any]] = {}
         self.cooling: dict[str, float] = {}  # feed id -> when its failed poll may run again
         self.pruned_at = 0.0
 
-    async def get(self) -> FeedPoller:
-        if self.poller is None:
-            self.fetcher = PageFetcher(
-                FetchPolicy.from_settings(settings), feed_guard(settings.feed_allowed_hosts)
-            )
-            await self.fetcher.__aenter__()
-            self.poller = FeedPoller(
-                fetcher=self.fetcher,
-                metrics=feed_metrics,
-                default_interval_s=settings.feed_poll_s,
-                is_seen=feed_views.is_seen,
-                send_articles=feed_views.send_articles,
-                mark_seen=feed_views.mark_seen,
-                write_state=feed_views.write_state,
-                detector=LanguageDetector(),
-                enrich=FullText(self.fetcher, feed_metrics, settings.feed_teaser_chars).enrich,
-            )
-        return self.poller
+    def open(self, fetcher: PageFetcher) -> None:
+        self.poller = FeedPoller(
+            fetcher=fetcher,
+            metrics=feed_metrics,
+            default_interval_s=settings.feed_poll_s,
+            is_seen=feed_views.is_seen,
+            send_articles=feed_views.send_articles,
+            mark_seen=feed_views.mark_seen,
+            write_state=feed_views.write_state,
+            detector=LanguageDetector(),
+            enrich=FullText(fetcher, feed_metrics, settings.feed_teaser_chars).enrich,
+        )
 
 
 _poller = _Poller()
+
+
+@app.task
+async def _http_session() -> None:
+    """Open the guarded HTTP session when the worker starts; close it when it stops."""
+    policy = FetchPolicy.from_settings(settings)
+    async with PageFetcher(policy, feed_guard(settings.feed_allowed_hosts)) as fetcher:
+        _poller.open(fetcher)
+        try:
+            await asyncio.Event().wait()  # until the worker stops (the task is cancelled)
+        finally:
+            _poller.poller = None
 
 
 @app.agent(feeds_topic)
@@ -97,7 +102,8 @@ def _assigned() -> set[int]:
 @app.timer(_TICK_S)
 async def poll_due_feeds() -> None:
     """Start a poll for each due feed of this worker's partitions (bounded in flight)."""
-    if not feed_views.is_ready:
+    poller = _poller.poller
+    if poller is None or not feed_views.is_ready:
         return
     now = time.time()
     assigned = _assigned()
@@ -119,9 +125,6 @@ async def poll_due_feeds() -> None:
         busy={*_poller.in_flight, *(k for k, t in _poller.cooling.items() if t > now)},
         now=now,
     )
-    if not due:
-        return
-    poller = await _poller.get()
     for feed in due[:room]:
         task = asyncio.create_task(_poll_one(poller, feed), name=f"feed-{feed.id}")
         _poller.in_flight[feed.id] = task

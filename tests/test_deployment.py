@@ -492,6 +492,9 @@ def test_topics_command_creates_the_partition_plan(kafka_bootstrap: str) -> None
             "SUBSCRIPTIONS",
             "DELIVERIES",
             "ALERTS_DLQ",
+            "FEEDS",
+            "FEED_STATE",
+            "FEED_SEEN",
         )
     }
     env = {

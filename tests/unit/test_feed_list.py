@@ -99,3 +99,15 @@ def test_health_of_a_feed_never_polled() -> None:
     row = feed_health(FeedDef.new("https://a.example/feed"), None, 0.0)
     assert row["status"] == "pending" and row["next_poll"] == "due"
     assert row["items_last_day"] == 0 and row["last_success"] is None
+
+
+def test_import_of_a_bad_file_is_one_clear_line_before_any_kafka(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    bad = tmp_path / "feeds.txt"
+    bad.write_text("https://a.example/feed\njavascript:alert(1)\n")
+    result = CliRunner().invoke(main, ["feeds", "import", str(bad)])
+    assert result.exit_code == 1
+    assert "feeds.txt, line 2" in result.output and "http" in result.output

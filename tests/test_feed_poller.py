@@ -151,7 +151,11 @@ async def test_refused_host_is_health_not_a_crash(
 
 def test_due_feeds_only_of_assigned_partitions() -> None:
     a, b, c = (FeedDef.new(f"https://x.example/{n}") for n in "abc")
-    states = {b.id: FeedState(b.id, next_poll=100.0), c.id: FeedState(c.id, next_poll=10.0)}
+    polled = 2.0**32  # after the feeds were added
+    states = {
+        b.id: FeedState(b.id, next_poll=100.0, last_poll=polled),
+        c.id: FeedState(c.id, next_poll=10.0, last_poll=polled),
+    }
     partitions = {a.id: 0, b.id: 0, c.id: 1}
     due = due_feeds([a, b, c], states, partitions=partitions, assigned={0}, busy=set(), now=50.0)
     assert due == [a]
@@ -159,6 +163,19 @@ def test_due_feeds_only_of_assigned_partitions() -> None:
         [a, b, c], states, partitions=partitions, assigned={0, 1}, busy={a.id}, now=500.0
     )
     assert due == [c, b]
+    retired = FeedState(a.id, status="retired", next_poll=float("inf"), last_poll=10.0)
+    readded = FeedDef(a.id, a.url, added_at=20.0)
+    assert due_feeds(
+        [readded], {a.id: retired}, partitions=partitions, assigned={0}, busy=set(), now=30.0
+    ) == [readded]
+    assert not due_feeds(
+        [FeedDef(a.id, a.url, added_at=5.0)],
+        {a.id: retired},
+        partitions=partitions,
+        assigned={0},
+        busy=set(),
+        now=30.0,
+    )
 
 
 def _status(status: int, headers: dict[str, str] | None = None) -> object:

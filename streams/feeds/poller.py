@@ -57,7 +57,8 @@ def due_feeds(
     busy: set[str],
     now: float,
 ) -> list[FeedDef]:
-    """The feeds of the assigned partitions whose next poll has come, most overdue first."""
+    """The feeds of the assigned partitions whose next poll has come (or, retired, that were
+    added again since), most overdue first."""
     due = []
     for feed in feeds:
         if feed.id in busy or partitions.get(feed.id) not in assigned:
@@ -65,6 +66,8 @@ def due_feeds(
         state = states.get(feed.id)
         if state is None or state.next_poll <= now:
             due.append((state.next_poll if state else 0.0, feed))
+        elif state.status == "retired" and feed.added_at > (state.last_poll or 0.0):
+            due.append((0.0, feed))  # a retired (410) feed added again: try it once more
     return [feed for _, feed in sorted(due, key=lambda pair: pair[0])]
 
 

@@ -215,6 +215,40 @@ class Settings(BaseSettings):
     # is one story firing its subscriptions (tens to a few hundred alerts).
     webhook_receiver_backlog: int = Field(default=500, ge=1)
 
+    # --- Feeds (docs/FEEDS.md) ---------------------------------------------------------
+    topic_feeds: str = "feeds"  # compacted: the feeds themselves, keyed by feed id
+    topic_feed_state: str = "feed-state"  # compacted: validators, next poll, health per feed
+    topic_feed_seen: str = "feed-seen"  # compacted + retention: article ids already produced
+    # Why 8: the feeds are shared among the workers by these partitions, so up to 8 workers
+    # poll; more partitions cost nothing but a few idle ones.
+    feed_partitions: int = Field(default=8, ge=1)
+    # Why 300 s: news sites update feeds every few minutes; polling a thousand feeds every
+    # 5 min is ~3 requests/s, mostly 304s. A feed's own interval and the server's
+    # Retry-After / Cache-Control max-age / RSS ttl can only make it slower.
+    feed_poll_s: float = Field(default=300.0, ge=10.0)
+    # Hosts or addresses feeds and article pages may reach even when they are private or
+    # loopback (e.g. "127.0.0.1,news.internal"): the SSRF guard refuses them otherwise.
+    feed_allow_hosts: str = ""
+    # Why 10 MB: the largest real feeds (full-content podcasts, long archives) are a few MB;
+    # the read stops at this many (decompressed) bytes, so a hostile body costs no more.
+    feed_max_bytes: int = Field(default=10_000_000, ge=1024)
+    # Who to tell when our polling bothers a site: a URL or mailto: in the User-Agent.
+    feed_contact: str = "https://github.com/storywatch/storywatch"
+    # Why 10 s / 30 s / 60 s: a healthy server connects in well under a second and streams a
+    # feed in a few; a stalled one holds one of a host's request slots no longer than this.
+    feed_connect_timeout_s: float = Field(default=10.0, gt=0)
+    feed_read_timeout_s: float = Field(default=30.0, gt=0)
+    feed_total_timeout_s: float = Field(default=60.0, gt=0)
+    # Why 1 s: one request at a time per host and at least this long between two, as polite
+    # crawlers do; a host with 50 feeds is then polled in under a minute.
+    feed_host_delay_s: float = Field(default=1.0, ge=0)
+    # Why 30 days: feeds keep items for days to weeks; an item older than the seen set's memory
+    # that is still in its feed would be produced again, so keep it longer than feeds do.
+    feed_seen_retention_days: float = Field(default=30.0, gt=0)
+    # Why 400 chars: a teaser is a sentence or two; an item shorter than this gets its page
+    # fetched for the full text (0 turns page fetching off).
+    feed_teaser_chars: int = Field(default=400, ge=0)
+
     # --- Alerts -----------------------------------------------------------------------
     # Why 5 articles / 3 sources / 6 h: a story re-reported by several outlets within hours
     # is emerging; one outlet re-publishing itself is not.
@@ -268,6 +302,12 @@ class Settings(BaseSettings):
     def webhook_allowed_hosts(self) -> frozenset[str]:
         return frozenset(
             h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
+
+    @property
+    def feed_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower().strip("[]") for h in self.feed_allow_hosts.split(",") if h.strip()
         )
 
     @property

@@ -27,6 +27,9 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
         settings.topic_deliveries: 1,
         settings.topic_alerts_dlq: 1,
         settings.topic_subscriptions: 1,
+        settings.topic_feeds: settings.feed_partitions,
+        settings.topic_feed_state: 1,
+        settings.topic_feed_seen: 1,
     }
 
 
@@ -73,6 +76,14 @@ def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
             settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
             # The subscriptions themselves: the latest record per id, kept for good.
             settings.topic_subscriptions: {"cleanup.policy": "compact"},
+            # The feeds and their poll state: the latest record per feed, kept for good.
+            settings.topic_feeds: {"cleanup.policy": "compact"},
+            settings.topic_feed_state: {"cleanup.policy": "compact"},
+            # Seen article ids: the latest per id, forgotten after the retention setting.
+            settings.topic_feed_seen: {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(int(settings.feed_seen_retention_days * 86_400_000)),
+            },
         }
         durable = (
             {"min.insync.replicas": str(settings.min_insync_replicas)}

@@ -11,6 +11,7 @@ from mode.signals import BaseSignalT
 from streams.app import app, metrics, settings, tables, topics
 from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
 from streams.engine.expiry import InactiveKeys
+from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.records import StoryEvent
 from streams.story_merges import MergedStates, absorb_emerging
 
@@ -89,5 +90,6 @@ async def _send_alert(event: StoryEvent, story_id: str, alert: dict[str, Any]) -
             time=event.event_time,
         ),
         timestamp=event.produced_at,  # the causing article's Kafka time (see agents/cluster)
+        headers=CLOUDEVENT_HEADERS,
     )
     metrics.alerts_emitted.labels(emerging_rule.name).inc()

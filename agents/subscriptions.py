@@ -30,6 +30,7 @@ from streams.app import (
 from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
+from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.records import StoryEvent
 from streams.story_merges import MergedStates, absorb_emerging
 from streams.subscriptions.alerts import match_alert, outbox_entry
@@ -195,7 +196,7 @@ async def _match_batch(stories: list[StoryEvent]) -> None:
                 source=f"/storywatch/{settings.app_id}/subscriptions",
                 time=event.event_time,
             )
-            await topics.alerts.send(key=subscription.id, value=alert)
+            await topics.alerts.send(key=subscription.id, value=alert, headers=CLOUDEVENT_HEADERS)
             if subscription.webhook is not None:
                 entry = outbox_entry(alert, time.time())
                 await topics.deliveries.send(key=entry["webhook_id"], value=entry)

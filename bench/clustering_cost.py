@@ -66,7 +66,7 @@ from streams.engine.offline import read_jsonl
 from streams.engine.story_index import StoryIndex
 from streams.engine.vectors import encode_vector
 
-_UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+_UCI = Path(__file__).resolve().parents[1] / "data" / "uci-headlines-dev.jsonl"
 _SAMPLE = Path(__file__).resolve().parents[1] / "streams/samples/uci-headlines-sample.jsonl"
 TITLES = [r["title"] for r in read_jsonl(_UCI if _UCI.exists() else _SAMPLE)]
 

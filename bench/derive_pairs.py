@@ -8,9 +8,9 @@ kinds ("other_kind"). Deterministic: a seeded ``random.Random`` over the rows in
 so the same file, count and seed give the same lines, byte for byte.
 
 Run (the committed files were made so):
-  .venv/bin/python bench/derive_pairs.py ../shared/data/ecbplus-dev.jsonl \
+  .venv/bin/python bench/derive_pairs.py data/ecbplus-dev.jsonl \
       --out bench/pairs/ecbplus-dev-pairs.jsonl
-  .venv/bin/python bench/derive_pairs.py ../shared/data/uci-headlines-dev.jsonl \
+  .venv/bin/python bench/derive_pairs.py data/uci-headlines-dev.jsonl \
       --out bench/pairs/uci-headlines-dev-pairs.jsonl
 Score them: .venv/bin/storywatch eval FILE --pairs PAIRS
 """

@@ -5,10 +5,10 @@ against (bench/pipeline.py) and the basis for choosing STORYWATCH_EMBED_BATCH_SI
 
 The model is loaded once through the project's own ``Embedder`` (load() before timing, one
 warm-up batch per kind), then the SAME texts are encoded at every batch size, for
-- headlines: titles from /work/shared/data/uci-headlines-dev.jsonl (fallback: the bundled
+- headlines: titles from data/uci-headlines-dev.jsonl (fallback: the bundled
   sample streams/samples/uci-headlines-sample.jsonl);
 - full articles: "title. text" cut at 2,000 chars (settings.embed_max_chars, exactly
-  ``Article.embed_text``) from /work/shared/data/ecbplus-dev.jsonl.
+  ``Article.embed_text``) from data/ecbplus-dev.jsonl.
 Each batch size sees the texts cut into consecutive batches of that size, each batch one
 ``Embedder.encode`` call, as the embed agent does.
 
@@ -31,9 +31,9 @@ from streams.engine.embedding import Embedder  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import article_from_mapping  # noqa: E402
 
-UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+UCI = Path("data/uci-headlines-dev.jsonl")
 UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
-ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
+ECB = Path("data/ecbplus-dev.jsonl")
 BATCH_SIZES = (1, 8, 16, 32, 64, 128)
 
 

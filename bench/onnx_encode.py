@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from streams.engine.embedding import Embedder  # noqa: E402
 
-_UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+_UCI = Path(__file__).resolve().parents[1] / "data" / "uci-headlines-dev.jsonl"
 _SAMPLE = ROOT / "streams" / "samples" / "uci-headlines-sample.jsonl"
 
 

@@ -52,8 +52,8 @@ from streams.engine.embedding import Embedder, openvino_graph  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import InvalidArticle, article_from_mapping  # noqa: E402
 
-_UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
-_ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
+_UCI = Path(__file__).resolve().parents[1] / "data" / "uci-headlines-dev.jsonl"
+_ECB = Path(__file__).resolve().parents[1] / "data" / "ecbplus-dev.jsonl"
 _SAMPLE = ROOT / "streams" / "samples" / "uci-headlines-sample.jsonl"
 _DIM = 384
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -58,9 +58,9 @@ from tests.integration.worker_process import WorkerRun  # noqa: E402
 prefer_passive_threads()  # the raw baseline runs the model as the worker does (before torch)
 import torch  # noqa: E402
 
-UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+UCI = Path(__file__).resolve().parents[1] / "data" / "uci-headlines-dev.jsonl"
 UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"
-ECB = Path("/work/shared/data/ecbplus-dev.jsonl")
+ECB = Path(__file__).resolve().parents[1] / "data" / "ecbplus-dev.jsonl"
 SETTINGS = Settings()
 BATCH = SETTINGS.embed_batch_size
 DEFAULT_THREADS = torch.get_num_threads()  # before any Embedder(threads=...) changes it

@@ -81,7 +81,7 @@ from streams.engine.scoring import JoinEvidence
 from streams.engine.vectors import unit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 FILES = {"ecbplus": "ecbplus-dev", "uci": "uci-headlines-dev"}
 Part = tuple[EmbeddedStream, dict[str, str], list[JudgedPair]]
 # The join experiments compare one decision on arrival: merges off (they follow no merge).

@@ -4,7 +4,7 @@ Why: a subscription's free-text query matches a story when cosine(query, story c
 ``query_threshold``; the default should be the one that best separates "this story is what
 the query is about" from "it is not" on the labeled dev data.
 
-Method, on /work/shared/data/uci-headlines-dev.jsonl and /work/shared/data/ecbplus-dev.jsonl:
+Method, on data/uci-headlines-dev.jsonl and data/ecbplus-dev.jsonl:
 1. Embed every valid article (the one ECB+ row with no title and no text is skipped, as the
    pipeline dead-letters it) as the embed agent does (``Article.embed_text``: "title. text" cut at
    ``settings.embed_max_chars``) with the project's ``Embedder`` (unit vectors).
@@ -44,7 +44,7 @@ from streams.engine.embedding import Embedder  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import InvalidArticle, article_from_mapping  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 FILES = ("uci-headlines-dev.jsonl", "ecbplus-dev.jsonl")
 THRESHOLDS = tuple(round(0.20 + 0.05 * i, 2) for i in range(13))
 

@@ -55,7 +55,7 @@ from streams.engine.offline import read_jsonl
 from streams.subscriptions.matching import Matcher, StoryUpdate, phrase_tokens
 from streams.subscriptions.model import Subscription, parse_subscription
 
-_UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
+_UCI = Path(__file__).resolve().parents[1] / "data" / "uci-headlines-dev.jsonl"
 _SAMPLE = Path(__file__).resolve().parents[1] / "streams/samples/uci-headlines-sample.jsonl"
 DIM = 384
 BATCH = 64  # the stage's default batch (STORYWATCH_STAGE_BATCH_SIZE)

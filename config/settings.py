@@ -188,6 +188,19 @@ class Settings(BaseSettings):
     # the engine's clock and expire every active story. Later dates are cut to this lead.
     max_event_lead_minutes: float = Field(default=60.0, ge=0)
 
+    # Why 10 min: a record's stream time (its Kafka timestamp, or the signed replay header
+    # of `storywatch produce`) may run ahead of the wall clock of the stage that reads it by
+    # a producer's clock drift; trusted further, one record stamped in the year 2100 moved
+    # the clock past every active story's window and expired them all. Later times are cut
+    # to the reader's clock plus this (counted, and flagged on the story event). Past times
+    # (archives, backfills, the demo's 2014 sample) are not touched.
+    clock_tolerance_minutes: float = Field(default=10.0, ge=0)
+    # Why 256 KiB: the text budget of one article as written on the derived topics (JSON,
+    # UTF-8, unescaped): a long feature is ~60 KiB; the model reads the first 2,000 chars.
+    # Longer texts are truncated (flagged with their original length), so the derived
+    # record of the largest article stays far below Kafka's 1 MB message limit.
+    max_article_text_bytes: int = Field(default=256 * 1024, ge=1024)
+
     # --- HTTP API -----------------------------------------------------------------------
     # "owner:token,owner:token": who may use the subscription API (and, with
     # api_public_reads off, the read-only API and the page). Never logged or shown.
@@ -229,12 +242,53 @@ class Settings(BaseSettings):
     # is one story firing its subscriptions (tens to a few hundred alerts).
     webhook_receiver_backlog: int = Field(default=500, ge=1)
 
+    # --- Feeds (docs/FEEDS.md) ---------------------------------------------------------
+    topic_feeds: str = "feeds"  # compacted: the feeds themselves, keyed by feed id
+    topic_feed_state: str = "feed-state"  # compacted: validators, next poll, health per feed
+    topic_feed_seen: str = "feed-seen"  # compacted + retention: article ids already produced
+    # Why 8: the feeds are shared among the workers by these partitions, so up to 8 workers
+    # poll; more partitions cost nothing but a few idle ones.
+    feed_partitions: int = Field(default=8, ge=1)
+    # Why 300 s: news sites update feeds every few minutes; polling a thousand feeds every
+    # 5 min is ~3 requests/s, mostly 304s. A feed's own interval and the server's
+    # Retry-After / Cache-Control max-age / RSS ttl can only make it slower.
+    feed_poll_s: float = Field(default=300.0, ge=10.0)
+    # Hosts or addresses feeds and article pages may reach even when they are private or
+    # loopback (e.g. "127.0.0.1,news.internal"): the SSRF guard refuses them otherwise.
+    feed_allow_hosts: str = ""
+    # Why 10 MB: the largest real feeds (full-content podcasts, long archives) are a few MB;
+    # the read stops at this many (decompressed) bytes, so a hostile body costs no more.
+    feed_max_bytes: int = Field(default=10_000_000, ge=1024)
+    # Who to tell when our polling bothers a site: a URL or mailto: in the User-Agent.
+    feed_contact: str = "https://github.com/storywatch/storywatch"
+    # Why 10 s / 30 s / 60 s: a healthy server connects in well under a second and streams a
+    # feed in a few; a stalled one holds one of a host's request slots no longer than this.
+    feed_connect_timeout_s: float = Field(default=10.0, gt=0)
+    feed_read_timeout_s: float = Field(default=30.0, gt=0)
+    feed_total_timeout_s: float = Field(default=60.0, gt=0)
+    # Why 1 s: one request at a time per host and at least this long between two, as polite
+    # crawlers do; a host with 50 feeds is then polled in under a minute.
+    feed_host_delay_s: float = Field(default=1.0, ge=0)
+    # Why 30 days: feeds keep items for days to weeks; an item older than the seen set's memory
+    # that is still in its feed would be produced again, so keep it longer than feeds do.
+    feed_seen_retention_days: float = Field(default=30.0, gt=0)
+    # Why 400 chars: a teaser is a sentence or two; an item shorter than this gets its page
+    # fetched for the full text (0 turns page fetching off).
+    feed_teaser_chars: int = Field(default=400, ge=0)
+
     # --- Alerts -----------------------------------------------------------------------
     # Why 5 articles / 3 sources / 6 h: a story re-reported by several outlets within hours
     # is emerging; one outlet re-publishing itself is not.
     emerging_min_articles: int = Field(default=5, ge=1)
     emerging_min_sources: int = Field(default=3, ge=1)
     emerging_window_hours: float = Field(default=6.0, gt=0)
+
+    # --- Secrets ----------------------------------------------------------------------
+    # The key behind the replay-time header's signature and the webhook secrets' encryption.
+    # Unset: a random key made once in STORYWATCH_KAFKA_HOME/secret-key (fine on one
+    # machine); set the same value on every worker and CLI when they run on several.
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = Field(default=None, description="A file holding the key.")
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> Settings:
@@ -243,6 +297,24 @@ class Settings(BaseSettings):
                 f"STORYWATCH_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must not exceed "
                 f"STORYWATCH_REPLICATION_FACTOR ({self.replication_factor}): lower it or "
                 "raise the replication"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_secret_key(self) -> Settings:
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError(
+                "STORYWATCH_SECRET_KEY and STORYWATCH_SECRET_KEY_FILE are both set: keep one"
+            )
+        if self.secret_key_file is not None and not self.secret_key_file.is_file():
+            raise ValueError(
+                f"STORYWATCH_SECRET_KEY_FILE={self.secret_key_file} is not a file: mount the "
+                "secret there or unset the variable"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError(
+                "STORYWATCH_SECRET_KEY is shorter than 32 characters: use a random one, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return self
 
@@ -257,6 +329,12 @@ class Settings(BaseSettings):
     def webhook_allowed_hosts(self) -> frozenset[str]:
         return frozenset(
             h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
+
+    @property
+    def feed_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower().strip("[]") for h in self.feed_allow_hosts.split(",") if h.strip()
         )
 
     @property

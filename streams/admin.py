@@ -8,6 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from config.settings import Settings
+from streams.engine.validation import derived_record_max_bytes
 from streams.exceptions import BrokerUnavailable
 from streams.kafka_local import port_is_open
 
@@ -26,6 +27,9 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
         settings.topic_deliveries: 1,
         settings.topic_alerts_dlq: 1,
         settings.topic_subscriptions: 1,
+        settings.topic_feeds: settings.feed_partitions,
+        settings.topic_feed_state: 1,
+        settings.topic_feed_seen: 1,
     }
 
 
@@ -62,13 +66,24 @@ def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
         ) from exc
     try:
         existing = set(admin.list_topics())
+        derived = derived_record_max_bytes(settings)
         history = {"retention.ms": str(int(settings.articles_retention_days * 86_400_000))}
         configs = {
             settings.topic_articles: history,
-            settings.topic_embedded: history,
+            # Room for the largest record the size budget allows (Kafka's default is 1 MB).
+            settings.topic_embedded: {**history, "max.message.bytes": str(derived)},
+            settings.topic_stories: {"max.message.bytes": str(derived)},
             settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
             # The subscriptions themselves: the latest record per id, kept for good.
             settings.topic_subscriptions: {"cleanup.policy": "compact"},
+            # The feeds and their poll state: the latest record per feed, kept for good.
+            settings.topic_feeds: {"cleanup.policy": "compact"},
+            settings.topic_feed_state: {"cleanup.policy": "compact"},
+            # Seen article ids: the latest per id, forgotten after the retention setting.
+            settings.topic_feed_seen: {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(int(settings.feed_seen_retention_days * 86_400_000)),
+            },
         }
         durable = (
             {"min.insync.replicas": str(settings.min_insync_replicas)}

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings, load_settings
 from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
+from streams.feeds.metrics import FeedMetrics
+from streams.feeds.views import FeedViews
 from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
@@ -26,11 +28,15 @@ from streams.subscription_store import SubscriptionStore
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
 from streams.web import register_views
+from streams.web.feeds import register_feed_views
+from streams.web.http import ApiTokens
 
 __all__ = [
     "app",
     "dead_letters",
     "embedder",
+    "feed_metrics",
+    "feed_views",
     "metrics",
     "model_thread",
     "read_model",
@@ -134,6 +140,21 @@ app.task(  # registered now, started with the worker
         settings, read_model, on_caught_up=lambda: _read_model_metrics.caught_up.set(1)
     ).run
 )
+
+
+async def _send_raw(topic: str, key: bytes, value: bytes | None) -> Any:
+    """Hand one record to the (acks=all) producer; answers the future of its acknowledgement."""
+    producer = await app.maybe_start_producer()
+    return await producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+
+
+# Feeds (agents/feeds.py polls them): every worker follows the feeds, their poll state and
+# the seen article ids; each polls the feeds of the feeds-topic partitions assigned to it.
+feed_metrics = FeedMetrics(registry)
+feed_views = FeedViews(settings, _send_raw)
+for _view in feed_views.views:
+    app.task(_view.run)  # registered now, started with the worker
+
 register_views(
     app,
     tables=tables,
@@ -143,3 +164,4 @@ register_views(
     store=subscription_store,
     read_model=read_model,
 )
+register_feed_views(app, feed_views, ApiTokens(settings))

@@ -12,6 +12,7 @@ import click
 
 from config.settings import Settings, load_settings
 from streams.cli_errors import clean_errors
+from streams.feeds_cli import feeds
 from streams.history_cli import history
 from streams.rebuild_cli import rebuild
 from streams.replay_cli import replay
@@ -472,6 +473,7 @@ def demo(file: Path, rate: float, exit_when_done: bool) -> None:
 
 
 main.add_command(subscriptions)
+main.add_command(feeds)
 main.add_command(replay)
 main.add_command(history)
 main.add_command(rebuild)

@@ -11,11 +11,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
+from config.settings import load_settings
 from streams.engine.article import Article
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import BrokerUnavailable
-from streams.records import REPLAY_TIME_HEADER
+from streams.stream_time import replay_headers, replay_time_key
 
 __all__ = ["produce_file", "produce_rows"]
 
@@ -28,9 +29,12 @@ def produce_rows(
     rate: float = 0.0,
     progress: bool = False,
     auth: Mapping[str, str] | None = None,
+    replay_key: bytes | None = None,
 ) -> int:
     """Send ``rows`` in order, keyed by id; returns how many were sent. Rows that are not
-    valid articles are sent as they are (the worker dead-letters them)."""
+    valid articles are sent as they are (the worker dead-letters them). Each valid one
+    carries its stream time in a replay header signed with ``replay_key`` (default: the
+    deployment's, from the settings), so the worker keeps the file's clock."""
     parsed: list[Article | None] = []
     for row in rows:
         try:
@@ -39,6 +43,8 @@ def produce_rows(
             parsed.append(None)
     valid = [a for a in parsed if a is not None]
     stamps = iter(replay_timestamps(valid))
+    if replay_key is None:
+        replay_key = replay_time_key(load_settings())
     try:
         producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -58,8 +64,8 @@ def produce_rows(
             tqdm(list(zip(rows, parsed, strict=True)), unit="article", disable=not progress),
             start=1,
         ):
-            headers = [] if article is None else [(REPLAY_TIME_HEADER, str(next(stamps)).encode())]
             key = str(row.get("id", "")).encode() or None
+            headers = [] if article is None else replay_headers(replay_key, key, next(stamps))
             producer.send(topic, key=key, value=json.dumps(row).encode(), headers=headers)
             if rate > 0:
                 delay = started + number / rate - time.monotonic()

@@ -69,7 +69,7 @@ def assignment_for(
         shared_terms=shared_terms or [],
         keywords=story.keywords(),
         story_size=story.size,
-        source_count=len(story.sources),
+        source_count=story.source_count,
         first_seen=story.first_seen,
         last_seen=story.last_seen,
         headline=story.headline,

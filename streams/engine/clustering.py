@@ -171,9 +171,7 @@ class StoryEngine:
             story = self._stories.start(article, vector, event_time, self.clock)
             decision = "new"
         shared = strongest_shared(term_vec, story.terms) if chosen else []
-        self._postings.add(story.id, story.add_terms(term_vec))
-        story.add_entities(article_entities)
-        self._update_times(story, event_time, article.source_name)
+        self._add_to_profile(story, term_vec, article_entities, event_time, article.source_name)
         group = self._stories.place_in_group(
             story, article, vector, self.params.dup_threshold, changes
         )
@@ -260,6 +258,7 @@ class StoryEngine:
             self._stories.touch(survivor)
             self._postings.remove(absorbed.id, absorbed.terms)
             self._postings.add(survivor.id, absorbed.terms)
+            self._postings.remove(survivor.id, survivor.trim())
             index = self._index
             assert index is not None
             index.remove(absorbed.id)
@@ -302,11 +301,23 @@ class StoryEngine:
             )
         return self._index
 
-    def _update_times(self, story: Story, event_time: float, source: str) -> None:
+    def _add_to_profile(
+        self,
+        story: Story,
+        term_vec: dict[str, float],
+        names: set[str],
+        event_time: float,
+        source: str,
+    ) -> None:
+        """An article joins ``story``'s profile: its terms (and postings), names, times and
+        outlet; then the profile is trimmed to its bounds."""
+        self._postings.add(story.id, story.add_terms(term_vec))
+        story.add_entities(names)
         story.first_seen = min(story.first_seen, event_time)
         story.last_seen = max(story.last_seen, event_time)
         story.last_active = self.clock
         story.sources[source] = story.sources.get(source, 0) + 1
+        self._postings.remove(story.id, story.trim())
 
     def _expire(self, changes: StateChanges) -> None:
         cutoff = self.clock - self.params.window_s

@@ -18,6 +18,9 @@ from streams.engine.article import Article, stable_id
 from streams.engine.vectors import Vector, decode_vector, encode_vector
 
 __all__ = [
+    "GROUP_SEARCH_MAX",
+    "PROFILE_MAX",
+    "SOURCES_MAX",
     "TOP_TERMS",
     "ActiveStories",
     "Group",
@@ -33,6 +36,20 @@ Record = dict[str, Any]
 
 # Why 5: a story summary a person reads at a glance; also the size of shared-term evidence.
 TOP_TERMS = 5
+# Why 512 terms and 512 names: a story's profile gains a few terms and names with every
+# article, and the whole story record is written each batch (545 articles of 80 new words
+# once made a 1.2 MB record, 53 ms a dump). The heaviest 512 carry the lexical evidence: a
+# headline has ~8 terms, and the stories of the dev streams hold fewer than 512 (eval is
+# unchanged). Trimmed back to this once twice as many gathered: amortised O(1) per article.
+PROFILE_MAX = 512
+# Why 256 outlets with counts: the story view and alerts name a handful; past that the
+# distinct count goes on in ``sources_dropped`` (an outlet dropped and seen again counts
+# twice: the count is a bound from above past 256 outlets).
+SOURCES_MAX = 256
+# Why the 1,024 newest groups: a re-published report arrives near its original in time, so
+# its group is among the newest; matching against all of a 10,000-article story's groups
+# made each article cost more as the story grew. Per-article cost stays flat past this.
+GROUP_SEARCH_MAX = 1024
 
 
 def story_keywords(profile: dict[str, float]) -> list[str]:
@@ -93,6 +110,60 @@ class Story:
     # other story id -> articles that joined this story and scored >= merge_score against
     # the other (kept in the record only once non-empty: merges off, records as before)
     bridges: dict[str, int] = field(default_factory=dict)
+    # Distinct outlets trimmed from ``sources`` (SOURCES_MAX); in the record once non-zero.
+    sources_dropped: int = 0
+    group_rows: int = 0  # rows of group_matrix in use (it has spare capacity), derived
+
+    @property
+    def source_count(self) -> int:
+        """Distinct outlets that reported the story."""
+        return len(self.sources) + self.sources_dropped
+
+    def trim(self) -> list[str]:
+        """Bound the profile (:data:`PROFILE_MAX`, :data:`SOURCES_MAX`): once twice the
+        bound gathered, keep the heaviest terms, the most mentioned names and the outlets
+        with most articles (ties by name, so every replay trims alike). Returns the terms
+        dropped (the term postings forget them)."""
+        dropped: list[str] = []
+        if len(self.terms) > 2 * PROFILE_MAX:
+            kept = _heaviest(self.terms, PROFILE_MAX)
+            dropped = [t for t in self.terms if t not in kept]
+            self.terms = kept
+            self.terms_norm_sq = None  # summed again over the kept terms
+        if len(self.entities) > 2 * PROFILE_MAX:
+            self.entities = _heaviest(self.entities, PROFILE_MAX)
+        if len(self.sources) > 2 * SOURCES_MAX:
+            kept_sources = _heaviest(self.sources, SOURCES_MAX)
+            self.sources_dropped += len(self.sources) - len(kept_sources)
+            self.sources = kept_sources
+        return dropped
+
+    def group_vectors(self, groups: dict[str, Group]) -> Vector:
+        """The vectors of the story's :data:`GROUP_SEARCH_MAX` newest groups (rows of
+        ``group_matrix``, in ``group_ids`` order), built once and then grown in place."""
+        count = len(self.group_ids)
+        if self.group_matrix is None or self.group_rows != count:
+            vectors = [groups[g].vector for g in self.group_ids]
+            shape = (max(8, 2 * count), len(vectors[0]))
+            self.group_matrix = np.empty(shape, vectors[0].dtype)
+            self.group_matrix[:count] = vectors
+            self.group_rows = count
+        return self.group_matrix[max(0, count - GROUP_SEARCH_MAX) : count]
+
+    def add_group(self, group: Group) -> None:
+        """A new group joins the story: a row added to the matrix, whose capacity doubles
+        when full (a copy every doubling, not one per group)."""
+        self.group_ids.append(group.id)
+        matrix = self.group_matrix
+        if matrix is None or self.group_rows != len(self.group_ids) - 1:
+            self.group_matrix = None  # built on the next lookup
+            return
+        if self.group_rows == len(matrix):
+            grown = np.empty((2 * len(matrix), matrix.shape[1]), matrix.dtype)
+            grown[: self.group_rows] = matrix
+            self.group_matrix = matrix = grown
+        matrix[self.group_rows] = group.vector
+        self.group_rows += 1
 
     def profile_norm_sq(self) -> float:
         if self.terms_norm_sq is None:
@@ -143,7 +214,10 @@ class Story:
             # in the last bits) and its first article after a restart skips both scans.
             "terms_norm_sq": self.profile_norm_sq(),
             "keywords": list(self.keywords()),
-        } | ({"bridges": dict(self.bridges)} if self.bridges else {})
+        } | (
+            ({"bridges": dict(self.bridges)} if self.bridges else {})
+            | ({"sources_dropped": self.sources_dropped} if self.sources_dropped else {})
+        )
 
     @classmethod
     def from_record(cls, rec: Record) -> Story:
@@ -165,8 +239,16 @@ _STORY_FIELDS = frozenset(Story.__dataclass_fields__) - {
     "group_ids",
     "terms_norm_sq",
     "group_matrix",
+    "group_rows",
     "top_terms",
 }
+
+
+def _heaviest(weights: dict[str, Any], keep: int) -> dict[str, Any]:
+    """The ``keep`` entries of largest value (ties: the larger key), in their old order."""
+    best = heapq.nlargest(keep, weights.items(), key=lambda kv: (kv[1], kv[0]))
+    kept = {key for key, _ in best}
+    return {key: value for key, value in weights.items() if key in kept}
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,19 +372,17 @@ class ActiveStories:
         grown by one, or a new group; the story's headline follows its largest group."""
         group: Group | None = None
         if story.group_ids:
-            if story.group_matrix is None or len(story.group_matrix) != len(story.group_ids):
-                story.group_matrix = np.stack([self._groups[g].vector for g in story.group_ids])
-            sims = story.group_matrix @ vector
+            searched = story.group_vectors(self._groups)
+            sims = searched @ vector
             best = int(np.argmax(sims))
             if sims[best] >= dup_threshold:
-                group = self._groups[story.group_ids[best]]
+                first = len(story.group_ids) - len(searched)
+                group = self._groups[story.group_ids[first + best]]
                 group.size += 1
         if group is None:
             group = Group(stable_id("dg", article.id), story.id, vector, 1, article.title)
             self._groups[group.id] = group
-            story.group_ids.append(group.id)
-            if story.group_matrix is not None:
-                story.group_matrix = np.vstack([story.group_matrix, vector])
+            story.add_group(group)
         if group.size > story.headline_group_size:
             story.headline, story.headline_group_size = group.title, group.size
         changes.groups[group.id] = group
@@ -330,6 +410,7 @@ class ActiveStories:
         survivor.size += absorbed.size
         for source, n in absorbed.sources.items():
             survivor.sources[source] = survivor.sources.get(source, 0) + n
+        survivor.sources_dropped += absorbed.sources_dropped
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
         survivor.last_active = max(survivor.last_active, absorbed.last_active)

@@ -162,19 +162,27 @@ def address_class(ip: str | Address) -> str | None:
     return None if v4_name is None else f"{v4_name} (the {form} form of {v4})"
 
 
-def check_address(ip: str | Address, *, host: str | None = None) -> None:
-    """Raise UnsafeAddress unless ``ip`` is a public address; ``host`` names it in the message."""
+def check_address(
+    ip: str | Address,
+    *,
+    host: str | None = None,
+    purpose: str = "webhooks",
+    allow_env: str = ALLOW_HOSTS_ENV,
+) -> None:
+    """Raise UnsafeAddress unless ``ip`` is a public address; ``host`` names it in the message,
+    ``purpose`` and ``allow_env`` say who is refused and which setting lifts it (feeds reuse
+    this guard with STORYWATCH_FEED_ALLOW_HOSTS)."""
     name = address_class(ip)
     if name is None:
         return
     if host is None:
         raise UnsafeAddress(
-            f"refused: {ip} is {name}; webhooks must reach a public host, "
-            f"or list it in {ALLOW_HOSTS_ENV}"
+            f"refused: {ip} is {name}; {purpose} must reach a public host, "
+            f"or list it in {allow_env}"
         )
     raise UnsafeAddress(
-        f"refused: {host} resolves to {ip}, which is {name}; webhooks must reach a public host, "
-        f"or list {host} in {ALLOW_HOSTS_ENV}"
+        f"refused: {host} resolves to {ip}, which is {name}; {purpose} must reach a public host, "
+        f"or list {host} in {allow_env}"
     )
 
 
@@ -210,10 +218,13 @@ class WebhookGuard:
         *,
         lookup: Lookup | None = None,
         dns_timeout_s: float = _DNS_TIMEOUT_S,
+        purpose: str = "webhooks",
+        allow_env: str = ALLOW_HOSTS_ENV,
     ) -> None:
         self.allow_hosts = frozenset(_normalize_host(h) for h in allow_hosts if h.strip())
         self._lookup: Lookup = lookup or system_lookup
         self._dns_timeout_s = dns_timeout_s
+        self._words = {"purpose": purpose, "allow_env": allow_env}
 
     def allows(self, host: str) -> bool:
         """Whether ``host`` (a name or a literal address) is in the allow list."""
@@ -241,7 +252,7 @@ class WebhookGuard:
                 "as four decimal numbers (a.b.c.d) or use a host name"
             )
         if literal is not None and not self.allows(host):
-            check_address(literal)
+            check_address(literal, **self._words)
         return parsed
 
     async def resolve_host(
@@ -252,7 +263,7 @@ class WebhookGuard:
         literal = _literal(host)
         if literal is not None:
             if not self.allows(host):
-                check_address(literal)
+                check_address(literal, **self._words)
             fam = socket.AF_INET if literal.version == 4 else socket.AF_INET6
             return [(fam, str(literal))]
         try:
@@ -275,7 +286,7 @@ class WebhookGuard:
         if not self.allows(host):
             for _fam, addr in answers:
                 if not self.allows(addr):
-                    check_address(addr, host=host)
+                    check_address(addr, host=host, **self._words)
         return list(dict.fromkeys(answers))
 
     async def resolve_checked(self, url: str | URL) -> list[str]:

@@ -32,6 +32,8 @@ from streams.producer import produce_rows
 from tests.integration.test_subscriptions import ALICE, api
 from tests.integration.worker_process import WorkerRun, broker_lag, read_to_end, read_topic
 
+pytestmark = [pytest.mark.kafka, pytest.mark.browser]
+
 MERGE_SETTINGS = {
     "STORYWATCH_MERGE_BRIDGES": "2",
     "STORYWATCH_MERGE_SCORE": "0.6",

@@ -316,7 +316,7 @@ def test_every_dashboard_panel_returns_data(prometheus: Prometheus) -> None:
 
 def test_every_rule_expression_parses_and_rules_load(prometheus: Prometheus) -> None:
     exprs = rule_exprs()
-    assert len(exprs) == 6
+    assert len(exprs) == 7
     for name, expr in exprs.items():
         answer = prometheus.query(expr)
         assert answer["status"] == "success", (name, expr, answer)

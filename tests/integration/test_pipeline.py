@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudevents.core.bindings.kafka import KafkaMessage, from_structured
+from cloudevents.core.formats.json import JSONFormat
 from kafka import KafkaProducer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,7 +26,7 @@ from streams.engine.offline import cluster_articles, read_jsonl
 from streams.producer import produce_rows
 from tests.conftest import SAMPLE
 from tests.integration.dashboard_browser import start_chromium
-from tests.integration.worker_process import WorkerRun, read_to_end, read_topic
+from tests.integration.worker_process import WorkerRun, read_to_end, read_topic, records_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -155,6 +157,22 @@ def test_emerging_alerts_are_cloudevents_once_per_story(run: WorkerRun, first_ph
         assert data["size"] >= Settings().emerging_min_articles
         assert len(data["sources"]) >= Settings().emerging_min_sources
         assert data["headline"] and data["sample_urls"] and data["first_seen"].endswith("Z")
+
+
+def test_alerts_read_with_the_cloudevents_kafka_binding(run: WorkerRun, first_phase) -> None:
+    """Structured mode as the CloudEvents Kafka binding defines it: the `content-type` header
+    names the format (the Java SDK's reader throws "Unknown encoding" without it), and the
+    `cloudevents` SDK's own Kafka binding parses each record."""
+    read_topic(run.bootstrap, run.topic("alerts"), expect=1, timeout_s=30)
+    records = records_to_end(run.bootstrap, run.topic("alerts"), decode=False)
+    assert records, "no alert to read"
+    for record in records:
+        headers = dict(record.headers)
+        assert headers["content-type"] == b"application/cloudevents+json; charset=UTF-8"
+        message = KafkaMessage(headers=headers, key=record.key, value=record.value)
+        event = from_structured(message, JSONFormat())
+        assert event.get_id() == json.loads(record.value)["id"]
+        assert event.get_type() == "io.storywatch.story.emerging"
 
 
 METRIC_FAMILIES = [

@@ -8,22 +8,25 @@ One worker serves the whole module.
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, KafkaAdminClient
 
+from config.settings import Settings
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
-from streams.records import REPLAY_TIME_HEADER
+from streams.stream_time import replay_headers, replay_time_key
 from streams.subscriptions.matching import phrase_tokens
 from streams.subscriptions.model import Subscription, parse_subscription
 from streams.time_ranges import format_ms
@@ -74,7 +77,7 @@ def history(run: WorkerRun) -> dict[str, Any]:
             run.topic("articles"),
             key=row["id"].encode(),
             value=json.dumps(row).encode(),
-            headers=[(REPLAY_TIME_HEADER, str(stamp).encode())],
+            headers=replay_headers(replay_time_key(Settings()), row["id"].encode(), stamp),
             timestamp_ms=at,
         )
     producer.flush()
@@ -197,10 +200,26 @@ def test_compare_matches_the_live_run_on_the_same_articles(history, sub_range) -
     compare = json.loads((sub_range["out"] / "summary.json").read_text())["compare"]
     assert compare["articles_compared"] == 2 * PER_DAY
     assert compare["articles_only_in_replay"] == 0 and compare["articles_only_live"] == 0
-    live = {e["article_id"]: e["story_id"] for e in history["stories"]}
+    live = {e["article_id"]: e["story_id"] for e in history["stories"] if e["decision"] != "merged"}
     replay = {s["article_id"]: s["story_id"] for s in _lines(sub_range["out"] / "stories.jsonl")}
     same = sum(1 for a, s in replay.items() if live[a] == s)
     assert compare["same_story"] >= same
+    # Every article whose live story started inside the window is in that very story in the
+    # replay (story ids come from the founding article): a replay that put each article in
+    # a story of its own, or joined them otherwise, fails here.
+    now = history["now"]
+    window = _ids_between(history, now - 3 * DAY_MS, now - DAY_MS)
+    started_inside = {
+        e["story_id"]
+        for e in history["stories"]
+        if e["decision"] == "new" and e["article_id"] in window
+    }
+    members = {a: s for a, s in live.items() if s in started_inside and a in window}
+    assert len(members) > len(started_inside), "some live story of the window grew"
+    differ = {a: (s, replay.get(a)) for a, s in members.items() if replay.get(a) != s}
+    assert not differ, (
+        f"{len(differ)} articles differ from the live run: {list(differ.items())[:3]}"
+    )
     assert "compared with the live run" in sub_range["stdout"]
 
 
@@ -311,16 +330,36 @@ def test_a_start_older_than_the_kept_history_starts_at_the_earliest(
     assert summary["articles_read"] == PER_DAY
 
 
-def test_replays_leave_the_live_worker_untouched(run: WorkerRun, before, sub_range) -> None:
-    """After every replay above: the same topics (changelogs included) byte for byte, the
-    same consumer groups and committed offsets, the same /api/stories."""
+def _assert_untouched(run: WorkerRun, snapshot: dict[str, Any], stories_api: str) -> None:
+    """The same topics (changelogs included) byte for byte, the same consumer groups and
+    committed offsets, the same /api/stories as in ``snapshot``."""
     after = _snapshot(run)
-    assert after["groups"] == before["snapshot"]["groups"]
-    assert after["offsets"] == before["snapshot"]["offsets"]
-    assert after["topics"].keys() == before["snapshot"]["topics"].keys()
-    for topic, records in before["snapshot"]["topics"].items():
+    assert after["groups"] == snapshot["groups"]
+    assert after["offsets"] == snapshot["offsets"]
+    assert after["topics"].keys() == snapshot["topics"].keys()
+    for topic, records in snapshot["topics"].items():
         assert after["topics"][topic] == records, topic
-    assert run.http("/api/stories?limit=1000")[1] == before["stories_api"]
+    assert run.http("/api/stories?limit=1000")[1] == stories_api
+
+
+def test_replays_leave_the_live_worker_untouched(run: WorkerRun, before, sub_range) -> None:
+    """After every replay above (the subscription and fallback replays below check their
+    own run the same way)."""
+    _assert_untouched(run, before["snapshot"], before["stories_api"])
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that counts what reaches it (nothing should)."""
+
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def test_replay_matches_the_current_subscriptions(
@@ -329,8 +368,15 @@ def test_replay_matches_the_current_subscriptions(
     """A subscription written to the subscriptions topic (as the API writes it) is matched
     against the replayed stories; its alerts go to alerts.jsonl, nothing is delivered.
     (After the untouched check: adding a subscription changes that topic.)"""
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     spec = parse_subscription(
-        {"name": "fed", "filter": {"keywords": {"any": ["fed"]}, "triggers": ["new_story"]}}
+        {
+            "name": "fed",
+            "filter": {"keywords": {"any": ["fed"]}, "triggers": ["new_story"]},
+            "delivery": {"webhook": {"url": hook}},
+        }
     )
     subscription = Subscription.create(spec, "alice", time.time())
     producer = KafkaProducer(bootstrap_servers=run.bootstrap, acks="all")
@@ -341,8 +387,17 @@ def test_replay_matches_the_current_subscriptions(
     )
     producer.flush()
     producer.close()
-    done = _cli(run, "replay", "--from", "5d", "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+    time.sleep(3)  # the live worker's store follows the new subscription (no story to match)
+    snapshot = _snapshot(run)
+    # The receiver is allowed: a replay that delivered would reach it.
+    allowed = {"STORYWATCH_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
+    try:
+        done = _cli(run, "replay", "--from", "5d", "--out", str(tmp_path), env=allowed)
+        assert done.returncode == 0, done.stderr
+        _assert_untouched(run, snapshot, before["stories_api"])
+        assert _Receiver.received == [], "a replay delivered to a webhook"
+    finally:
+        receiver.shutdown()
     rows = {r["id"]: r for r in history["rows"]}
     story_of = {s["article_id"]: s["story_id"] for s in _lines(tmp_path / "stories.jsonl")}
     mentions = {
@@ -370,8 +425,10 @@ def test_replay_falls_back_to_articles_when_the_embedded_history_is_gone(
         admin.delete_records({TopicPartition(run.topic("embedded"), 0): PER_DAY})
     finally:
         admin.close()
+    snapshot = _snapshot(run)
     done = _cli(run, "replay", "--from", "5d", "--to", "3d", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
+    _assert_untouched(run, snapshot, before["stories_api"])
     assert "keeps records only from" in done.stderr and "embedding again" in done.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["source"]["topic"] == run.topic("articles")

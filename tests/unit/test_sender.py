@@ -164,7 +164,7 @@ async def test_delivered_and_verified_by_the_receiver(
 ) -> None:
     attempt = await sender.send(f"{receiver.base}/verify", BODY, signed())
     assert attempt == Attempt("delivered", 200, None, attempt.duration_s, None)
-    assert 0 < attempt.duration_s < 5
+    assert attempt.duration_s > 0  # measured (its speed belongs in benchmarks, not here)
     assert receiver.paths() == ["/verify"]
     _, headers, body = receiver.hits[0]
     assert body == BODY
@@ -222,7 +222,7 @@ async def test_hanging_receiver_is_retried_after_the_timeout(receiver: Receiver)
         attempt = await s.send(f"{receiver.base}/hang", BODY, signed())
     assert (attempt.outcome, attempt.status) == ("retry", None)
     assert attempt.error is not None and "did not answer within 0.5 s" in attempt.error
-    assert 0.4 < attempt.duration_s < 3
+    assert attempt.duration_s >= 0.5  # it waited the timeout out, not less
 
 
 async def test_2xx_with_a_stalled_body_is_delivered(receiver: Receiver) -> None:

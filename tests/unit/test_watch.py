@@ -74,6 +74,9 @@ def test_pipeline_topic_partitions() -> None:
         "deliveries": 1,
         "alerts-dlq": 1,
         "subscriptions": 1,
+        "feeds": 8,
+        "feed-state": 1,
+        "feed-seen": 1,
     }
     assert pipeline_topic_partitions(Settings())["articles"] == 1
 

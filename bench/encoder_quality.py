@@ -42,7 +42,7 @@ from streams.engine.offline import EmbeddedStream, cluster_stream, embed_rows, r
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs  # noqa: E402
 from streams.engine.params import ClusterParams  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"  # the labeled dev streams, in the repository
 FILES = {"ecbplus": "ecbplus-dev", "uci": "uci-headlines-dev"}
 WHERE = (0, 1, "all")
 Part = tuple[EmbeddedStream, dict[str, str], list[JudgedPair]]

@@ -4,7 +4,7 @@ Why: issue 23 asks what each encoder costs before one is chosen (docs/BENCHMARKS
 "Encoders"). Each model runs in its own child process (so one's memory does not count
 against the next): load, one warm-up batch, then ``Embedder.encode`` over the same texts in
 batches of 32, as the embed agent calls it:
-- headlines: the first 256 UCI dev titles (the packaged sample if ../shared is absent);
+- headlines: the first 256 UCI dev titles (the packaged sample if data/ is absent);
 - full articles: the first 64 ECB+ dev "title. text" cut to STORYWATCH_EMBED_MAX_CHARS, at
   max tokens 128 and 256 (headlines are shorter than 128 word pieces: one run).
 Memory: the child's resident set after loading and its peak (ru_maxrss) after encoding.
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"  # the labeled dev streams, in the repository
 SAMPLE = ROOT / "streams" / "samples" / "uci-headlines-sample.jsonl"
 MODELS = (
     "all-MiniLM-L6-v2",

@@ -217,3 +217,72 @@ def test_each_large_story_emerges_on_the_alerts_topic(hostile) -> None:
     for script in SCRIPTS:
         story = assigned[f"big-{script}-0"]["story_id"]
         assert final.get(story, story) in alerted, f"the {script} story raised no alert"
+
+
+# --- one story of 10,000 articles ----------------------------------------------------------
+
+# Why 10,000: the issue's bar; one headline each (a minute of embedding on this machine).
+BIG_STORY = 10_000
+# Why every 40th: 250 ordinary headlines spread through the big story's stream.
+OTHERS_EVERY = 40
+# The stated bound of a story's state record (tests/unit/test_story_bounds.py).
+STATE_RECORD_MAX = 96 * 1024
+
+
+@pytest.fixture(scope="module")
+def big_story(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """10,000 reports of one event (each with its own count, so none is an exact re-send)
+    with other headlines among them."""
+    others = [_live(r) for r in read_jsonl(SAMPLE)[: BIG_STORY // OTHERS_EVERY]]
+    worker = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("big-story"))
+    worker.start()
+    topic = worker.topic("articles")
+    producer = KafkaProducer(bootstrap_servers=worker.bootstrap, acks="all", linger_ms=20)
+    try:
+        for n in range(BIG_STORY):
+            report = {
+                "id": f"quake-{n}",
+                "title": f"Rescuers pull survivor {n} from rubble after Valparaiso quake",
+                "source": f"outlet-{n % 700}",
+            }
+            producer.send(topic, key=report["id"].encode(), value=_raw(report))
+            if n % OTHERS_EVERY == 0:
+                row = others[n // OTHERS_EVERY]
+                producer.send(topic, key=row["id"].encode(), value=_raw(row))
+        producer.flush()
+    finally:
+        producer.close()
+    expected = BIG_STORY + len(others)
+    stories = read_topic(worker.bootstrap, worker.topic("stories"), expect=expected, timeout_s=900)
+    changelog = f"storywatch-test-{worker.run_id}-story-state-changelog"
+    time.sleep(3)  # the last batch's table writes follow its story events
+    yield {
+        "worker": worker,
+        "others": others,
+        "stories": stories,
+        "state": records_to_end(worker.bootstrap, changelog, decode=False),
+    }
+    worker.stop()
+
+
+def test_a_10000_article_story_leaves_the_other_stories_flowing(big_story) -> None:
+    assigned = _assignments(big_story["stories"])
+    missing = [r["id"] for r in big_story["others"] if r["id"] not in assigned]
+    assert not missing, f"{len(missing)} other headlines got no story"
+    final = _survivor(big_story["stories"])
+    sizes: dict[str, int] = {}
+    for n in range(BIG_STORY):
+        story = assigned[f"quake-{n}"]["story_id"]
+        story = final.get(story, story)
+        sizes[story] = sizes.get(story, 0) + 1
+    biggest = max(sizes.values())
+    assert biggest >= 0.9 * BIG_STORY, f"the reports did not form one big story: {biggest}"
+    others_in_it = [r for r in big_story["others"] if assigned[r["id"]]["story_id"] in sizes]
+    assert len(others_in_it) < len(big_story["others"]) / 10, "other news swallowed"
+
+
+def test_a_10000_article_story_keeps_its_state_record_bounded(big_story) -> None:
+    largest = max(len(r.value or b"") for r in big_story["state"])
+    assert largest < STATE_RECORD_MAX, f"a story's state record took {largest} bytes"

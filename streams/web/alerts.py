@@ -5,6 +5,7 @@ gets its own alerts."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import faust
@@ -16,13 +17,15 @@ from streams.alert_history import AlertReader, decode_alert_cursor, encode_alert
 from streams.cursors import BadCursor
 from streams.exceptions import TimeRangeError
 from streams.time_ranges import now_ms, parse_instant
-from streams.web.http import ApiTokens, HttpError, json_view
+from streams.web.http import ApiTokens, HttpError, json_view, last_event_id
 
 __all__ = ["cursor_offset", "register_alert_views"]
 
 # Why 100 / 1,000: a page of recent alerts; past 1,000 use since/until windows.
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
+# The ids this stream sends: the alert's offset on the topic (at most 19 digits: an int64).
+_OFFSET_ID = re.compile(r"[0-9]{1,19}")
 
 
 def _time_ms(request: Request, name: str, now: int) -> int | None:
@@ -85,13 +88,8 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
         async def get(self, request: Request) -> Response:
             owner = tokens.owner(request, query_token=True)
             native = cast(web.Request, request)
-            last = native.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-            try:
-                after = int(last) if last else None
-            except ValueError:
-                raise HttpError(
-                    400, "Last-Event-ID must be an id this stream sent", "Last-Event-ID"
-                ) from None
+            last = last_event_id(request, _OFFSET_ID, "'1042', an offset on the alerts topic")
+            after = int(last) if last else None
             async with sse_response(native) as stream:
                 async for offset, alert in reader.follow(
                     after, _owned_by(owner), stream.is_connected

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import cast
 
 import faust
@@ -16,7 +17,7 @@ from faust.web import Request, Response, View
 
 from streams.read_model import StoryReadModel
 from streams.web.access import ReadAccess
-from streams.web.http import json_view
+from streams.web.http import json_view, last_event_id
 
 __all__ = ["register_live_views"]
 
@@ -24,6 +25,8 @@ __all__ = ["register_live_views"]
 _RETRY_MS = 2000
 # Why 1 s: how often an idle stream checks that its client is still there.
 _IDLE_CHECK_S = 1.0
+# The ids this stream sends: "<feed id>-<sequence number>" (streams/read_model/events.py).
+_EVENT_ID = re.compile(r"[0-9a-f]{1,16}-[0-9]{1,19}")
 
 
 def _gone(request: web.Request) -> bool:
@@ -39,7 +42,7 @@ def register_live_views(app: faust.App, model: StoryReadModel, access: ReadAcces
         async def get(self, request: Request) -> Response:
             access.check(request, query_token=True)
             native = cast(web.Request, request)
-            last = native.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+            last = last_event_id(request, _EVENT_ID, "'3f9a1c2e-42'")
             feed = model.feed
             async with sse_response(native) as stream:
                 client = feed.subscribe(last)

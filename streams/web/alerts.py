@@ -13,11 +13,17 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from faust.web import Request, Response, View
 
-from streams.alert_history import AlertReader, decode_alert_cursor, encode_alert_cursor
+from streams.alert_history import (
+    AlertFanout,
+    AlertReader,
+    decode_alert_cursor,
+    encode_alert_cursor,
+)
 from streams.cursors import BadCursor
 from streams.exceptions import TimeRangeError
 from streams.time_ranges import now_ms, parse_instant
 from streams.web.http import ApiTokens, HttpError, json_view, last_event_id
+from streams.web.limits import StreamSlots, WorkGate
 
 __all__ = ["cursor_offset", "register_alert_views"]
 
@@ -55,8 +61,17 @@ def _owned_by(owner: str) -> Any:
     return lambda alert: (alert.get("data") or {}).get("owner") == owner
 
 
-def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens) -> None:
-    """Add ``/api/alerts`` and ``/api/alerts/stream``."""
+def register_alert_views(  # noqa: PLR0917 (the views' parts, each passed in once)
+    app: faust.App,
+    reader: AlertReader,
+    fanout: AlertFanout,
+    tokens: ApiTokens,
+    slots: StreamSlots,
+    history_gate: WorkGate,
+) -> None:
+    """Add ``/api/alerts`` and ``/api/alerts/stream``. A history request reads at most
+    ``limit`` alerts, 10,000 records and 10 s (streams/alert_history.py), and at most
+    ``history_gate.limit`` run at once; every stream shares the one ``fanout`` reader."""
 
     @app.page("/api/alerts")
     class Alerts(View):
@@ -74,7 +89,8 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
             if not 1 <= limit <= _MAX_LIMIT:
                 raise HttpError(400, f"limit must be an integer 1-{_MAX_LIMIT}", "limit")
             after = cursor_offset(request.query.get("cursor"))
-            found, resume = await reader.history(since, until, limit, _owned_by(owner), after)
+            with history_gate.enter():
+                found, resume = await reader.history(since, until, limit, _owned_by(owner), after)
             return self.json(
                 {
                     "alerts": [{"offset": offset, **alert} for offset, alert in found],
@@ -90,11 +106,13 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
             native = cast(web.Request, request)
             last = last_event_id(request, _OFFSET_ID, "'1042', an offset on the alerts topic")
             after = int(last) if last else None
-            async with sse_response(native) as stream:
-                async for offset, alert in reader.follow(
-                    after, _owned_by(owner), stream.is_connected
-                ):
-                    await stream.send(
-                        json.dumps(alert, separators=(",", ":")), id=str(offset), event="alert"
-                    )
-            return cast(Response, stream)
+            with slots.hold("alerts", owner):
+                async with sse_response(native) as stream:
+                    alive = stream.is_connected
+                    async for offset, alert in fanout.follow(after, _owned_by(owner), alive):
+                        await stream.send(
+                            json.dumps(alert, separators=(",", ":")),
+                            id=str(offset),
+                            event="alert",
+                        )
+                return cast(Response, stream)

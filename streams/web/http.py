@@ -40,11 +40,18 @@ _CHUNK_BYTES = 16 * 1024
 class HttpError(StorywatchError):
     """An API request that cannot be served: a status, a message and the field at fault."""
 
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.field = field
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
 # Why 64: the ids the streams send are under 30 characters (an offset; a feed id and a
@@ -68,11 +75,17 @@ def last_event_id(request: Request, shape: re.Pattern[str], example: str) -> str
     return raw
 
 
-def error_response(view: View, status: int, error: str, field: str | None = None) -> Response:
+def error_response(
+    view: View,
+    status: int,
+    error: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body: dict[str, Any] = {"error": error}
     if field is not None:
         body["field"] = field
-    return view.json(body, status=status)
+    return view.json(body, status=status, headers=dict(headers or {}))
 
 
 _V = TypeVar("_V", bound=View)
@@ -87,7 +100,7 @@ def json_view(handler: _Handler) -> _Handler:
         try:
             return await handler(self, request, *args, **kwargs)
         except HttpError as exc:
-            return error_response(self, exc.status, exc.error, exc.field)
+            return error_response(self, exc.status, exc.error, exc.field, exc.headers)
 
     return wrapped
 

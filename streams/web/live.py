@@ -15,9 +15,10 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from faust.web import Request, Response, View
 
-from streams.read_model import StoryReadModel
+from streams.read_model import EventFeed, StoryReadModel
 from streams.web.access import ReadAccess
 from streams.web.http import json_view, last_event_id
+from streams.web.limits import StreamSlots
 
 __all__ = ["register_live_views"]
 
@@ -35,15 +36,21 @@ def _gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def register_live_views(app: faust.App, model: StoryReadModel, access: ReadAccess) -> None:
+def register_live_views(
+    app: faust.App, model: StoryReadModel, access: ReadAccess, slots: StreamSlots
+) -> None:
     @app.page("/api/events/stream")
     class EventStream(View):
         @json_view
         async def get(self, request: Request) -> Response:
-            access.check(request, query_token=True)
+            who = access.who(request, query_token=True)
             native = cast(web.Request, request)
             last = last_event_id(request, _EVENT_ID, "'3f9a1c2e-42'")
             feed = model.feed
+            with slots.hold("events", who):
+                return await self._stream(native, last, feed)
+
+        async def _stream(self, native: web.Request, last: str | None, feed: EventFeed) -> Response:
             async with sse_response(native) as stream:
                 client = feed.subscribe(last)
                 try:

@@ -31,6 +31,12 @@ HOUR_S, DAY_S = 3600.0, 86_400.0
 # source) sorts them (~1 ms); a broader one walks the sorted list and tests each story,
 # finding a page within about limit x (stories / candidates) <= limit x 50 steps at 100k.
 _CANDIDATE_SORT_MAX = 2000
+# Why 10,000: the stories one request may examine while walking the sorted list (~1.5 us
+# each: ~15 ms of the event loop at most, which every stream and agent shares). A filter
+# whose matches are spread thinner than that answers the matches found so far with
+# ``partial`` set and a ``next_cursor`` that walks on from where this request stopped
+# (bench/story_search.py, docs/BENCHMARKS.md).
+_SCAN_MAX = 10_000
 # Why 16: bars of the sparkline in the story list (the story view draws the full timeline).
 SPARK_BARS = 16
 # Why 500: recent public alerts kept for the alerts view; older ones: GET /api/alerts.
@@ -62,6 +68,8 @@ class StoryQuery:
 class StoryPage:
     stories: list[dict[str, Any]]
     next_cursor: str | None
+    # The walk stopped at _SCAN_MAX stories examined: more matches may follow next_cursor.
+    partial: bool = False
 
 
 class StoryReadModel:
@@ -341,8 +349,8 @@ class StoryReadModel:
         after: Key | None = None
         if query.cursor:
             after = decode_cursor(query.cursor, query.sort, key_of(StoryEntry("")))
-        candidates = self._candidates(query)
-        keep = self._matcher(query)
+        candidates, narrowed = self._candidates(query)
+        keep = self._matcher(query, narrowed)
         found: list[StoryEntry] = []
         if candidates is not None:
             keys = [
@@ -353,42 +361,51 @@ class StoryReadModel:
             found = [self._stories[k[-1]] for k in heapq.nsmallest(query.limit + 1, keys)]
         else:
             start = 0 if after is None else ordered.bisect_right(after)
-            for key in ordered.islice(start):
+            for examined, key in enumerate(ordered.islice(start), start=1):
                 entry = self._stories[key[-1]]
                 if keep(entry):
                     found.append(entry)
                     if len(found) > query.limit:
                         break
+                if examined >= _SCAN_MAX:
+                    # Bounded work: answer what was found; the cursor walks on from here.
+                    shown = [e.summary(SPARK_BARS) for e in found]
+                    return StoryPage(shown, encode_cursor(query.sort, key_of(entry)), True)
         more = len(found) > query.limit
         page = found[: query.limit]
         cursor = encode_cursor(query.sort, key_of(page[-1])) if more and page else None
         return StoryPage([e.summary(SPARK_BARS) for e in page], cursor)
 
-    def _candidates(self, query: StoryQuery) -> set[str] | None:
-        """The smallest id set a filter allows, when small enough to sort; else None."""
+    def _candidates(self, query: StoryQuery) -> tuple[set[str] | None, set[str] | None]:
+        """(the ids to sort, when the filters leave few enough; the ids every filter on
+        words and source allows, when there are such filters). The posting sets are
+        intersected smallest first (C set operations: two words in 20,000 stories each cost
+        about a millisecond), never by walking the stories."""
         sets: list[set[str]] = [self._indexes.by_word.get(w, set()) for w in query.words]
         if query.source is not None:
             sets.append(self._indexes.by_source.get(query.source.lower(), set()))
+        narrowed: set[str] | None = None
+        if sets:
+            sets.sort(key=len)
+            narrowed = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
         if query.min_size > 1:
             by_size = self._indexes.sorted["size"]
             prefix = by_size.bisect_left((-query.min_size + 1,))
             if prefix <= _CANDIDATE_SORT_MAX:
-                sets.append({k[-1] for k in by_size.islice(0, prefix)})
-        if not sets:
-            return None
-        smallest = min(sets, key=len)
-        return smallest if len(smallest) <= _CANDIDATE_SORT_MAX else None
+                sized = {k[-1] for k in by_size.islice(0, prefix)}
+                return (sized if narrowed is None else sized & narrowed), narrowed
+        if narrowed is not None and len(narrowed) <= _CANDIDATE_SORT_MAX:
+            return narrowed, narrowed
+        return None, narrowed
 
-    def _matcher(self, query: StoryQuery) -> Callable[[StoryEntry], bool]:
-        words = set(query.words)
-        source = query.source.lower() if query.source is not None else None
-        by_source = self._indexes.by_source.get(source, set()) if source is not None else None
+    def _matcher(
+        self, query: StoryQuery, narrowed: set[str] | None
+    ) -> Callable[[StoryEntry], bool]:
+        """Whether a story passes every filter (``narrowed``: the ids words and source allow)."""
 
         def keep(entry: StoryEntry) -> bool:
-            return (
-                entry.size >= query.min_size
-                and words <= entry.words
-                and (by_source is None or entry.story_id in by_source)
+            return entry.size >= query.min_size and (
+                narrowed is None or entry.story_id in narrowed
             )
 
         return keep

@@ -192,13 +192,13 @@ class Settings(BaseSettings):
     # Why 64 KiB: a subscription with 300 phrases and a long query is ~20 KiB; anything far
     # bigger is a mistake or an attack, refused with 413 before it is parsed.
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    # Fair shares of the HTTP side (issue 19; docs/RELIABILITY.md "Fair shares").
-    # Why 500 streams in all and 20 per owner: every open SSE stream (/api/events/stream,
-    # /api/alerts/stream) holds a socket and a small task on the worker's event loop, which
-    # also runs the agents; 500 idle streams were measured to leave stories, alerts and
-    # deliveries flowing on 2 cores (RELIABILITY.md). 20 covers one person's tabs and tools;
-    # an anonymous stream (public /api/events/stream) counts against its client address.
-    # Past either, the stream is refused with 429 and Retry-After.
+    # Why 500 streams in all and 20 per owner (docs/RELIABILITY.md "Fair shares"): every
+    # open SSE stream (/api/events/stream, /api/alerts/stream) holds a socket and a small
+    # task on the worker's event loop, which also runs the agents; with 500 idle streams
+    # held (and 1,500 more refused) stories, alerts and deliveries kept flowing on 2 cores
+    # (RELIABILITY.md). 20 covers one person's tabs and tools; an anonymous stream (the
+    # public /api/events/stream) counts against its client address. Past either, the
+    # stream is refused with 429 and Retry-After.
     sse_max_streams: int = Field(default=500, ge=1)
     sse_max_streams_per_owner: int = Field(default=20, ge=1)
     # Why 30 s: long enough for a stream to close somewhere; EventSource retries on its own.
@@ -217,7 +217,8 @@ class Settings(BaseSettings):
 
     # --- Webhooks -----------------------------------------------------------------------
     # Hosts or addresses a webhook may reach even when they are private or loopback
-    # (e.g. "127.0.0.1,hooks.internal"): the SSRF guard refuses them otherwise.
+    # (e.g. "127.0.0.1,hooks.internal:8443"): the SSRF guard refuses them otherwise. An
+    # entry with a port (host:port, [v6]:port) allows that port only.
     webhook_allow_hosts: str = ""
     # Why 10 s: a receiver should answer at once and queue its own work; a slower one
     # holds a connection slot of its host that long.

@@ -366,13 +366,20 @@ class AlertFanout:
         arrive, while ``alive()`` and the stream keeps up; a re-sent copy of an alert already
         sent (same CloudEvent id) is skipped."""
         self._wanted.set()
-        await asyncio.wait_for(self._positioned.wait(), _READ_DEADLINE_S)
+        try:
+            await asyncio.wait_for(self._positioned.wait(), _READ_DEADLINE_S)
+        except TimeoutError:
+            # The shared reader has not reached the broker yet: end the stream (the client
+            # reconnects, with Last-Event-ID, EventSource's retry after).
+            logger.warning("the alerts topic's shared reader is not reading yet; stream ended")
+            return
         served = ServedIds(_LIVE_IDS)
         listener = _Listener(keep, self.position)
         self._listeners.add(listener)
         try:
             if after_offset is not None and after_offset + 1 < listener.start:
-                async for found in self._gap(after_offset + 1, listener.start, keep, served):
+                gap = self._gap(after_offset + 1, listener.start, keep, served, alive)
+                async for found in gap:
                     yield found
             while alive() and not listener.overflowed:
                 try:
@@ -385,7 +392,7 @@ class AlertFanout:
             self._listeners.discard(listener)
 
     async def _gap(
-        self, start: int, end: int, keep: Predicate, served: ServedIds
+        self, start: int, end: int, keep: Predicate, served: ServedIds, alive: Callable[[], bool]
     ) -> AsyncIterator[OwnedAlert]:
         """A resuming stream's alerts at offsets [start, end) (the shared reader hands out
         the rest), read with a consumer of its own that closes at ``end``; the ids of the
@@ -399,7 +406,7 @@ class AlertFanout:
                 consumer, max(first, start - _RESUME_LOOKBACK), start, keep, served
             )
             consumer.seek(partition, start)
-            while start < end:
+            while start < end and alive():
                 batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
                 if not batch and await consumer.position(partition) >= end:
                     return  # the rest of the gap holds no records (e.g. compacted away)

@@ -404,9 +404,7 @@ class StoryReadModel:
         """Whether a story passes every filter (``narrowed``: the ids words and source allow)."""
 
         def keep(entry: StoryEntry) -> bool:
-            return entry.size >= query.min_size and (
-                narrowed is None or entry.story_id in narrowed
-            )
+            return entry.size >= query.min_size and (narrowed is None or entry.story_id in narrowed)
 
         return keep
 

@@ -167,5 +167,6 @@ def test_the_log_filter_redacts_messages_and_tracebacks() -> None:
         record = logging.LogRecord("t", logging.ERROR, __file__, 1, "sending %s", (url,), None)
         record.exc_info = sys.exc_info()
     assert RedactingFilter().filter(record)
+    assert record.args == ()  # mode's handlers format an args of None as (None,)
     line = logging.Formatter().format(record)
     assert "s3cr3t" not in line and "token=***" in line

@@ -30,9 +30,9 @@ from pathlib import Path
 # bench folder for the shared feed.
 sys.path[:0] = [str(Path(__file__).parent.parent), str(Path(__file__).parent)]
 
-from api_stories import HOURS, feed
+from api_stories import HOURS, feed  # noqa: E402 (after the path above)
 
-from streams.read_model import StoryQuery, StoryReadModel
+from streams.read_model import StoryQuery, StoryReadModel  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.web.http import HttpError
 
-__all__ = ["HttpLimitMetrics", "RateLimit", "StreamSlots", "WorkGate"]
+__all__ = ["SSE_ROUTES", "HttpLimitMetrics", "RateLimit", "StreamSlots", "WorkGate"]
+
+#: The ``route`` label of each SSE route: /api/events/stream, /api/alerts/stream.
+SSE_ROUTES = ("events", "alerts")
 
 
 class HttpLimitMetrics:
@@ -29,6 +32,8 @@ class HttpLimitMetrics:
             ["route"],
             registry=registry,
         )
+        for route in SSE_ROUTES:  # shown (as 0) before the first stream opens
+            self.sse_streams.labels(route).set(0)
         self.refusals = Counter(
             "storywatch_http_refusals",
             "Requests refused with 429 by a fair-share limit, by route and reason.",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
 import threading
@@ -29,6 +30,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -482,6 +484,25 @@ def test_one_owners_dead_receiver_does_not_stall_another_owners_deliveries(
 # --- item 4/7: 2,000 idle SSE clients --------------------------------------------------------
 
 
+# Why 10 s: long enough to average the streams' once-a-second checks.
+CPU_WINDOW_S = 10.0
+
+
+def _worker_cpu(worker: WorkerRun, seconds: float) -> float:
+    """The worker process's CPU time over ``seconds`` of wall time, as a share of one core."""
+    assert worker.process is not None
+    stat = f"/proc/{worker.process.pid}/stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used() -> float:
+        fields = Path(stat).read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    before, t = used(), time.monotonic()
+    time.sleep(seconds)
+    return (used() - before) / (time.monotonic() - t)
+
+
 @dataclass
 class IdleCrowd:
     """Opens SSE streams on raw sockets in a thread of its own and holds the accepted ones
@@ -573,6 +594,7 @@ def test_2000_idle_sse_clients_leave_stories_alerts_and_deliveries_flowing(
     # The model loads on the first batch: warm up, then time 160 articles without the crowd.
     stories_after(rows[:40], 40)
     baseline_s = stories_after(rows[40:200], 200)
+    idle_cpu = _worker_cpu(worker, CPU_WINDOW_S)
 
     threading.Thread(target=read_alerts, daemon=True).start()
     open_before = sum(
@@ -584,6 +606,7 @@ def test_2000_idle_sse_clients_leave_stories_alerts_and_deliveries_flowing(
     assert crowd.done.wait(240), "the idle clients were not all answered in 240 s"
     opened_s = time.monotonic() - t0
     try:
+        crowd_cpu = _worker_cpu(worker, CPU_WINDOW_S)  # the crowd held, nothing else to do
         assert not crowd.failed, crowd.failed[:5]
         cap = 500  # STORYWATCH_SSE_MAX_STREAMS's default
         assert crowd.accepted == cap - open_before
@@ -617,7 +640,8 @@ def test_2000_idle_sse_clients_leave_stories_alerts_and_deliveries_flowing(
         f"{len(crowd.refused)} refused 429); 160 articles -> story events in "
         f"{stories_s:.1f} s (without the crowd: {baseline_s:.1f} s); first webhook "
         f"delivery after {delivered_s:.1f} s; first live "
-        f"alert seen by {alert_s:.1f} s; worker peak RSS {worker.peak_rss_mib():.0f} MiB"
+        f"alert seen by {alert_s:.1f} s; worker peak RSS {worker.peak_rss_mib():.0f} MiB; "
+        f"worker CPU while idle {idle_cpu:.1%} of a core, with the crowd held {crowd_cpu:.1%}"
     )
     # The slots come back when the clients leave.
     _until(

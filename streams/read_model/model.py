@@ -31,8 +31,9 @@ HOUR_S, DAY_S = 3600.0, 86_400.0
 # source) sorts them (~1 ms); a broader one walks the sorted list and tests each story,
 # finding a page within about limit x (stories / candidates) <= limit x 50 steps at 100k.
 _CANDIDATE_SORT_MAX = 2000
-# Why 10,000: the stories one request may examine while walking the sorted list (~1.5 us
-# each: ~15 ms of the event loop at most, which every stream and agent shares). A filter
+# Why 10,000: the stories one request may examine while walking the sorted list (1.5-3 us
+# each: 15-30 ms of the event loop at most, measured at 100k stories, which every stream
+# and agent shares). A filter
 # whose matches are spread thinner than that answers the matches found so far with
 # ``partial`` set and a ``next_cursor`` that walks on from where this request stopped
 # (bench/story_search.py, docs/BENCHMARKS.md).

@@ -30,8 +30,9 @@ __all__ = ["cursor_offset", "register_alert_views"]
 # Why 100 / 1,000: a page of recent alerts; past 1,000 use since/until windows.
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
-# The ids this stream sends: the alert's offset on the topic (at most 19 digits: an int64).
-_OFFSET_ID = re.compile(r"[0-9]{1,19}")
+# The ids this stream sends: the alert's offset on the topic (at most 19 digits: an int64);
+# -1 resumes before the first (every retained alert of the owner).
+_OFFSET_ID = re.compile(r"-1|[0-9]{1,19}")
 
 
 def _time_ms(request: Request, name: str, now: int) -> int | None:
@@ -104,7 +105,9 @@ def register_alert_views(  # noqa: PLR0917 (the views' parts, each passed in onc
         async def get(self, request: Request) -> Response:
             owner = tokens.owner(request, query_token=True)
             native = cast(web.Request, request)
-            last = last_event_id(request, _OFFSET_ID, "'1042', an offset on the alerts topic")
+            last = last_event_id(
+                request, _OFFSET_ID, "'1042', an offset on the alerts topic, or -1 for all"
+            )
             after = int(last) if last else None
             with slots.hold("alerts", owner):
                 async with sse_response(native) as stream:

@@ -57,7 +57,9 @@ GRACE_S = 20
 MAX_SUBSCRIPTIONS = 3
 BACKLOG = 3
 # Why 2,000: the case; the default STORYWATCH_SSE_MAX_STREAMS (500) is far below.
-IDLE_CLIENTS = 2000
+# FAIR_SHARES_IDLE_CLIENTS=0 runs the same test without the crowd: the control for the
+# timings it prints (docs/RELIABILITY.md).
+IDLE_CLIENTS = int(os.environ.get("FAIR_SHARES_IDLE_CLIENTS", "2000"))
 LEAKY = "LEAKYSIG0987654321abc"  # a token in a receiver's redirect target
 URL_TOKEN = "URLTOKEN1234567890xyz"  # a token in a webhook URL's query
 
@@ -609,12 +611,13 @@ def test_2000_idle_sse_clients_leave_stories_alerts_and_deliveries_flowing(
         crowd_cpu = _worker_cpu(worker, CPU_WINDOW_S)  # the crowd held, nothing else to do
         assert not crowd.failed, crowd.failed[:5]
         cap = 500  # STORYWATCH_SSE_MAX_STREAMS's default
-        assert crowd.accepted == cap - open_before
+        full = IDLE_CLIENTS + open_before >= cap
+        assert crowd.accepted == min(IDLE_CLIENTS, cap - open_before)
         assert len(crowd.refused) == IDLE_CLIENTS - crowd.accepted
-        assert {s for s, _ in crowd.refused} == {429}
-        assert {r for _, r in crowd.refused} == {"30"}
+        assert {s for s, _ in crowd.refused} == ({429} if full else set())
+        assert {r for _, r in crowd.refused} == ({"30"} if full else set())
         held = sum(worker.metric("storywatch_sse_streams", route=r) for r in ("events", "alerts"))
-        assert held == cap
+        assert held == open_before + crowd.accepted
         # Every open alert stream (about 250 of them) shares one Kafka reader.
         assert worker.metric("storywatch_alerts_readers") == 1
 
@@ -630,8 +633,9 @@ def test_2000_idle_sse_clients_leave_stories_alerts_and_deliveries_flowing(
         assert {a["data"]["owner"] for a in alerts_seen} == {"alice"}
         alert_s = time.monotonic() - produced
         # A new stream is still refused while the crowd holds the cap.
-        status, _, headers = api(worker, "GET", "/api/alerts/stream", owner="bob")
-        assert status == 429 and headers["Retry-After"] == "30"
+        if full:
+            status, _, headers = api(worker, "GET", "/api/alerts/stream", owner="bob")
+            assert status == 429 and headers["Retry-After"] == "30"
     finally:
         crowd.release.set()
         stream.close()

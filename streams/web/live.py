@@ -26,6 +26,11 @@ __all__ = ["register_live_views"]
 _RETRY_MS = 2000
 # Why 1 s: how often an idle stream checks that its client is still there.
 _IDLE_CHECK_S = 1.0
+# Why 256: events written at once to one stream (one socket write of ~100-300 KiB at most).
+_MAX_BATCH = 256
+# Why 120 s (aiohttp-sse's own send timeout): a client that takes nothing for that long is
+# stalled; its stream ends and frees its slot (it reconnects with Last-Event-ID).
+_SEND_TIMEOUT_S = 120.0
 # The ids this stream sends: "<feed id>-<sequence number>" (streams/read_model/events.py).
 _EVENT_ID = re.compile(r"[0-9a-f]{1,16}-[0-9]{1,19}")
 
@@ -34,6 +39,14 @@ def _gone(request: web.Request) -> bool:
     """The browser closed the connection (found at once, not at the next 15 s ping)."""
     transport = request.transport
     return transport is None or transport.is_closing()
+
+
+def _frames(feed: EventFeed, batch: list[tuple[int, str, str]]) -> bytes:
+    """Server-Sent Event frames for ``batch`` (the data is compact JSON: one line each)."""
+    return "".join(
+        f"id: {feed.event_id(seq)}\r\nevent: {name}\r\ndata: {data}\r\n\r\n"
+        for seq, name, data in batch
+    ).encode("utf-8")
 
 
 def register_live_views(
@@ -70,14 +83,20 @@ def register_live_views(
                         and not _gone(native)
                     ):
                         try:
-                            seq, name, data = await asyncio.wait_for(
-                                client.queue.get(), _IDLE_CHECK_S
-                            )
+                            first = await asyncio.wait_for(client.queue.get(), _IDLE_CHECK_S)
                         except TimeoutError:
                             continue
-                        await stream.send(data, id=feed.event_id(seq), event=name)
-                except ConnectionResetError:
-                    pass  # the browser went away
+                        # Everything queued meanwhile goes out in one write: the feed
+                        # publishes a batch of story events at once, and one write per
+                        # stream per batch (not per event) is what lets hundreds of open
+                        # streams share the event loop with the agents.
+                        batch = [first]
+                        while len(batch) < _MAX_BATCH and not client.queue.empty():
+                            batch.append(client.queue.get_nowait())
+                        async with asyncio.timeout(_SEND_TIMEOUT_S):
+                            await stream.write(_frames(feed, batch))
+                except (ConnectionResetError, TimeoutError):
+                    pass  # the browser went away, or stopped taking events
                 finally:
                     feed.unsubscribe(client)
             return cast(Response, stream)

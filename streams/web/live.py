@@ -32,7 +32,9 @@ _MAX_BATCH = 256
 # stalled; its stream ends and frees its slot (it reconnects with Last-Event-ID).
 _SEND_TIMEOUT_S = 120.0
 # The ids this stream sends: "<feed id>-<sequence number>" (streams/read_model/events.py).
-_EVENT_ID = re.compile(r"[0-9a-f]{1,16}-[0-9]{1,19}")
+# Any feed id is accepted (one of another worker, or of this one before a restart, answers
+# `reset`); the sequence number must be one.
+_EVENT_ID = re.compile(r"[\w.-]{1,40}-[0-9]{1,19}")
 
 
 def _gone(request: web.Request) -> bool:

@@ -23,6 +23,8 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -427,6 +429,33 @@ def test_a_rotated_secret_signs_beside_the_old_one_until_the_grace_ends(
     assert len(after["headers"]["webhook-signature"].split(" ")) == 1
     assert _verifies(rotated["secret"], after) and not _verifies(old, after)
     assert old not in worker.log() and rotated["secret"] not in worker.log()
+
+
+def test_the_cli_rotates_a_secret_through_the_api(worker: WorkerRun, receiver: Receiver) -> None:
+    sub = _subscribe(worker, "carol", receiver.url("/ok/carol-cli"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "subscriptions",
+            "rotate-secret",
+            sub["id"],
+            "--url",
+            worker.url,
+            "--token",
+            TOKEN["carol"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    secret = done.stdout.split("secret: ", 1)[1].split()[0]
+    assert secret.startswith("whsec_") and secret != sub["secret"]
+    assert "keeps signing beside it until" in done.stdout
+    assert _latest_record(worker, sub["id"])["previous_secret_sealed"].startswith("v1.")
 
 
 def test_url_tokens_never_reach_the_log_or_the_dead_letters(

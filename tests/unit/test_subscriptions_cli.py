@@ -417,12 +417,12 @@ def test_no_worker_message(exc: BaseException) -> None:
 # --- the command group -------------------------------------------------------------------
 
 
-def test_help_lists_the_six_commands() -> None:
+def test_help_lists_the_seven_commands() -> None:
     result = CliRunner().invoke(main, ["subscriptions", "--help"])
     assert result.exit_code == 0, result.output
-    for command in ("add", "list", "show", "rm", "test", "deliveries"):
+    for command in ("add", "list", "show", "rm", "test", "rotate-secret", "deliveries"):
         assert f"  {command} " in result.output
-    for command in ("add", "list", "show", "rm", "test", "deliveries"):
+    for command in ("add", "list", "show", "rm", "test", "rotate-secret", "deliveries"):
         sub = CliRunner().invoke(main, ["subscriptions", command, "--help"])
         assert sub.exit_code == 0, sub.output
         assert "--url" in sub.output

@@ -31,6 +31,7 @@ from yarl import URL
 
 from streams.app import app, metrics, settings, subscription_store, tables, topics
 from streams.subscriptions.model import Subscription
+from streams.subscriptions.redaction import RedactingFilter, redact_text
 from streams.subscriptions.sender import Attempt, RetryPolicy, WebhookSender
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.subscriptions.webhooks import render_body, webhook_headers
@@ -39,9 +40,14 @@ __all__ = ["deliver_webhooks"]
 
 logger = logging.getLogger(__name__)
 
-# Why 4 per receiver (scheme, host, port): it gets a few parallel requests, never a flood; a
-# hanging one ties up 4 connections, not the sender.
+# Why 4 per owner and receiver (scheme, host, port): an owner's deliveries to one receiver
+# get a few parallel requests, never a flood; a hanging one ties up 4 connections, not the
+# sender, and not the other owners' deliveries to the same receiver.
 _PER_HOST = 4
+# Why 32: connections to one receiver (scheme, host, port) across all owners at most; a
+# receiver shared by many owners (Slack, a team's hub) gets their deliveries in parallel,
+# while one owner holds at most _PER_HOST of them.
+_PER_RECEIVER = 32
 # Why 10,000: unfinished deliveries kept in memory at most (a few KiB each); past it the
 # outbox waits in Kafka.
 _MAX_PENDING = 10_000
@@ -85,7 +91,9 @@ def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> No
 async def _dead_letter(
     entry: dict[str, Any], subscription: Subscription, reason: str, error: str, status: int | None
 ) -> None:
-    """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has it."""
+    """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has it.
+    URLs in the error are redacted (their tokens stay out of the log and the dead letter)."""
+    error = redact_text(error)
     logger.warning(
         "webhook %s to subscription %s parked on %s: %s",
         entry["webhook_id"],
@@ -107,6 +115,7 @@ class _Deliveries:
         self.sender = sender
         self.slots = asyncio.Semaphore(settings.webhook_concurrency)
         self.pending = asyncio.Semaphore(_MAX_PENDING)
+        # (owner, receiver) -> its connection slots
         self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(_PER_HOST)
         )
@@ -117,7 +126,8 @@ class _Deliveries:
         )
         self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
         self.tasks: set[asyncio.Task[None]] = set()
-        # receiver (scheme, host, port) -> its deliveries sending or waiting to retry
+        # "owner receiver" -> that owner's deliveries to the receiver (scheme, host, port)
+        # sending or waiting to retry: one owner's dead receiver fills its own backlog only.
         self.backlog: Counter[str] = Counter()
         # webhook-id -> its delivery in progress. A replayed stage re-sends an outbox entry,
         # so two entries of one alert can be in flight at once: the second waits for the
@@ -148,7 +158,20 @@ class _Deliveries:
             return
         body = render_body(entry["alert"], subscription.webhook.format)
         url = subscription.webhook.url
-        host = str(URL(url).origin())  # scheme, host and port: one receiver
+        if not subscription.signing_secrets(time.time()):
+            await _dead_letter(
+                entry,
+                subscription,
+                "secret_unreadable",
+                "the subscription's webhook secret does not decrypt with this worker's "
+                "STORYWATCH_SECRET_KEY: give every worker the same key, or rotate the secret "
+                "(POST /api/subscriptions/{id}/rotate-secret), then re-publish this entry",
+                None,
+            )
+            self._finish(entry, "parked", None, "secret_unreadable", position=position)
+            return
+        # One owner's deliveries to one receiver (scheme, host and port).
+        host = f"{subscription.owner} {URL(url).origin()}"
         if self.backlog[host] >= settings.webhook_receiver_backlog:
             await self._park_backlog(entry, subscription, host)
             return
@@ -174,7 +197,8 @@ class _Deliveries:
         webhook_id = entry["webhook_id"]
         attempt: Attempt | None = None
         for number in range(1, self.policy.max_attempts + 1):
-            headers = webhook_headers(webhook_id, subscription.secret, body, time.time())
+            now = time.time()
+            headers = webhook_headers(webhook_id, subscription.signing_secrets(now), body, now)
             async with self.hosts[host], self.slots:
                 attempt = await self.sender.send(url, body, headers)
             metrics.deliveries.labels(attempt.outcome).inc()
@@ -221,9 +245,11 @@ class _Deliveries:
     ) -> None:
         """Park an entry of a receiver already holding its backlog cap, without trying it.
         No receipt is written: the entry re-sent from alerts-dlq to the outbox is delivered."""
+        owner, _, receiver = host.partition(" ")
         error = (
-            f"receiver_backlog_full: {host} has {self.backlog[host]} deliveries waiting (the "
-            "cap is STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
+            f"receiver_backlog_full: {owner}'s deliveries to {receiver} hold "
+            f"{self.backlog[host]} waiting (the cap per owner and receiver is "
+            "STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
             f"entry from {settings.topic_alerts_dlq} to the {settings.topic_deliveries} topic"
         )
         await _dead_letter(entry, subscription, "receiver_backlog_full", error, None)
@@ -291,8 +317,10 @@ class _Deliveries:
             value={
                 **entry,
                 "reason": "delivery_crashed",
-                "error": f"{type(exc).__name__}: {exc}; report it with this record, then "
-                "re-publish the entry to the outbox once fixed",
+                "error": redact_text(
+                    f"{type(exc).__name__}: {exc}; report it with this record, then "
+                    "re-publish the entry to the outbox once fixed"
+                ),
                 "status": None,
             },
         )
@@ -302,7 +330,7 @@ class _Deliveries:
             tables.receipts[webhook_id] = {
                 "outcome": "parked",
                 "status": None,
-                "error": f"{type(exc).__name__}: {exc}",
+                "error": redact_text(f"{type(exc).__name__}: {exc}"),
                 "attempts": 0,
                 "at": time.time(),
                 "position": [event.message.partition, event.message.offset],
@@ -310,12 +338,22 @@ class _Deliveries:
         metrics.deliveries.labels("parked").inc()
 
 
+def _redact_logs() -> None:
+    """Every log line of this worker leaves with the URLs in it redacted (a webhook URL's
+    token in an error text or a traceback): a filter on each handler of the root logger,
+    which Faust has set up by the time the agent starts."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 @app.agent(topics.deliveries)
 async def deliver_webhooks(stream: StreamT[Any]) -> None:
     """One task per outbox entry; the entry is acked when its delivery is final."""
+    _redact_logs()
     guard = WebhookGuard(settings.webhook_allowed_hosts)
     async with WebhookSender(
-        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=_PER_HOST
+        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=_PER_RECEIVER
     ) as sender:
         deliveries = _Deliveries(sender)
         async for events in stream.noack_take(  # type: ignore[attr-defined]

@@ -219,10 +219,33 @@ class Settings(BaseSettings):
     # Why 64 KiB: a subscription with 300 phrases and a long query is ~20 KiB; anything far
     # bigger is a mistake or an attack, refused with 413 before it is parsed.
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Why 500 streams in all and 20 per owner (docs/RELIABILITY.md "Fair shares"): every
+    # open SSE stream (/api/events/stream, /api/alerts/stream) holds a socket and a small
+    # task on the worker's event loop, which also runs the agents; with 500 idle streams
+    # held (and 1,500 more refused) stories, alerts and deliveries kept flowing on 2 cores
+    # (RELIABILITY.md). 20 covers one person's tabs and tools; an anonymous stream (the
+    # public /api/events/stream) counts against its client address. Past either, the
+    # stream is refused with 429 and Retry-After.
+    sse_max_streams: int = Field(default=500, ge=1)
+    sse_max_streams_per_owner: int = Field(default=20, ge=1)
+    # Why 30 s: long enough for a stream to close somewhere; EventSource retries on its own.
+    sse_retry_after_s: int = Field(default=30, ge=1)
+    # Why 4: each GET /api/alerts reads Kafka with a consumer of its own (at most 10,000
+    # records, 10 s); 4 at once bound the broker reads and memory one worker spends on
+    # history. More wait for nobody: 429 with Retry-After.
+    alerts_history_concurrency: int = Field(default=4, ge=1)
+    # Why 6 a minute per owner (a burst of 6, then one every 10 s): a person checking a
+    # receiver needs a few; a loop calling /test would fill the outbox for everyone.
+    api_tests_per_minute: int = Field(default=6, ge=1)
+    # Why 1,000: matching costs Python time per subscription on every story event; 1,000 is
+    # far more than one person keeps, and bounds what one token adds to everyone's matching.
+    # Past it, POST /api/subscriptions answers 409 (delete some first).
+    max_subscriptions_per_owner: int = Field(default=1000, ge=1)
 
     # --- Webhooks -----------------------------------------------------------------------
     # Hosts or addresses a webhook may reach even when they are private or loopback
-    # (e.g. "127.0.0.1,hooks.internal"): the SSRF guard refuses them otherwise.
+    # (e.g. "127.0.0.1,hooks.internal:8443"): the SSRF guard refuses them otherwise. An
+    # entry with a port (host:port, [v6]:port) allows that port only.
     webhook_allow_hosts: str = ""
     # Why 10 s: a receiver should answer at once and queue its own work; a slower one
     # holds a connection slot of its host that long.
@@ -234,13 +257,17 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=300.0, gt=0)
     # Why 200: deliveries in flight at once across all receivers; each waits on the network.
     webhook_concurrency: int = Field(default=200, ge=1)
-    # Why 500 per receiver (scheme, host, port): deliveries of one receiver waiting in memory
+    # Why 500 per owner and receiver (scheme, host, port): deliveries waiting in memory
     # (sending or between retries) at most; past it its new ones are parked on alerts-dlq
     # at once (reason receiver_backlog_full), so a dead receiver retrying for minutes holds
     # 500 of the 10,000 shared slots, not all of them. A healthy receiver (4 requests at a
     # time, under 1 s each) works through 500 in about 2 minutes; a burst for one receiver
     # is one story firing its subscriptions (tens to a few hundred alerts).
     webhook_receiver_backlog: int = Field(default=500, ge=1)
+    # Why 24 h: after POST /api/subscriptions/{id}/rotate-secret the old secret signs beside
+    # the new one this long (two signatures in webhook-signature), so a receiver can deploy
+    # the new secret within a working day without rejecting a delivery.
+    webhook_secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
 
     # --- Feeds (docs/FEEDS.md) ---------------------------------------------------------
     topic_feeds: str = "feeds"  # compacted: the feeds themselves, keyed by feed id

@@ -1,9 +1,12 @@
 """Read the ``alerts`` topic by time or offset: the history behind ``GET /api/alerts`` and
 the live tail behind ``GET /api/alerts/stream`` (Server-Sent Events).
 
-Every request reads Kafka itself (its own consumer, no group, nothing committed), so any
-worker serves every alert and a browser resumes exactly where it stopped: an alert's
-SSE id is its offset on the topic.
+A history request reads Kafka itself (its own consumer, no group, nothing committed), so
+any worker serves every alert. Live streams share ONE reader per worker
+(:class:`AlertFanout`): it follows the topic's end and hands each alert to the streams of its
+owner; a stream resuming with ``Last-Event-ID`` reads only the gap up to the shared reader's
+position with a short-lived consumer of its own, then joins the fan-out. A browser resumes
+exactly where it stopped: an alert's SSE id is its offset on the topic.
 
 History pages on with a cursor (``next_cursor``, then ``?cursor=``): the offset after the
 last record the page used, so the next page reads on from exactly there and paging through
@@ -20,6 +23,8 @@ so an alert served before is not served again after it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -28,12 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
 from streams.kafka_readers import decode_json_object, group_free_consumer
 
 __all__ = [
+    "AlertFanout",
     "AlertPage",
     "AlertReader",
     "OwnedAlert",
@@ -41,6 +48,8 @@ __all__ = [
     "decode_alert_cursor",
     "encode_alert_cursor",
 ]
+
+logger = logging.getLogger(__name__)
 
 OwnedAlert = tuple[int, dict[str, Any]]  # (offset on the alerts topic, the CloudEvent)
 Predicate = Callable[[dict[str, Any]], bool]
@@ -63,6 +72,13 @@ _LIVE_IDS = 10_000
 # reconnect or page.
 _RESUME_LOOKBACK = 1_000
 _CURSOR_KIND = "alerts"
+# Why 1,000: alerts queued for one live stream (its own owner's only) before it is taken for
+# stuck and closed; it reconnects with Last-Event-ID and reads the gap itself.
+_STREAM_QUEUE = 1_000
+# Why 1 s: how often a quiet live stream checks its client is still there.
+_ALIVE_CHECK_S = 1.0
+# Why 5 s: the shared reader that lost the broker tries again this often.
+_RETRY_S = 5.0
 
 
 def encode_alert_cursor(offset: int) -> str:
@@ -154,19 +170,32 @@ class AlertPage:
 class AlertReader:
     """Reads the alerts topic for one request at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_consumers: Callable[[int], None] | None = None
+    ) -> None:
         self.settings = settings
         self.partition = TopicPartition(settings.topic_alerts, 0)
+        self.consumers = 0  # Kafka consumers of this reader open now
+        self._on_consumers = on_consumers
+
+    def _count(self, change: int) -> None:
+        self.consumers += change
+        if self._on_consumers is not None:
+            self._on_consumers(self.consumers)
 
     @asynccontextmanager
     async def _consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
         consumer = group_free_consumer(self.settings)
-        await consumer.start()
+        self._count(1)
         try:
-            consumer.assign([self.partition])
-            yield consumer
+            await consumer.start()
+            try:
+                consumer.assign([self.partition])
+                yield consumer
+            finally:
+                await consumer.stop()
         finally:
-            await consumer.stop()
+            self._count(-1)
 
     async def _start_offset(self, consumer: AIOKafkaConsumer, since_ms: int | None) -> int:
         if since_ms is None:
@@ -252,6 +281,139 @@ class AlertReader:
             while alive():
                 batch = await consumer.getmany(self.partition, timeout_ms=_POLL_MS)
                 for record in batch.get(self.partition, []):
+                    alert = decode_json_object(record.value)
+                    if alert is not None and keep(alert) and served.first(alert):
+                        yield record.offset, alert
+
+
+@dataclass(eq=False)
+class _Listener:
+    """One live stream of the fan-out: its owner's alerts from offset ``start`` on."""
+
+    keep: Predicate
+    start: int
+    queue: asyncio.Queue[OwnedAlert] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=_STREAM_QUEUE)
+    )
+    overflowed: bool = False
+
+    def offer(self, offset: int, alert: dict[str, Any]) -> None:
+        if self.overflowed or not self.keep(alert):
+            return
+        try:
+            self.queue.put_nowait((offset, alert))
+        except asyncio.QueueFull:
+            self.overflowed = True  # the stream ends; the client resumes with Last-Event-ID
+
+
+class AlertFanout:
+    """The one reader of the alerts topic behind every live stream of a worker.
+
+    It starts with the first stream (from the topic's end), then follows the topic for as
+    long as the worker runs, and offers each alert to every stream, which keeps only its
+    owner's. So N open streams cost one Kafka consumer, not N; a stream that falls
+    :data:`_STREAM_QUEUE` alerts behind is closed (its client resumes with Last-Event-ID).
+    """
+
+    def __init__(self, reader: AlertReader) -> None:
+        self.reader = reader
+        self._listeners: set[_Listener] = set()
+        self._wanted = asyncio.Event()
+        self._positioned = asyncio.Event()
+        self.position = 0  # the offset the shared reader hands out next
+
+    @property
+    def streams(self) -> int:
+        return len(self._listeners)
+
+    async def run(self) -> None:
+        """Follow the topic once a stream wants it, for as long as the worker runs."""
+        await self._wanted.wait()
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                logger.warning(
+                    "the shared reader of %s failed (%s); retrying in %.0f s",
+                    self.reader.partition.topic,
+                    exc,
+                    _RETRY_S,
+                )
+                await asyncio.sleep(_RETRY_S)
+
+    async def _follow(self) -> None:
+        partition = self.reader.partition
+        async with self.reader._consumer() as consumer:
+            if not self._positioned.is_set():
+                self.position = int((await consumer.end_offsets([partition]))[partition])
+            consumer.seek(partition, self.position)
+            self._positioned.set()
+            while True:
+                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
+                for record in batch.get(partition, []):
+                    alert = decode_json_object(record.value)
+                    if alert is not None:
+                        for listener in self._listeners:
+                            listener.offer(record.offset, alert)
+                    self.position = record.offset + 1
+
+    async def follow(
+        self, after_offset: int | None, keep: Predicate, alive: Callable[[], bool]
+    ) -> AsyncIterator[OwnedAlert]:
+        """Alerts after ``after_offset`` (None: only new ones) that ``keep`` takes, as they
+        arrive, while ``alive()`` and the stream keeps up; a re-sent copy of an alert already
+        sent (same CloudEvent id) is skipped."""
+        self._wanted.set()
+        try:
+            await asyncio.wait_for(self._positioned.wait(), _READ_DEADLINE_S)
+        except TimeoutError:
+            # The shared reader has not reached the broker yet: end the stream (the client
+            # reconnects, with Last-Event-ID, EventSource's retry after).
+            logger.warning("the alerts topic's shared reader is not reading yet; stream ended")
+            return
+        served = ServedIds(_LIVE_IDS)
+        listener = _Listener(keep, self.position)
+        self._listeners.add(listener)
+        try:
+            if after_offset is not None and after_offset + 1 < listener.start:
+                gap = self._gap(after_offset + 1, listener.start, keep, served, alive)
+                async for found in gap:
+                    yield found
+            while alive() and not listener.overflowed:
+                try:
+                    offset, alert = await asyncio.wait_for(listener.queue.get(), _ALIVE_CHECK_S)
+                except TimeoutError:
+                    continue
+                if served.first(alert):
+                    yield offset, alert
+        finally:
+            self._listeners.discard(listener)
+
+    async def _gap(
+        self, start: int, end: int, keep: Predicate, served: ServedIds, alive: Callable[[], bool]
+    ) -> AsyncIterator[OwnedAlert]:
+        """A resuming stream's alerts at offsets [start, end) (the shared reader hands out
+        the rest), read with a consumer of its own that closes at ``end``; the ids of the
+        :data:`_RESUME_LOOKBACK` records before ``start`` are served already."""
+        reader = self.reader
+        partition = reader.partition
+        async with reader._consumer() as consumer:
+            first = int((await consumer.beginning_offsets([partition]))[partition])
+            start = max(start, first)
+            await reader._remember(
+                consumer, max(first, start - _RESUME_LOOKBACK), start, keep, served
+            )
+            consumer.seek(partition, start)
+            while start < end and alive():
+                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
+                if not batch and await consumer.position(partition) >= end:
+                    return  # the rest of the gap holds no records (e.g. compacted away)
+                for record in batch.get(partition, []):
+                    if record.offset >= end:
+                        return
+                    start = record.offset + 1
                     alert = decode_json_object(record.value)
                     if alert is not None and keep(alert) and served.first(alert):
                         yield record.offset, alert

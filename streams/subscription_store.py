@@ -6,6 +6,10 @@ of a group (a subscription created through one worker's API stayed unknown to th
 tests/integration/test_faults.py), and one on a changelog topic of our own name hung the
 partition assignor. This is the same idea in a few lines we can test: the topic is the
 storage (compacted: the latest record per id, a tombstone deletes), memory is a cache.
+
+Webhook secrets are sealed on the topic and open in memory (streams/subscriptions/sealing.py):
+``put`` seals before it writes, the follower opens what it reads; a record from before
+encryption loads as it is and is sealed on its next write.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from aiokafka.errors import KafkaError
 from config.exceptions import StorywatchError
 from config.settings import Settings
 from streams.kafka_readers import group_free_consumer, topic_partitions
+from streams.subscriptions.errors import SecretUnreadable
+from streams.subscriptions.sealing import SecretBox
 
 __all__ = ["SubscriptionStore", "SubscriptionStoreNotReady"]
 
@@ -47,9 +53,10 @@ class SubscriptionStoreNotReady(StorywatchError):
 class SubscriptionStore:
     """Reads the subscriptions topic into memory; writes go to the topic and into memory."""
 
-    def __init__(self, settings: Settings, send: Send) -> None:
+    def __init__(self, settings: Settings, send: Send, box: SecretBox | None = None) -> None:
         self.settings = settings
         self._send = send
+        self._box = box or SecretBox.from_settings(settings)
         self._records: dict[str, Record] = {}
         # Offset of this worker's latest write per id: the follower, reading the topic behind
         # it, must not put an older record of that id back over it (a PUT right after a POST
@@ -85,7 +92,7 @@ class SubscriptionStore:
     async def put(self, record: Record) -> None:
         """Write and wait for the broker's acknowledgement; then serve it here at once."""
         key = str(record["id"])
-        self._written_at[key] = await self._send(key, record)
+        self._written_at[key] = await self._send(key, self._box.seal_record(record))
         self._apply(key, record)
 
     async def delete(self, subscription_id: str) -> None:
@@ -151,12 +158,24 @@ class SubscriptionStore:
             return
         if record is not None and not isinstance(record, dict):
             return
+        if record is not None:
+            record = self._opened(subscription_id, record)
         written_at = self._written_at.get(subscription_id)
         if written_at is not None:
             if offset < written_at:
                 return  # older than what this worker wrote and already serves
             del self._written_at[subscription_id]  # caught up with its own write
         self._apply(subscription_id, record)
+
+    def _opened(self, subscription_id: str, record: Record) -> Record:
+        """``record`` with its secrets decrypted; one that does not decrypt (another key) is
+        kept without them (listed and matched; its deliveries are parked as unsigned)."""
+        try:
+            return self._box.open_record(record)
+        except SecretUnreadable as exc:
+            logger.error("%s", exc)
+            kept = {k: v for k, v in record.items() if not k.endswith("_sealed")}
+            return {**kept, "secret": "", "secret_unreadable": True}
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -380,6 +380,11 @@ class ApiClient:
         """Send a signed test alert now: ``{"webhook_id": ..., "status": "queued"}``."""
         return self._object(self._request("POST", self._path(subscription_id, "test")))
 
+    def rotate_secret(self, subscription_id: str) -> dict[str, Any]:
+        """A new signing secret: ``{"id", "secret", "previous_secret_valid_until"}`` (the old
+        one keeps signing beside it until then)."""
+        return self._object(self._request("POST", self._path(subscription_id, "rotate-secret")))
+
     def deliveries(self, subscription_id: str) -> list[dict[str, Any]]:
         """The subscription's recent webhook deliveries, as the API orders them."""
         answer = self._object(self._request("GET", self._path(subscription_id, "deliveries")))
@@ -837,6 +842,32 @@ def send_test(
         f"(webhook-id {_printable(answer.get('webhook_id'))}): see "
         f"`storywatch subscriptions deliveries {sid}`"
     )
+
+
+@subscriptions.command("rotate-secret")
+@click.argument("subscription_id", metavar="ID")
+@_api_options
+@click.pass_context
+@clean_errors
+def rotate_secret(
+    ctx: click.Context,
+    *,
+    subscription_id: str,
+    url: str | None,
+    token: str | None,
+    timeout: float | None,
+) -> None:
+    """Give the subscription a new webhook secret (shown only once); the old one keeps
+    signing beside it for STORYWATCH_WEBHOOK_SECRET_GRACE_S (24 h by default)."""
+    answer = _client(ctx, url, token, timeout).rotate_secret(subscription_id)
+    click.echo(f"secret: {_printable(answer.get('secret'))}")
+    until = answer.get("previous_secret_valid_until")
+    if until:
+        click.echo(
+            f"the previous secret keeps signing beside it until {_printable(until)}: "
+            "give the receiver the new one before then"
+        )
+    click.echo(_SIGNING_NOTE)
 
 
 @subscriptions.command("deliveries")

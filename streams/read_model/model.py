@@ -31,6 +31,13 @@ HOUR_S, DAY_S = 3600.0, 86_400.0
 # source) sorts them (~1 ms); a broader one walks the sorted list and tests each story,
 # finding a page within about limit x (stories / candidates) <= limit x 50 steps at 100k.
 _CANDIDATE_SORT_MAX = 2000
+# Why 10,000: the stories one request may examine while walking the sorted list (1.5-3 us
+# each: 15-30 ms of the event loop at most, measured at 100k stories, which every stream
+# and agent shares). A filter
+# whose matches are spread thinner than that answers the matches found so far with
+# ``partial`` set and a ``next_cursor`` that walks on from where this request stopped
+# (bench/story_search.py, docs/BENCHMARKS.md).
+_SCAN_MAX = 10_000
 # Why 16: bars of the sparkline in the story list (the story view draws the full timeline).
 SPARK_BARS = 16
 # Why 500: recent public alerts kept for the alerts view; older ones: GET /api/alerts.
@@ -62,6 +69,8 @@ class StoryQuery:
 class StoryPage:
     stories: list[dict[str, Any]]
     next_cursor: str | None
+    # The walk stopped at _SCAN_MAX stories examined: more matches may follow next_cursor.
+    partial: bool = False
 
 
 class StoryReadModel:
@@ -341,8 +350,8 @@ class StoryReadModel:
         after: Key | None = None
         if query.cursor:
             after = decode_cursor(query.cursor, query.sort, key_of(StoryEntry("")))
-        candidates = self._candidates(query)
-        keep = self._matcher(query)
+        candidates, allowed = self._candidates(query)
+        keep = self._matcher(query, allowed)
         found: list[StoryEntry] = []
         if candidates is not None:
             keys = [
@@ -353,43 +362,47 @@ class StoryReadModel:
             found = [self._stories[k[-1]] for k in heapq.nsmallest(query.limit + 1, keys)]
         else:
             start = 0 if after is None else ordered.bisect_right(after)
-            for key in ordered.islice(start):
+            for examined, key in enumerate(ordered.islice(start), start=1):
                 entry = self._stories[key[-1]]
                 if keep(entry):
                     found.append(entry)
                     if len(found) > query.limit:
                         break
+                if examined >= _SCAN_MAX:
+                    # Bounded work: answer what was found; the cursor walks on from here.
+                    shown = [e.summary(SPARK_BARS) for e in found]
+                    return StoryPage(shown, encode_cursor(query.sort, key_of(entry)), True)
         more = len(found) > query.limit
         page = found[: query.limit]
         cursor = encode_cursor(query.sort, key_of(page[-1])) if more and page else None
         return StoryPage([e.summary(SPARK_BARS) for e in page], cursor)
 
-    def _candidates(self, query: StoryQuery) -> set[str] | None:
-        """The smallest id set a filter allows, when small enough to sort; else None."""
+    def _candidates(self, query: StoryQuery) -> tuple[set[str] | None, list[set[str]]]:
+        """(the ids to sort, when the filters leave few enough; the id sets a story must be
+        in: one per word and source). Sets of at most _SCAN_MAX ids are intersected first
+        (C set operations, smallest first: never more work than a bounded walk); larger
+        ones are tested per story during the walk, which _SCAN_MAX bounds."""
         sets: list[set[str]] = [self._indexes.by_word.get(w, set()) for w in query.words]
         if query.source is not None:
             sets.append(self._indexes.by_source.get(query.source.lower(), set()))
+        sets.sort(key=len)
+        if len(sets) > 1 and len(sets[0]) <= _SCAN_MAX:
+            sets = [sets[0].intersection(*sets[1:])]
         if query.min_size > 1:
             by_size = self._indexes.sorted["size"]
             prefix = by_size.bisect_left((-query.min_size + 1,))
             if prefix <= _CANDIDATE_SORT_MAX:
-                sets.append({k[-1] for k in by_size.islice(0, prefix)})
-        if not sets:
-            return None
-        smallest = min(sets, key=len)
-        return smallest if len(smallest) <= _CANDIDATE_SORT_MAX else None
+                sized = {k[-1] for k in by_size.islice(0, prefix)}
+                return sized.intersection(*sets), sets
+        if len(sets) == 1 and len(sets[0]) <= _CANDIDATE_SORT_MAX:
+            return sets[0], sets
+        return None, sets
 
-    def _matcher(self, query: StoryQuery) -> Callable[[StoryEntry], bool]:
-        words = set(query.words)
-        source = query.source.lower() if query.source is not None else None
-        by_source = self._indexes.by_source.get(source, set()) if source is not None else None
+    def _matcher(self, query: StoryQuery, allowed: list[set[str]]) -> Callable[[StoryEntry], bool]:
+        """Whether a story passes every filter (``allowed``: the id sets it must be in)."""
 
         def keep(entry: StoryEntry) -> bool:
-            return (
-                entry.size >= query.min_size
-                and words <= entry.words
-                and (by_source is None or entry.story_id in by_source)
-            )
+            return entry.size >= query.min_size and all(entry.story_id in ids for ids in allowed)
 
         return keep
 

@@ -8,6 +8,7 @@ __all__ = [
     "DeliveryError",
     "InvalidSecret",
     "InvalidWebhookUrl",
+    "SecretUnreadable",
     "UnknownFormat",
     "UnresolvableHost",
     "UnsafeAddress",
@@ -36,3 +37,7 @@ class InvalidSecret(DeliveryError, ValueError):
 
 class UnknownFormat(DeliveryError, ValueError):
     """A webhook body format other than those in ``FORMATS``."""
+
+
+class SecretUnreadable(DeliveryError):
+    """A webhook secret on the subscriptions topic does not decrypt with this worker's key."""

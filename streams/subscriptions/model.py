@@ -192,6 +192,10 @@ class Subscription:
     enabled: bool
     created_at: float
     updated_at: float
+    # The secret before the latest rotation, which still signs beside ``secret`` until
+    # ``previous_until`` (unix time): receivers switch to the new one meanwhile.
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_until: float | None = None
 
     @classmethod
     def create(cls, spec: SubscriptionSpec, owner: str, now: float) -> Subscription:
@@ -219,6 +223,25 @@ class Subscription:
             updated_at=now,
         )
 
+    def rotated(self, now: float, grace_s: float) -> Subscription:
+        """A fresh secret; the current one keeps signing beside it for ``grace_s`` seconds.
+        (A rotation within the grace period drops the secret before the current one.)"""
+        return replace(
+            self,
+            secret=new_secret(),
+            previous_secret=self.secret or None,
+            previous_until=now + grace_s if self.secret else None,
+            updated_at=now,
+        )
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets a delivery at unix time ``now`` is signed with: the current one, and
+        the previous one while its grace period runs (empty when the secret is unreadable)."""
+        found = [self.secret] if self.secret else []
+        if self.previous_secret and self.previous_until is not None and now < self.previous_until:
+            found.append(self.previous_secret)
+        return found
+
     @property
     def spec(self) -> SubscriptionSpec:
         """The client-owned part."""
@@ -242,6 +265,14 @@ class Subscription:
             "enabled": self.enabled,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **(
+                {
+                    "previous_secret": self.previous_secret,
+                    "previous_secret_until": self.previous_until,
+                }
+                if self.previous_secret
+                else {}
+            ),
         }
 
     @classmethod
@@ -253,10 +284,20 @@ class Subscription:
             owner=str(record["owner"]),
             filter=_filter(record["filter"], "filter"),
             webhook=_delivery(record["delivery"], "delivery"),
-            secret=str(record["secret"]),
+            # No secret: one that did not decrypt here (streams/subscription_store.py), or a
+            # reader that never signs (a replay): it is never sent.
+            secret=str(record.get("secret") or ""),
             enabled=bool(record["enabled"]),
             created_at=float(record["created_at"]),
             updated_at=float(record["updated_at"]),
+            previous_secret=str(record["previous_secret"])
+            if record.get("previous_secret")
+            else None,
+            previous_until=(
+                float(record["previous_secret_until"])
+                if record.get("previous_secret_until") is not None
+                else None
+            ),
         )
 
     def public_view(self) -> dict[str, Any]:

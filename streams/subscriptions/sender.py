@@ -32,6 +32,7 @@ from streams.subscriptions.errors import (
     UnresolvableHost,
     UnsafeAddress,
 )
+from streams.subscriptions.redaction import redact_text
 from streams.subscriptions.ssrf import WebhookGuard
 
 __all__ = [
@@ -276,8 +277,11 @@ class WebhookSender:
             aiohttp.ClientError,
         ) as exc:
             unsent, why = self._unsent(exc)
-            return Attempt(unsent, None, why, time.monotonic() - start)
+            return Attempt(unsent, None, redact_text(why), time.monotonic() - start)
         outcome, error, retry_after = reply.judge(target)
+        # An error quotes URLs (a redirect's target, a client error's): their tokens never
+        # reach the delivery log, the worker's log or alerts-dlq.
+        error = None if error is None else redact_text(error)
         return Attempt(outcome, reply.status, error, time.monotonic() - start, retry_after)
 
     def _unsent(self, exc: Exception) -> tuple[Outcome, str]:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from yarl import URL
 
+from config.exceptions import SettingsError
 from streams.subscriptions.errors import InvalidWebhookUrl, UnresolvableHost, UnsafeAddress
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Lookup",
     "WebhookGuard",
     "address_class",
+    "allow_entry",
     "check_address",
     "system_lookup",
 ]
@@ -180,10 +182,33 @@ def check_address(
             f"refused: {ip} is {name}; {purpose} must reach a public host, "
             f"or list it in {allow_env}"
         )
+    # The address itself is not named: the error goes back to whoever asked, and naming what
+    # an internal name resolves to would map the private network for them.
     raise UnsafeAddress(
-        f"refused: {host} resolves to {ip}, which is {name}; {purpose} must reach a public host, "
+        f"refused: {host} resolves to {name}; {purpose} must reach a public host, "
         f"or list {host} in {allow_env}"
     )
+
+
+def allow_entry(entry: str) -> tuple[str, int | None]:
+    """One ``STORYWATCH_WEBHOOK_ALLOW_HOSTS`` entry as (host, port or None for any port):
+    ``host``, ``host:port``, ``1.2.3.4:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 address.
+    (``::1]:8080`` is also read: the settings strip the brackets of an entry.)"""
+    text = entry.strip()
+    host, port = text, None
+    if "]:" in text:
+        host, port = text.split("]:", 1)
+    elif text.count(":") == 1:
+        host, port = text.split(":", 1)
+    host = host.strip("[]")
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise SettingsError(
+            f"{ALLOW_HOSTS_ENV} entry {entry!r} has no valid port after the colon; write "
+            "host, host:port (1-65535) or [ipv6]:port"
+        )
+    if not host:
+        raise SettingsError(f"{ALLOW_HOSTS_ENV} entry {entry!r} has no host; write host[:port]")
+    return _normalize_host(host), int(port) if port else None
 
 
 def _normalize_host(host: str) -> str:
@@ -209,7 +234,8 @@ class WebhookGuard:
     """Decides which webhook URLs and addresses may be reached: public ones and ``allow_hosts``.
 
     A host (name or literal address) in ``allow_hosts`` is permitted whatever it resolves to;
-    an address in ``allow_hosts`` is also permitted when a name resolves to it.
+    an address in ``allow_hosts`` is also permitted when a name resolves to it. An entry with
+    a port (``host:port``) permits that host on that port only.
     """
 
     def __init__(
@@ -221,14 +247,18 @@ class WebhookGuard:
         purpose: str = "webhooks",
         allow_env: str = ALLOW_HOSTS_ENV,
     ) -> None:
-        self.allow_hosts = frozenset(_normalize_host(h) for h in allow_hosts if h.strip())
+        entries = [allow_entry(h) for h in allow_hosts if h.strip()]
+        self.allow_hosts = frozenset(host for host, port in entries if port is None)
+        self.allow_host_ports = frozenset((host, port) for host, port in entries if port)
         self._lookup: Lookup = lookup or system_lookup
         self._dns_timeout_s = dns_timeout_s
         self._words = {"purpose": purpose, "allow_env": allow_env}
 
-    def allows(self, host: str) -> bool:
-        """Whether ``host`` (a name or a literal address) is in the allow list."""
-        return _normalize_host(host) in self.allow_hosts
+    def allows(self, host: str, port: int | None = None) -> bool:
+        """Whether ``host`` (a name or a literal address) is in the allow list, on any port or
+        (an entry with a port) on ``port``."""
+        name = _normalize_host(host)
+        return name in self.allow_hosts or (name, port) in self.allow_host_ports
 
     def parse(self, url: str | URL) -> URL:
         """``url`` parsed the way aiohttp parses it and checked without DNS: an absolute http(s)
@@ -251,7 +281,7 @@ class WebhookGuard:
                 f"webhook URL host {host!r} is a legacy numeric IPv4 form; write the address "
                 "as four decimal numbers (a.b.c.d) or use a host name"
             )
-        if literal is not None and not self.allows(host):
+        if literal is not None and not self.allows(host, parsed.port):
             check_address(literal, **self._words)
         return parsed
 
@@ -262,7 +292,7 @@ class WebhookGuard:
         connect to. Refuses when ANY answer is refused (a rebinding name may mix answers)."""
         literal = _literal(host)
         if literal is not None:
-            if not self.allows(host):
+            if not self.allows(host, port):
                 check_address(literal, **self._words)
             fam = socket.AF_INET if literal.version == 4 else socket.AF_INET6
             return [(fam, str(literal))]
@@ -283,9 +313,9 @@ class WebhookGuard:
             raise UnresolvableHost(
                 f"{host} resolves to no address; check the webhook URL's host name"
             )
-        if not self.allows(host):
+        if not self.allows(host, port):
             for _fam, addr in answers:
-                if not self.allows(addr):
+                if not self.allows(addr, port):
                     check_address(addr, host=host, **self._words)
         return list(dict.fromkeys(answers))
 

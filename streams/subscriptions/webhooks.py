@@ -13,6 +13,7 @@ import binascii
 import json
 import math
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,8 +68,12 @@ def _secret_key(secret: str) -> bytes:
     return key
 
 
-def webhook_headers(webhook_id: str, secret: str, body: bytes, now: float) -> dict[str, str]:
-    """The Standard Webhooks headers (and Content-Type) for ``body`` sent at unix time ``now``."""
+def webhook_headers(
+    webhook_id: str, secret: str | Sequence[str], body: bytes, now: float
+) -> dict[str, str]:
+    """The Standard Webhooks headers (and Content-Type) for ``body`` sent at unix time ``now``.
+    Several secrets (a rotation's grace period) give several space-separated signatures, as
+    Standard Webhooks allows: a receiver holding either secret verifies the delivery."""
     if not webhook_id or len(webhook_id) > _MAX_ID_LEN or not _is_token(webhook_id):
         raise DeliveryError(
             f"webhook id {webhook_id!r} must be 1 to {_MAX_ID_LEN} printable ASCII characters "
@@ -79,9 +84,14 @@ def webhook_headers(webhook_id: str, secret: str, body: bytes, now: float) -> di
     except UnicodeDecodeError:
         raise DeliveryError("the webhook body is not UTF-8; render it with render_body()") from None
     seconds = math.floor(now)
-    signature = Webhook(_secret_key(secret)).sign(
-        webhook_id, datetime.fromtimestamp(seconds, tz=UTC), text
-    )
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise InvalidSecret(
+            "no webhook secret to sign with (it did not decrypt with this worker's key): "
+            "rotate it with POST /api/subscriptions/{id}/rotate-secret"
+        )
+    at = datetime.fromtimestamp(seconds, tz=UTC)
+    signature = " ".join(Webhook(_secret_key(key)).sign(webhook_id, at, text) for key in keys)
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(seconds),

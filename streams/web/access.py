@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from aiohttp import web
 from faust.web import Request
 
 from config.settings import Settings
@@ -21,3 +24,15 @@ class ReadAccess:
         (``query_token``: also ``?access_token=``, for the browser's EventSource)."""
         if self.required:
             self._tokens.owner(request, query_token=query_token)
+
+    def who(self, request: Request, *, query_token: bool = False) -> str:
+        """Whom a request counts against for fair shares: its token's owner when it carries
+        one (401 for an unknown token), else its client address (public reads)."""
+        self.check(request, query_token=query_token)
+        presented = request.headers.get("Authorization") or (
+            query_token and request.query.get("access_token")
+        )
+        if presented:
+            return self._tokens.owner(request, query_token=query_token)
+        native = cast(web.Request, request)
+        return f"address {native.remote or 'unknown'}"

@@ -5,6 +5,7 @@ gets its own alerts."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import faust
@@ -12,17 +13,26 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from faust.web import Request, Response, View
 
-from streams.alert_history import AlertReader, decode_alert_cursor, encode_alert_cursor
+from streams.alert_history import (
+    AlertFanout,
+    AlertReader,
+    decode_alert_cursor,
+    encode_alert_cursor,
+)
 from streams.cursors import BadCursor
 from streams.exceptions import TimeRangeError
 from streams.time_ranges import now_ms, parse_instant
-from streams.web.http import ApiTokens, HttpError, json_view
+from streams.web.http import ApiTokens, HttpError, json_view, last_event_id
+from streams.web.limits import StreamSlots, WorkGate
 
 __all__ = ["cursor_offset", "register_alert_views"]
 
 # Why 100 / 1,000: a page of recent alerts; past 1,000 use since/until windows.
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
+# The ids this stream sends: the alert's offset on the topic (at most 19 digits: an int64);
+# -1 resumes before the first (every retained alert of the owner).
+_OFFSET_ID = re.compile(r"-1|[0-9]{1,19}")
 
 
 def _time_ms(request: Request, name: str, now: int) -> int | None:
@@ -52,8 +62,17 @@ def _owned_by(owner: str) -> Any:
     return lambda alert: (alert.get("data") or {}).get("owner") == owner
 
 
-def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens) -> None:
-    """Add ``/api/alerts`` and ``/api/alerts/stream``."""
+def register_alert_views(  # noqa: PLR0917 (the views' parts, each passed in once)
+    app: faust.App,
+    reader: AlertReader,
+    fanout: AlertFanout,
+    tokens: ApiTokens,
+    slots: StreamSlots,
+    history_gate: WorkGate,
+) -> None:
+    """Add ``/api/alerts`` and ``/api/alerts/stream``. A history request reads at most
+    ``limit`` alerts, 10,000 records and 10 s (streams/alert_history.py), and at most
+    ``history_gate.limit`` run at once; every stream shares the one ``fanout`` reader."""
 
     @app.page("/api/alerts")
     class Alerts(View):
@@ -71,7 +90,8 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
             if not 1 <= limit <= _MAX_LIMIT:
                 raise HttpError(400, f"limit must be an integer 1-{_MAX_LIMIT}", "limit")
             after = cursor_offset(request.query.get("cursor"))
-            found, resume = await reader.history(since, until, limit, _owned_by(owner), after)
+            with history_gate.enter():
+                found, resume = await reader.history(since, until, limit, _owned_by(owner), after)
             return self.json(
                 {
                     "alerts": [{"offset": offset, **alert} for offset, alert in found],
@@ -85,18 +105,17 @@ def register_alert_views(app: faust.App, reader: AlertReader, tokens: ApiTokens)
         async def get(self, request: Request) -> Response:
             owner = tokens.owner(request, query_token=True)
             native = cast(web.Request, request)
-            last = native.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-            try:
-                after = int(last) if last else None
-            except ValueError:
-                raise HttpError(
-                    400, "Last-Event-ID must be an id this stream sent", "Last-Event-ID"
-                ) from None
-            async with sse_response(native) as stream:
-                async for offset, alert in reader.follow(
-                    after, _owned_by(owner), stream.is_connected
-                ):
-                    await stream.send(
-                        json.dumps(alert, separators=(",", ":")), id=str(offset), event="alert"
-                    )
-            return cast(Response, stream)
+            last = last_event_id(
+                request, _OFFSET_ID, "'1042', an offset on the alerts topic, or -1 for all"
+            )
+            after = int(last) if last else None
+            with slots.hold("alerts", owner):
+                async with sse_response(native) as stream:
+                    alive = stream.is_connected
+                    async for offset, alert in fanout.follow(after, _owned_by(owner), alive):
+                        await stream.send(
+                            json.dumps(alert, separators=(",", ":")),
+                            id=str(offset),
+                            event="alert",
+                        )
+                return cast(Response, stream)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ __all__ = [
     "HttpError",
     "error_response",
     "json_view",
+    "last_event_id",
     "read_json_body",
     "read_tokens",
 ]
@@ -38,18 +40,52 @@ _CHUNK_BYTES = 16 * 1024
 class HttpError(StorywatchError):
     """An API request that cannot be served: a status, a message and the field at fault."""
 
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.field = field
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
-def error_response(view: View, status: int, error: str, field: str | None = None) -> Response:
+# Why 64: the ids the streams send are under 30 characters (an offset; a feed id and a
+# sequence number); a longer one is not ours and is refused before anything is parsed.
+_MAX_EVENT_ID_CHARS = 64
+
+
+def last_event_id(request: Request, shape: re.Pattern[str], example: str) -> str | None:
+    """The ``Last-Event-ID`` header (or ``?last_event_id=``) of an SSE request, checked
+    before the stream starts: 400 naming ``Last-Event-ID`` unless it has ``shape``."""
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if not raw:
+        return None
+    if len(raw) > _MAX_EVENT_ID_CHARS or not shape.fullmatch(raw):
+        raise HttpError(
+            400,
+            f"Last-Event-ID is not an id this stream sends (they look like {example}): "
+            "reconnect without it to get only new events",
+            "Last-Event-ID",
+        )
+    return raw
+
+
+def error_response(
+    view: View,
+    status: int,
+    error: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body: dict[str, Any] = {"error": error}
     if field is not None:
         body["field"] = field
-    return view.json(body, status=status)
+    return view.json(body, status=status, headers=dict(headers or {}))
 
 
 _V = TypeVar("_V", bound=View)
@@ -64,7 +100,7 @@ def json_view(handler: _Handler) -> _Handler:
         try:
             return await handler(self, request, *args, **kwargs)
         except HttpError as exc:
-            return error_response(self, exc.status, exc.error, exc.field)
+            return error_response(self, exc.status, exc.error, exc.field, exc.headers)
 
     return wrapped
 

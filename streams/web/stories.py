@@ -110,6 +110,9 @@ def register_story_views(app: faust.App, model: StoryReadModel, access: ReadAcce
                     "sort": query.sort,
                     "stories": page.stories,
                     "next_cursor": page.next_cursor,
+                    # True when the request stopped after examining its share of stories
+                    # (bounded work per request): more matches may follow next_cursor.
+                    "partial": page.partial,
                 }
             )
 

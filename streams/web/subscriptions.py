@@ -1,10 +1,13 @@
 """The subscription API: create, list, read, change and delete subscriptions, send a test
-alert, and read recent deliveries. Every route needs a bearer token; an owner sees and
-changes only its own subscriptions (another owner's id answers 404, as a missing one)."""
+alert (rate-limited per owner), rotate the webhook secret, and read recent deliveries.
+Every route needs a bearer token; an owner sees and changes only its own subscriptions
+(another owner's id answers 404, as a missing one). An owner holds at most
+STORYWATCH_MAX_SUBSCRIPTIONS_PER_OWNER subscriptions (409 past it)."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -19,6 +22,7 @@ from streams.subscriptions.errors import DeliveryError
 from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.web.http import ApiTokens, HttpError, json_view, read_json_body
+from streams.web.limits import RateLimit
 
 __all__ = ["register_subscription_views"]
 
@@ -58,14 +62,16 @@ class SubscriptionService:
         deliveries: faust.TopicT,
         settings: Settings,
         guard: WebhookGuard,
+        tests: RateLimit,
     ) -> None:
         self.subscriptions = store
         self.deliveries = deliveries
         self.settings = settings
         self.guard = guard
+        self.tests = tests
 
     async def owned(self, owner: str, subscription_id: str) -> Subscription:
-        await self._ready()
+        await self.ready()
         record = self.subscriptions.get(subscription_id)
         if record is None or record.get("owner") != owner:
             raise HttpError(
@@ -77,7 +83,7 @@ class SubscriptionService:
         return Subscription.from_record(record)
 
     async def of_owner(self, owner: str) -> list[Subscription]:
-        await self._ready()
+        await self.ready()
         return sorted(
             (
                 Subscription.from_record(r)
@@ -87,7 +93,7 @@ class SubscriptionService:
             key=lambda s: s.id,
         )
 
-    async def _ready(self) -> None:
+    async def ready(self) -> None:
         try:
             await self.subscriptions.ready()
         except SubscriptionStoreNotReady as exc:
@@ -111,6 +117,25 @@ class SubscriptionService:
         subscription survives a crash, and every worker reads it from there."""
         await self.subscriptions.put(subscription.to_record())
 
+    async def check_room(self, owner: str) -> None:
+        """409 when ``owner`` already holds the cap of subscriptions: a state to change (delete
+        some), not a rate to wait out, so not a 429."""
+        cap = self.settings.max_subscriptions_per_owner
+        held = sum(1 for r in self.subscriptions.values() if r.get("owner") == owner)
+        if held >= cap:
+            raise HttpError(
+                409,
+                f"you hold {held} subscriptions, the cap per owner "
+                f"(STORYWATCH_MAX_SUBSCRIPTIONS_PER_OWNER={cap}): delete some with "
+                "DELETE /api/subscriptions/{id} first",
+                "owner",
+            )
+
+    async def rotate(self, subscription: Subscription) -> Subscription:
+        rotated = subscription.rotated(time.time(), self.settings.webhook_secret_grace_s)
+        await self.store(rotated)
+        return rotated
+
     async def remove(self, subscription_id: str) -> None:
         await self.subscriptions.delete(subscription_id)
 
@@ -130,6 +155,12 @@ class SubscriptionService:
         sent = await self.deliveries.send(key=entry["webhook_id"], value=entry)
         await sent
         return str(entry["webhook_id"])
+
+
+def _iso_or_none(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def register_subscription_views(
@@ -162,7 +193,10 @@ def register_subscription_views(
         @json_view
         async def post(self, request: Request) -> Response:
             owner = tokens.owner(request)
-            subscription = Subscription.create(await service.spec(request), owner, time.time())
+            spec = await service.spec(request)
+            await service.ready()
+            await service.check_room(owner)
+            subscription = Subscription.create(spec, owner, time.time())
             await service.store(subscription)
             return self.json(
                 {**subscription.public_view(), "secret": subscription.secret}, status=201
@@ -192,9 +226,28 @@ def register_subscription_views(
     class SubscriptionTest(View):
         @json_view
         async def post(self, request: Request, subscription_id: str) -> Response:
-            subscription = await service.owned(tokens.owner(request), subscription_id)
+            owner = tokens.owner(request)
+            subscription = await service.owned(owner, subscription_id)
+            service.tests.take(owner)
             webhook_id = await service.send_test(subscription)
             return self.json({"webhook_id": webhook_id, "status": "queued"}, status=202)
+
+    @app.page("/api/subscriptions/{subscription_id}/rotate-secret")
+    class SubscriptionRotateSecret(View):
+        @json_view
+        async def post(self, request: Request, subscription_id: str) -> Response:
+            current = await service.owned(tokens.owner(request), subscription_id)
+            rotated = await service.rotate(current)
+            grace = rotated.previous_until
+            return self.json(
+                {
+                    "id": rotated.id,
+                    "secret": rotated.secret,
+                    # The old secret signs beside the new one until then (None: there was
+                    # none to keep, e.g. it did not decrypt).
+                    "previous_secret_valid_until": _iso_or_none(grace),
+                }
+            )
 
     @app.page("/api/subscriptions/{subscription_id}/deliveries")
     class SubscriptionDeliveries(View):

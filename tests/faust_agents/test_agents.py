@@ -52,13 +52,15 @@ class FakeSender:
     async def __aexit__(self, *args: Any) -> None: ...
 
 
-def _webhook_subscription(name: str, url: str = "https://hooks.example.org/x") -> Any:
-    """Alice's subscription with a webhook, served by the worker's store (no broker)."""
+def _webhook_subscription(
+    name: str, url: str = "https://hooks.example.org/x", owner: str = "alice"
+) -> Any:
+    """An owner's subscription with a webhook, served by the worker's store (no broker)."""
     from streams.app import subscription_store
     from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
 
     spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
-    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription = Subscription.create(spec, owner, 1e9)
     subscription_store._apply(subscription.id, subscription.to_record())
     subscription_store._ready.set()
     return subscription
@@ -561,13 +563,61 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     assert [p["webhook_id"] for p in full] == [e["webhook_id"] for e in dead_entries[2:]]
     assert {p["reason"] for p in full} == {"receiver_backlog_full"}
     assert full[0]["error"].startswith(
-        "receiver_backlog_full: https://dead.example.org:8443 has 2 deliveries waiting"
+        "receiver_backlog_full: alice's deliveries to https://dead.example.org:8443 hold 2 waiting"
     )
     assert "fix the receiver, then re-send" in full[0]["error"]
     assert _value(metrics.deliveries, outcome="backlog_full") == before + 3
     assert dead_entries[2]["webhook_id"] not in tables.receipts  # a re-send is delivered
     log = tables.delivery_log[dead.id]
     assert {row["outcome"] for row in log} >= {"backlog_full"}
+
+
+async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_owners(
+    fresh_state,
+) -> None:
+    """The backlog is per owner and receiver: Alice's hanging deliveries to a receiver that
+    Bob uses too fill Alice's backlog only; Bob's delivery to the same receiver (scheme,
+    host, port) goes out at once instead of being parked as receiver_backlog_full."""
+    import agents.deliveries as deliveries_agent
+    from streams.app import settings
+    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.sender import Attempt
+
+    delivered: list[str] = []
+    release = asyncio.Event()
+
+    class SharedReceiver(FakeSender):
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+            if url.endswith("/alice-dead"):
+                await release.wait()
+                return Attempt("failed", 410, "gone", 0.01)
+            delivered.append(headers["webhook-id"])
+            return Attempt("delivered", 200, None, 0.01)
+
+    dead = _webhook_subscription("dead", "https://hub.example.org/alice-dead", owner="alice")
+    bobs = _webhook_subscription("fine", "https://hub.example.org/bob", owner="bob")
+    tables.receipts.data.clear()
+    alice_entries = [
+        outbox_entry(test_alert(dead, source="/t", time=1e9 + i), 1e9 + i) for i in range(4)
+    ]
+    bob_entry = outbox_entry(test_alert(bobs, source="/t", time=1e9), 1e9)
+    parked = Recorder()
+    capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
+    with (
+        patch.object(deliveries_agent, "WebhookSender", SharedReceiver),
+        patch.object(deliveries_agent, "settings", capped),
+        patch.object(topics.alerts_dlq, "send", parked),
+    ):
+        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+            puts = [await agent.put(e, key=e["webhook_id"]) for e in alice_entries]
+            fine = await agent.put(bob_entry, key=bob_entry["webhook_id"])
+            await _eventually(lambda: fine.message.acked)
+            assert delivered == [bob_entry["webhook_id"]]
+            full = [s["value"] for s in parked.sent]
+            release.set()
+            await _eventually(lambda: all(p.message.acked for p in puts))
+    assert [p["webhook_id"] for p in full] == [e["webhook_id"] for e in alice_entries[2:]]
+    assert all(p["error"].startswith("receiver_backlog_full: alice's") for p in full)
 
 
 def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:

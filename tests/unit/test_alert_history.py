@@ -3,6 +3,7 @@ history pages with cursors: paging through a window serves what one large reques
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from streams.alert_history import (
     _RESUME_LOOKBACK as LOOKBACK,
 )
 from streams.alert_history import (
+    AlertFanout,
     AlertPage,
     AlertReader,
     OwnedAlert,
@@ -232,3 +234,89 @@ def test_alert_cursors_round_trip_and_bad_ones_are_refused() -> None:
             assert refused.value.status == 400 and refused.value.field == "cursor"
     assert cursor_offset(None) is None and cursor_offset("") is None
     assert cursor_offset(encode_alert_cursor(42)) == 42
+
+
+# --- the live streams' shared reader ------------------------------------------------------
+
+
+def _counting_reader(topic: list[ConsumerRecord]) -> AlertReader:
+    """A real AlertReader over ``topic`` in memory (which the test appends to), counting its
+    open consumers as the worker's metric does."""
+    reader = AlertReader(Settings())
+
+    class Growing(_Partition):
+        async def getmany(self, partition: TopicPartition, timeout_ms: int) -> dict[Any, Any]:
+            batch = await super().getmany(partition, timeout_ms)
+            if not batch[partition]:
+                await asyncio.sleep(0.01)  # a poll with nothing new waits, as Kafka's does
+            return batch
+
+        async def position(self, _partition: TopicPartition) -> int:
+            return self.position
+
+    @asynccontextmanager
+    async def consumer() -> AsyncIterator[_Partition]:
+        reader._count(1)
+        try:
+            yield Growing(topic)
+        finally:
+            reader._count(-1)
+
+    reader._consumer = consumer  # type: ignore[method-assign,assignment]
+    return reader
+
+
+async def _collect(
+    fanout: AlertFanout, after: int | None, into: list[OwnedAlert], stop: asyncio.Event
+) -> None:
+    async for found in fanout.follow(after, _alice, lambda: not stop.is_set()):
+        into.append(found)
+
+
+async def test_one_shared_reader_serves_every_stream_its_owners_alerts_once() -> None:
+    """New streams get only alerts after they joined; a stream resuming after offset 5 reads
+    its gap with a consumer of its own that closes, then joins the shared reader; every
+    stream gets Alice's alerts once (a re-sent copy skipped), never Bob's; while they run,
+    one consumer reads the topic for all of them."""
+    topic = _topic(3, n=30)
+    reader = _counting_reader(topic)
+    fanout = AlertFanout(reader)
+    runner = asyncio.create_task(fanout.run())
+    stop = asyncio.Event()
+    fresh: list[list[OwnedAlert]] = [[] for _ in range(5)]
+    tasks = [asyncio.create_task(_collect(fanout, None, got, stop)) for got in fresh]
+    resumed: list[OwnedAlert] = []
+    await asyncio.sleep(0.1)
+    tasks.append(asyncio.create_task(_collect(fanout, 5, resumed, stop)))
+    await asyncio.sleep(0.2)
+    assert fanout.streams == 6
+    assert reader.consumers == 1  # the gap read has closed; one reader for six streams
+    for i, record in enumerate(_topic(4, n=30)):  # 30 more, with ids of their own
+        value = None if record.value == b"not json" else json.loads(record.value)
+        if value is not None:
+            value["id"] = "late-" + value["id"]
+        topic.append(_record(30 + i, record.timestamp, value))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(*tasks)
+    runner.cancel()
+
+    def expected(records: list[ConsumerRecord]) -> list[int]:
+        """Alice's alerts in ``records``, a copy of an id seen before skipped."""
+        seen: set[str] = set()
+        offsets = []
+        for record in records:
+            if record.value == b"not json":
+                continue
+            alert = json.loads(record.value)
+            if alert["data"]["owner"] == "alice" and alert["id"] not in seen:
+                seen.add(alert["id"])
+                offsets.append(record.offset)
+        return offsets
+
+    for got in fresh:
+        assert [offset for offset, _ in got] == expected(topic[30:])
+    # The resumed stream: everything after offset 5 that its client had not seen (the ids
+    # at offsets 0-5 it had are remembered from the look-back), gap then live, in order.
+    assert [offset for offset, _ in resumed] == [o for o in expected(topic) if o > 5]
+    assert fanout.streams == 0

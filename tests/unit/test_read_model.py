@@ -220,6 +220,40 @@ def test_filters_give_the_same_pages_sorted_from_candidates_or_walked(
             assert query.source.lower() in {s.lower() for s in entry.sources}
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        StoryQuery(words=("flood", "vote")),
+        StoryQuery(words=("storm",), source="Times", min_size=2, sort="new"),
+        StoryQuery(min_size=2, sort="recent"),
+    ],
+)
+def test_a_walk_stops_at_its_scan_budget_and_the_cursor_walks_on(
+    query: StoryQuery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounded work per request: a walk examines at most _SCAN_MAX stories and answers
+    ``partial`` with a cursor; following the cursors yields exactly the unbounded answer."""
+    m = _random_model(600)
+
+    def pages() -> tuple[list[str], int]:
+        found, cursor, partial = [], None, 0
+        while True:
+            page = m.query(StoryQuery(**{**query.__dict__, "limit": 9, "cursor": cursor}))
+            found += ids(page)
+            partial += page.partial
+            if page.next_cursor is None:
+                return found, partial
+            cursor = page.next_cursor
+
+    monkeypatch.setattr(model_module, "_CANDIDATE_SORT_MAX", 0)  # always walk
+    whole, cut = pages()
+    assert cut == 0 and whole
+    monkeypatch.setattr(model_module, "_SCAN_MAX", 25)
+    bounded, cut = pages()
+    assert bounded == whole
+    assert cut > 0  # some requests stopped at the budget
+
+
 def test_bad_cursors_are_refused() -> None:
     m = _random_model(100)
     cursor = m.query(StoryQuery(sort="size", limit=1)).next_cursor

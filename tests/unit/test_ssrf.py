@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from config.exceptions import SettingsError
 from streams.subscriptions.errors import (
     DeliveryError,
     InvalidWebhookUrl,
@@ -220,8 +221,9 @@ async def test_public_name_passes_with_all_its_addresses() -> None:
 
 async def test_one_private_answer_among_public_ones_is_refused() -> None:
     dns = StubDNS({"rebind.example.com": ["93.184.216.34", "10.0.0.1"]})
-    with pytest.raises(UnsafeAddress, match=r"rebind\.example\.com resolves to 10\.0\.0\.1"):
+    with pytest.raises(UnsafeAddress, match=r"rebind\.example\.com resolves to a private") as info:
         await WebhookGuard(lookup=dns).check_url("https://rebind.example.com/x")
+    assert "10.0.0.1" not in str(info.value)  # the private network is not mapped for the caller
 
 
 async def test_name_resolving_to_metadata_service_is_refused() -> None:
@@ -266,3 +268,40 @@ async def test_slow_resolver_times_out() -> None:
     guard = WebhookGuard(lookup=hang, dns_timeout_s=0.05)
     with pytest.raises(UnresolvableHost, match=r"did not resolve within 0\.05 s"):
         await guard.check_url("http://slow.example/")
+
+
+@pytest.mark.parametrize(
+    ("entry", "url", "allowed"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/hook", True),
+        ("127.0.0.1:8080", "http://127.0.0.1:8081/hook", False),
+        ("127.0.0.1:8080", "http://127.0.0.1/hook", False),  # port 80
+        ("[::1]:8443", "https://[::1]:8443/hook", True),
+        ("::1]:8443", "https://[::1]:8443/hook", True),  # as the settings hand it over
+        ("[::1]:8443", "https://[::1]:9443/hook", False),
+        ("127.0.0.1", "http://127.0.0.1:9999/hook", True),  # no port: any port
+    ],
+)
+def test_allow_list_entry_with_port_permits_that_port_only(
+    entry: str, url: str, allowed: bool
+) -> None:
+    guard = WebhookGuard(frozenset({entry}))
+    if allowed:
+        assert guard.parse(url).raw_host
+    else:
+        with pytest.raises(UnsafeAddress):
+            guard.parse(url)
+
+
+async def test_allow_listed_name_with_port_resolves_on_that_port_only() -> None:
+    dns = StubDNS({"hooks.internal": ["10.0.0.7"]})
+    guard = WebhookGuard(frozenset({"hooks.internal:8443"}), lookup=dns)
+    assert await guard.check_url("https://hooks.internal:8443/x") == ["10.0.0.7"]
+    with pytest.raises(UnsafeAddress, match=r"hooks\.internal resolves to a private address"):
+        await guard.check_url("https://hooks.internal/x")
+
+
+@pytest.mark.parametrize("entry", ["host:", "host:http", "host:0", "host:70000", ":8080"])
+def test_allow_list_entry_with_a_bad_port_is_a_settings_error(entry: str) -> None:
+    with pytest.raises(SettingsError, match=ALLOW_HOSTS_ENV):
+        WebhookGuard(frozenset({entry}))

@@ -329,6 +329,18 @@ def test_client_delete_test_and_deliveries() -> None:
     assert client.deliveries("sub_1") == rows
 
 
+def test_rotate_secret_prints_the_new_secret_and_the_grace() -> None:
+    answer = {
+        "id": "sub_1",
+        "secret": "whsec_bmV3",
+        "previous_secret_valid_until": "2026-12-08T10:00:00Z",
+    }
+    client, opener = _client(_json(200, answer))
+    assert client.rotate_secret("sub_1") == answer
+    assert opener.requests[0].get_method() == "POST"
+    assert opener.requests[0].full_url.endswith("/api/subscriptions/sub_1/rotate-secret")
+
+
 def test_client_rejects_an_answer_of_the_wrong_shape() -> None:
     client, _ = _client(_json(200, ["not", "an", "object"]))
     with pytest.raises(ApiError, match="not a JSON object"):
@@ -405,12 +417,12 @@ def test_no_worker_message(exc: BaseException) -> None:
 # --- the command group -------------------------------------------------------------------
 
 
-def test_help_lists_the_six_commands() -> None:
+def test_help_lists_the_seven_commands() -> None:
     result = CliRunner().invoke(main, ["subscriptions", "--help"])
     assert result.exit_code == 0, result.output
-    for command in ("add", "list", "show", "rm", "test", "deliveries"):
+    for command in ("add", "list", "show", "rm", "test", "rotate-secret", "deliveries"):
         assert f"  {command} " in result.output
-    for command in ("add", "list", "show", "rm", "test", "deliveries"):
+    for command in ("add", "list", "show", "rm", "test", "rotate-secret", "deliveries"):
         sub = CliRunner().invoke(main, ["subscriptions", command, "--help"])
         assert sub.exit_code == 0, sub.output
         assert "--url" in sub.output

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings, load_settings
 from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
+from streams.kafka_connection import KafkaConnection
 from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
@@ -43,16 +44,11 @@ __all__ = [
 
 
 def _create_app(settings: Settings) -> faust.App:
-    credentials = None
-    if settings.kafka_sasl_username and settings.kafka_sasl_password:
-        credentials = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-        )
+    connection = KafkaConnection.from_settings(settings)
     return DurableApp(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap}",
-        broker_credentials=credentials,
+        broker=f"kafka://{connection.bootstrap}",
+        broker_credentials=connection.faust_credentials(),  # TLS and the login, if any
         autodiscover=["agents"],
         origin="streams.app",
         store="memory://",  # tables are rebuilt from their Kafka changelogs on start

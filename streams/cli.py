@@ -210,6 +210,12 @@ def _require_broker(settings: Settings) -> str:
             f"no Kafka broker answers at {address} ({source}): run `storywatch kafka start` "
             "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker"
         )
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
+
+    # TLS and the login, checked before anything is read or written: a refused one fails
+    # here in seconds with the setting to fix (and a worker exits instead of retrying).
+    check_connection(KafkaConnection.from_settings(settings))
     return address
 
 
@@ -253,6 +259,7 @@ def worker(loglevel: str) -> None:
 def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
     from streams.admin import ensure_topics
+    from streams.kafka_connection import KafkaConnection
     from streams.producer import produce_file
 
     settings = load_settings()
@@ -260,11 +267,10 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
     ensure_topics(address, settings)
     sent = produce_file(
         file,
-        address,
+        KafkaConnection.from_settings(settings, address),
         topic or settings.topic_articles,
         rate=rate,
         progress=True,
-        auth=settings.kafka_client_auth,
     )
     click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")
 
@@ -276,19 +282,19 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 @clean_errors
 def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> None:
     """Print story assignments as they happen (Ctrl-C stops)."""
+    from streams.kafka_connection import KafkaConnection
     from streams.watch import follow_stories
 
     settings = load_settings()
     address = _require_broker(settings)
     with contextlib.suppress(KeyboardInterrupt):
         follow_stories(
-            address,
+            KafkaConnection.from_settings(settings, address),
             topic or settings.topic_stories,
             print_line=click.echo,
             stop=lambda: False,
             from_beginning=from_beginning,
             alerts_topic=alerts_topic,
-            auth=settings.kafka_client_auth,
         )
 
 

@@ -18,6 +18,7 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
 
 __all__ = ["KafkaConnection"]
 
@@ -138,6 +139,12 @@ class KafkaConnection:
         from aiokafka import AIOKafkaConsumer
 
         return AIOKafkaConsumer(*topics, **self.client_options(), **options)
+
+    def aio_admin(self, **options: Any) -> AIOKafkaAdminClient:
+        """An unstarted :class:`aiokafka.admin.AIOKafkaAdminClient`."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        return AIOKafkaAdminClient(**self.client_options(), **options)
 
     # --- kafka-python ---------------------------------------------------------------------
 

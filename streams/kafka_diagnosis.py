@@ -12,6 +12,7 @@ connection's own kind proves the login. No secret goes into a message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
@@ -25,15 +26,16 @@ __all__ = ["check_connection"]
 # Why 10 s: a broker answers a handshake or a tiny request in milliseconds; 10 s covers a
 # distant managed cluster on a slow link and keeps every failure well inside 60 s.
 PROBE_TIMEOUT_S = 10.0
-# Why 20 s: the real client's bootstrap after a good probe (the login round trips), with
-# the probe's 10 s this stays under the 60 s a failure may take.
+# Why 20 s: the real client's bootstrap after a good probe (the login round trips); with
+# the probe's 10 s this stays under the 60 s a failure may take (a refused login is
+# answered at once).
 LOGIN_TIMEOUT_MS = 20_000
 # OpenSSL's X509_V_ERR codes the messages tell apart.
 _EXPIRED = 10
 _HOSTNAME_MISMATCH = 62
 # Kafka API keys and the SASL error "unsupported mechanism".
 _METADATA, _SASL_HANDSHAKE, _API_VERSIONS = 3, 17, 18
-_UNSUPPORTED_SASL_MECHANISM = 33
+_UNSUPPORTED_SASL_MECHANISM, _ILLEGAL_SASL_STATE = 33, 34
 _CLIENT_ID = b"storywatch-check"
 
 
@@ -86,10 +88,22 @@ def _offered_mechanisms(body: bytes) -> list[str]:
     return names
 
 
-def _tls_wrap(raw: socket.socket, connection: KafkaConnection, host: str) -> ssl.SSLSocket:
+def _speaks_plaintext_kafka(host: str, port: int) -> bool:
+    """True if ``host:port`` answers a plaintext ApiVersions request."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            _request(sock, _API_VERSIONS, 0)
+            return True
+    except (OSError, _Closed, struct.error):
+        return False
+
+
+def _tls_wrap(
+    raw: socket.socket, connection: KafkaConnection, host: str, port: int
+) -> ssl.SSLSocket:
     context = connection.ssl_context()
     assert context is not None
-    where = f"the broker at {host}"
+    where = f"the broker at {host}:{port}"
     try:
         return context.wrap_socket(raw, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
@@ -113,9 +127,17 @@ def _tls_wrap(raw: socket.socket, connection: KafkaConnection, host: str) -> ssl
             f"{where} shows a certificate {trust} does not trust ({exc.verify_message}): set "
             "STORYWATCH_KAFKA_SSL_CAFILE to the PEM file of the CA that signed it"
         ) from None
-    except ssl.SSLError as exc:
-        raise _tls_refused(exc, connection, where) from None
-    except (ConnectionError, TimeoutError) as exc:
+    except (ssl.SSLError, ConnectionError) as exc:
+        if _speaks_plaintext_kafka(host, port):
+            raise KafkaSecurityError(
+                f"{where} does not speak TLS on that port, but STORYWATCH_KAFKA_SECURITY_PROTOCOL="
+                f"{connection.security_protocol}: set it to PLAINTEXT or SASL_PLAINTEXT, or point "
+                "STORYWATCH_KAFKA_BOOTSTRAP at the broker's TLS port"
+            ) from None
+        if isinstance(exc, ssl.SSLError):
+            raise _tls_refused(exc, connection, where) from None
+        raise
+    except TimeoutError as exc:
         raise KafkaSecurityError(
             f"{where} broke off the TLS handshake ({type(exc).__name__}): if that port "
             "speaks plaintext, set STORYWATCH_KAFKA_SECURITY_PROTOCOL to PLAINTEXT or "
@@ -131,7 +153,9 @@ def _tls_refused(exc: ssl.SSLError, connection: KafkaConnection, where: str) -> 
             f"{connection.security_protocol}: set it to PLAINTEXT or SASL_PLAINTEXT, or point "
             "STORYWATCH_KAFKA_BOOTSTRAP at the broker's TLS port"
         )
-    wants_cert = "CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason
+    wants_cert = any(
+        word in reason for word in ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE")
+    )
     if wants_cert and not connection.ssl_certfile:
         return KafkaSecurityError(
             f"{where} wants a client certificate (mutual TLS): set "
@@ -177,7 +201,7 @@ def _probe(connection: KafkaConnection, host: str, port: int) -> None:
     sock: socket.socket = raw
     try:
         if connection.uses_tls:
-            sock = _tls_wrap(raw, connection, host)
+            sock = _tls_wrap(raw, connection, host, port)
         try:
             _request(sock, _API_VERSIONS, 0)
         except (_Closed, ConnectionError, TimeoutError, ssl.SSLError) as exc:
@@ -219,6 +243,13 @@ def _check_mechanism(sock: socket.socket, connection: KafkaConnection, where: st
             "STORYWATCH_KAFKA_SASL_*, or use the broker's SASL port"
         ) from None
     error = struct.unpack(">h", body[:2])[0]
+    if error == _ILLEGAL_SASL_STATE:  # a listener without SASL answers the handshake so
+        raise KafkaSecurityError(
+            f"{where} does not take a SASL login on that port, but "
+            f"STORYWATCH_KAFKA_SECURITY_PROTOCOL={connection.security_protocol}: set it to "
+            f"{'SSL' if connection.uses_tls else 'PLAINTEXT'} and unset "
+            "STORYWATCH_KAFKA_SASL_*, or use the broker's SASL port"
+        )
     if error == _UNSUPPORTED_SASL_MECHANISM:
         offered = ", ".join(_offered_mechanisms(body)) or "none"
         raise KafkaSecurityError(
@@ -242,16 +273,20 @@ def _check_no_login_needed(sock: socket.socket, connection: KafkaConnection, whe
 
 
 def _check_login(connection: KafkaConnection) -> None:
-    """The real kafka-python client of this connection bootstraps (and so logs in)."""
-    from kafka.errors import KafkaError
+    """A real client of this connection bootstraps (and so logs in). aiokafka reports a
+    refused login at once, where kafka-python retries until its timeout."""
+    from aiokafka.errors import KafkaError
+
+    async def bootstrap() -> None:
+        admin = connection.aio_admin(request_timeout_ms=LOGIN_TIMEOUT_MS)
+        try:
+            await admin.start()
+        finally:
+            await admin.close()
 
     try:
-        admin = connection.admin(
-            client_id="storywatch-check",
-            request_timeout_ms=LOGIN_TIMEOUT_MS,
-            api_version_auto_timeout_ms=LOGIN_TIMEOUT_MS,
-        )
-    except KafkaError as exc:
+        asyncio.run(asyncio.wait_for(bootstrap(), LOGIN_TIMEOUT_MS / 1000))
+    except (KafkaError, OSError, TimeoutError) as exc:
         if connection.uses_sasl:
             raise KafkaSecurityError(
                 f"the broker at {connection.bootstrap} refused the login "
@@ -264,7 +299,6 @@ def _check_login(connection: KafkaConnection) -> None:
             f"{connection.describe()}): check STORYWATCH_KAFKA_BOOTSTRAP and "
             "STORYWATCH_KAFKA_SECURITY_PROTOCOL"
         ) from None
-    admin.close()
 
 
 def check_connection(connection: KafkaConnection) -> None:

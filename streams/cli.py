@@ -56,38 +56,55 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
     help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
 )
 @click.option(
-    "--sasl",
-    is_flag=True,
-    help="One broker whose clients must log in (SASL_PLAINTEXT, PLAIN) as "
-    "STORYWATCH_KAFKA_SASL_USERNAME with STORYWATCH_KAFKA_SASL_PASSWORD.",
+    "--security",
+    type=click.Choice(["ssl", "mtls", "sasl_ssl", "sasl_plaintext"]),
+    default=None,
+    help="One broker whose clients must use TLS (ssl), TLS with a client certificate (mtls), "
+    "SCRAM-SHA-256/512 over TLS (sasl_ssl) or PLAIN over plaintext (sasl_plaintext). A "
+    "private CA and certificates are made in the data folder; the SASL user is "
+    "STORYWATCH_KAFKA_SASL_USERNAME/PASSWORD if set, else `storywatch` with a generated "
+    "password. Prints the `export` line a client needs.",
 )
+@click.option("--sasl", is_flag=True, help="The same as --security sasl_plaintext.")
 @clean_errors
-def kafka_start(port: int | None, brokers: int, data_dir: Path | None, sasl: bool) -> None:
+def kafka_start(
+    port: int | None, brokers: int, data_dir: Path | None, security: str | None, sasl: bool
+) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker(s) in the background."""
     from streams.kafka_local import start_broker, start_cluster
 
     settings = load_settings()
     first = port or settings.kafka_port
-    users = None
-    if sasl:
-        if brokers != 1 or not (settings.kafka_sasl_username and settings.kafka_sasl_password):
-            raise click.UsageError(
-                "--sasl starts one broker (no --brokers) and needs "
-                "STORYWATCH_KAFKA_SASL_USERNAME and STORYWATCH_KAFKA_SASL_PASSWORD set"
-            )
-        users = {settings.kafka_sasl_username: settings.kafka_sasl_password.get_secret_value()}
+    mode = security or ("sasl_plaintext" if sasl else None)
+    if mode and brokers != 1:
+        raise click.UsageError("--security (and --sasl) start one broker: drop --brokers")
     if brokers == 1:
+        folder = _broker_dir(settings, data_dir)
+        secured = None
+        if mode:
+            from streams.kafka_local_security import local_security
+
+            secured = local_security(
+                mode,
+                first,
+                folder.resolve(),
+                username=settings.kafka_sasl_username,
+                password=settings.kafka_sasl_secret(),
+            )
         info = start_broker(
             settings.kafka_dir,
             settings.kafka_version,
             port=first,
-            data_dir=_broker_dir(settings, data_dir),
-            sasl_users=users,
+            data_dir=folder,
+            security=secured.security if secured else None,
         )
         click.echo(
             f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
             f"data {info.data_dir})"
         )
+        if secured:
+            click.echo(f"{mode}: a client needs (the password is never printed):")
+            click.echo("export " + " ".join(f"{k}={v}" for k, v in secured.env.items()))
         return
     nodes = start_cluster(
         settings.kafka_dir,

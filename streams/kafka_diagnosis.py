@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import struct
@@ -284,6 +285,9 @@ def _check_login(connection: KafkaConnection) -> None:
         finally:
             await admin.close()
 
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its "Unable connect" line would repeat ours
     try:
         asyncio.run(asyncio.wait_for(bootstrap(), LOGIN_TIMEOUT_MS / 1000))
     except (KafkaError, OSError, TimeoutError) as exc:
@@ -299,6 +303,8 @@ def _check_login(connection: KafkaConnection) -> None:
             f"{connection.describe()}): check STORYWATCH_KAFKA_BOOTSTRAP and "
             "STORYWATCH_KAFKA_SECURITY_PROTOCOL"
         ) from None
+    finally:
+        quiet.setLevel(level)
 
 
 def check_connection(connection: KafkaConnection) -> None:

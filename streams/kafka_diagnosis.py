@@ -33,7 +33,7 @@ PROBE_TIMEOUT_S = 10.0
 LOGIN_TIMEOUT_MS = 20_000
 # OpenSSL's X509_V_ERR codes the messages tell apart.
 _EXPIRED = 10
-_HOSTNAME_MISMATCH = 62
+_NAME_MISMATCH = (62, 63, 64)  # hostname, e-mail, IP address
 # Kafka API keys and the SASL error "unsupported mechanism".
 _METADATA, _SASL_HANDSHAKE, _API_VERSIONS = 3, 17, 18
 _UNSUPPORTED_SASL_MECHANISM, _ILLEGAL_SASL_STATE = 33, 34
@@ -108,7 +108,7 @@ def _tls_wrap(
     try:
         return context.wrap_socket(raw, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
-        if exc.verify_code == _HOSTNAME_MISMATCH:
+        if exc.verify_code in _NAME_MISMATCH:
             raise KafkaSecurityError(
                 f"{where} shows a certificate that does not name {host!r}: connect by a name "
                 "it holds (STORYWATCH_KAFKA_BOOTSTRAP), or turn the check off with "

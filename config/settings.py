@@ -49,8 +49,14 @@ class Settings(BaseSettings):
     )
     kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
-    kafka_ssl_key_password: SecretStr | None = None
-    kafka_ssl_check_hostname: bool = True
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of STORYWATCH_KAFKA_SSL_KEYFILE, if encrypted."
+    )
+    # Why on: a certificate for another host is what an attacker in the path would show;
+    # turn it off only on a network you trust, for a broker whose certificate lacks the name.
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check the broker's certificate names the host connected to."
+    )
     kafka_version: str = "3.9.1"
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_home: Path = Field(

@@ -139,6 +139,31 @@ def _single_running(settings: Settings) -> bool:
     return broker_status(_broker_dir(settings, None)) is not None
 
 
+@kafka.command("certs")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Folder for the PEM files."
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="A name or IP address clients reach the broker by (repeat it) [127.0.0.1, localhost].",
+)
+@clean_errors
+def kafka_certs(out: Path, hosts: tuple[str, ...]) -> None:
+    """Make a private CA, a broker keystore and a client certificate as PEM files (for a TLS
+    broker you run, e.g. docker/compose.tls.yaml); files already there are kept."""
+    from streams.kafka_certs import LOCAL_HOSTS, client_properties, local_tls_files
+
+    files = local_tls_files(out, hosts or LOCAL_HOSTS)
+    client_properties(files, out / "kafka-client.properties")
+    click.echo(
+        f"CA {files.ca.cert}, broker keystore {files.keystore} (key + chain, "
+        f"ssl.keystore.type=PEM), client certificate {files.client_cert} and key "
+        f"{files.client_key}; the keys are readable by their owner only"
+    )
+
+
 @kafka.command("topics")
 @clean_errors
 def kafka_topics() -> None:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "TlsFiles", "local_tls_files"]
+__all__ = ["CertificateAuthority", "TlsFiles", "client_properties", "local_tls_files"]
 
 #: The names the local broker is reached by (it listens on 127.0.0.1 only).
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -153,6 +153,18 @@ class TlsFiles:
     keystore: Path
     client_cert: Path
     client_key: Path
+
+
+def client_properties(files: TlsFiles, path: Path) -> Path:
+    """A properties file for Kafka's own command-line tools (``--command-config``): TLS with
+    the CA of ``files`` (a healthcheck's ``kafka-broker-api-versions.sh``)."""
+    path.write_text(
+        "security.protocol=SSL\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={files.ca.cert.name}\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 def local_tls_files(folder: Path, hosts: Sequence[str] = LOCAL_HOSTS) -> TlsFiles:

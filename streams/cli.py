@@ -236,8 +236,12 @@ def kafka_status(data_dir: Path | None) -> None:
 
 def _require_broker(settings: Settings) -> str:
     from streams.exceptions import BrokerUnavailable
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
     from streams.kafka_local import port_is_open
 
+    connection = KafkaConnection.from_settings(settings)
+    connection.ssl_context()  # a CA or client certificate file that is not PEM: say so first
     address = settings.bootstrap
     hosts = [item.strip().rpartition(":") for item in address.split(",") if item.strip()]
     if not any(
@@ -252,12 +256,9 @@ def _require_broker(settings: Settings) -> str:
             f"no Kafka broker answers at {address} ({source}): run `storywatch kafka start` "
             "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker"
         )
-    from streams.kafka_connection import KafkaConnection
-    from streams.kafka_diagnosis import check_connection
-
     # TLS and the login, checked before anything is read or written: a refused one fails
     # here in seconds with the setting to fix (and a worker exits instead of retrying).
-    check_connection(KafkaConnection.from_settings(settings))
+    check_connection(connection)
     return address
 
 

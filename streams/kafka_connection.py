@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from config.exceptions import SettingsError
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ __all__ = ["KafkaConnection"]
 
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc).lower()
 
 
 @dataclass(frozen=True)
@@ -87,16 +92,30 @@ class KafkaConnection:
         system trust store; the client certificate for mutual TLS; the hostname check."""
         if not self.uses_tls:
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-        )
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                f"STORYWATCH_KAFKA_SSL_CAFILE={self.ssl_cafile}: not a readable PEM bundle of CA "
+                f"certificates ({_reason(exc)}): point it at the CA's PEM file"
+            ) from None
         context.check_hostname = self.ssl_check_hostname
         if self.ssl_certfile:
-            context.load_cert_chain(
-                str(self.ssl_certfile),
-                str(self.ssl_keyfile) if self.ssl_keyfile else None,
-                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
-            )
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certfile),
+                    str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise SettingsError(
+                    f"STORYWATCH_KAFKA_SSL_CERTFILE={self.ssl_certfile} with "
+                    f"STORYWATCH_KAFKA_SSL_KEYFILE={self.ssl_keyfile}: not a certificate and its "
+                    f"key ({_reason(exc)}): check both files, and "
+                    "STORYWATCH_KAFKA_SSL_KEY_PASSWORD if the key is encrypted"
+                ) from None
         return context
 
     def client_options(self) -> dict[str, Any]:

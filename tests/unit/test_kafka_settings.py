@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from config.exceptions import SettingsError
 from config.settings import Settings, load_settings
@@ -191,3 +192,32 @@ def test_the_ssl_context_follows_the_settings() -> None:
     assert KafkaConnection(bootstrap="h:1").faust_credentials() is None
     tls_only = KafkaConnection(bootstrap="h:1", security_protocol="SSL").faust_credentials()
     assert tls_only.protocol.value == "SSL"
+
+
+def test_files_that_are_not_pem_are_named_when_the_context_is_built(tmp_path: Path) -> None:
+    from streams.kafka_certs import local_tls_files
+
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"STORYWATCH_KAFKA_SSL_CAFILE=.*junk\.pem"):
+        KafkaConnection(bootstrap="h:1", security_protocol="SSL", ssl_cafile=junk).ssl_context()
+    files = local_tls_files(tmp_path / "tls")
+    good = KafkaConnection(
+        bootstrap="h:1",
+        security_protocol="SSL",
+        ssl_cafile=files.ca.cert,
+        ssl_certfile=files.client_cert,
+        ssl_keyfile=files.client_key,
+    )
+    assert good.ssl_context() is not None
+    mismatched = KafkaConnection(
+        bootstrap="h:1",
+        security_protocol="SSL",
+        ssl_cafile=files.ca.cert,
+        ssl_certfile=files.client_cert,
+        ssl_keyfile=files.ca.key,  # another key: not the certificate's
+        ssl_key_password=SecretStr(SECRET),
+    )
+    with pytest.raises(SettingsError, match="STORYWATCH_KAFKA_SSL_KEYFILE") as caught:
+        mismatched.ssl_context()
+    assert SECRET not in str(caught.value)

@@ -107,7 +107,8 @@ class KafkaConnection:
                 context.load_cert_chain(
                     str(self.ssl_certfile),
                     str(self.ssl_keyfile) if self.ssl_keyfile else None,
-                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+                    # "" not None: OpenSSL would prompt on the terminal for an encrypted key
+                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else "",
                 )
             except (ssl.SSLError, OSError) as exc:
                 raise SettingsError(

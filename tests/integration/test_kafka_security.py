@@ -47,7 +47,11 @@ def _cli(
 
 
 def _connection(env: dict[str, str]) -> KafkaConnection:
-    fields = {k.removeprefix("STORYWATCH_").lower(): v for k, v in env.items()}
+    fields = {
+        k.removeprefix("STORYWATCH_").lower(): v
+        for k, v in env.items()
+        if k.startswith("STORYWATCH_KAFKA_")
+    }
     return KafkaConnection.from_settings(Settings(**fields))
 
 
@@ -245,3 +249,39 @@ def test_kafka_start_security_prints_what_a_client_needs(tmp_path: Path) -> None
         assert "STORYWATCH_KAFKA_SSL_CERTFILE" in refused.stderr
     finally:
         _cli(base, "kafka", "stop", "--data-dir", str(data))
+
+
+def test_a_worker_over_mutual_tls_processes_articles(
+    secure_broker: SecureBroker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Faust's SSLCredentials with a client certificate (the SCRAM worker is in
+    test_kafka_security_e2e.py): stories form, and the read model's reader serves them."""
+    from tests.integration.worker_process import WorkerRun
+
+    worker = WorkerRun(secure_broker.address("MTLS"), tmp_path_factory.mktemp("mtls-worker"))
+    worker.settings.update(secure_broker.env("mtls"))
+    connection = _connection(worker.env)
+    rows = read_jsonl(SAMPLE)[:ROWS]
+    try:
+        worker.start()
+        from streams.producer import produce_rows
+
+        produce_rows(rows, connection, worker.topic("articles"))
+        consumer = connection.consumer(
+            worker.topic("stories"), group_id=None, auto_offset_reset="earliest"
+        )
+        decided: set[str] = set()
+        deadline = time.monotonic() + 120
+        try:
+            while len(decided) < ROWS and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=200).values():
+                    decided.update(json.loads(m.value)["article_id"] for m in batch)
+        finally:
+            consumer.close()
+        assert decided == {str(r["id"]) for r in rows}, worker.log()[-3000:]
+        deadline = time.monotonic() + 30
+        while json.loads(worker.http("/api/stories")[1])["active_stories"] == 0:
+            assert time.monotonic() < deadline, "the read model never served a story"
+            time.sleep(0.5)
+    finally:
+        worker.stop()

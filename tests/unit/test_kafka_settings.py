@@ -221,3 +221,35 @@ def test_files_that_are_not_pem_are_named_when_the_context_is_built(tmp_path: Pa
     with pytest.raises(SettingsError, match="STORYWATCH_KAFKA_SSL_KEYFILE") as caught:
         mismatched.ssl_context()
     assert SECRET not in str(caught.value)
+
+
+def test_an_encrypted_client_key_loads_with_its_password(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from streams.kafka_certs import local_tls_files
+
+    files = local_tls_files(tmp_path / "tls")
+    key = serialization.load_pem_private_key(files.client_key.read_bytes(), None)
+    encrypted = tmp_path / "client-key-encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(SECRET.encode()),
+        )
+    )
+
+    def connection(password: str | None) -> KafkaConnection:
+        return KafkaConnection(
+            bootstrap="h:1",
+            security_protocol="SSL",
+            ssl_cafile=files.ca.cert,
+            ssl_certfile=files.client_cert,
+            ssl_keyfile=encrypted,
+            ssl_key_password=SecretStr(password) if password else None,
+        )
+
+    assert connection(SECRET).ssl_context() is not None
+    for wrong in ("not-the-password", None):  # None: refused at once, never a prompt
+        with pytest.raises(SettingsError, match="STORYWATCH_KAFKA_SSL_KEY_PASSWORD"):
+            connection(wrong).ssl_context()

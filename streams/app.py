@@ -1,8 +1,10 @@
 """The Faust application: one module-level app, its topics, tables and metrics.
 
 Faust needs the app and topic names when agent modules are imported, so this module reads the
-settings on import; it does no I/O and starts no threads (the model loads on the first batch,
-Kafka is reached when the worker starts). Agents import this module; it never imports them:
+settings on import (and, with TLS or a password file configured, the CA, client certificate
+and password files they name: Faust takes its broker credentials when the app is built); it
+does no other I/O and starts no threads (the model loads on the first batch, Kafka is
+reached when the worker starts). Agents import this module; it never imports them:
 Faust's autodiscovery finds them when the worker starts.
 """
 

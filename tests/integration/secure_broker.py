@@ -27,6 +27,7 @@ MODES = {
     "mtls": ("MTLS", "SSL", None, True),
     "sasl_ssl_scram256": ("SASL_SSL", "SASL_SSL", "SCRAM-SHA-256", False),
     "sasl_ssl_scram512": ("SASL_SSL", "SASL_SSL", "SCRAM-SHA-512", False),
+    "sasl_ssl_plain": ("SASL_SSL", "SASL_SSL", "PLAIN", False),  # Confluent Cloud's form
     "sasl_plaintext_plain": ("SASL_PLAINTEXT", "SASL_PLAINTEXT", "PLAIN", False),
 }
 

@@ -148,6 +148,8 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                 item.produced_at,
                 text=item.text[: settings.embed_max_chars],
                 centroid=None if centroid is None else encode_vector(centroid),
+                truncated_from=item.truncated_from,
+                claimed_time=item.claimed_time,
             )
             # Stamped with the article's Kafka time: `storywatch history` and `replay
             # --compare` find a story event by the time of the article that caused it.

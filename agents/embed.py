@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +16,11 @@ from faust.types import EventT
 from streams.app import app, dead_letters, embedder, metrics, model_thread, settings, topics
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
-from streams.engine.validation import InvalidArticle, parse_article
+from streams.engine.validation import InvalidArticle, derived_record_max_bytes, parse_article
 from streams.engine.vectors import encode_vector
-from streams.records import REPLAY_TIME_HEADER, EmbeddedArticle
+from streams.records import EmbeddedArticle
+from streams.stream_time import StreamClock
+from streams.wire_json import dumps as wire_dumps
 
 __all__ = ["embed_articles"]
 
@@ -29,21 +31,14 @@ logger = logging.getLogger(__name__)
 _SEND_RETRY_FIRST_S = 0.5
 _SEND_RETRY_MAX_S = 30.0
 _STAGE = "embed"
+# Built when the agent starts (it reads the deployment's key): no I/O at import.
+_clock: list[StreamClock] = []
 
 
-def _stream_time(event: EventT) -> float:
-    """The replay header's time if present, else the Kafka timestamp (epoch seconds)."""
-    headers = event.headers
-    pairs: Iterable[tuple[str, bytes]] = (
-        headers.items() if isinstance(headers, dict) else (headers or [])
-    )
-    for name, value in pairs:
-        if name == REPLAY_TIME_HEADER and value:
-            try:
-                return int(value) / 1000.0
-            except (TypeError, ValueError):
-                logger.warning("ignoring a %s header that is not an integer", name)
-    return float(event.message.timestamp)
+def _stream_clock() -> StreamClock:
+    if not _clock:
+        _clock.append(StreamClock.from_settings(settings))
+    return _clock[0]
 
 
 async def _dead_letter(event: EventT, reason: str, error: str) -> Awaitable[Any]:
@@ -80,7 +75,9 @@ def _parse(event: EventT) -> _Parsed | InvalidArticle:
     """The parsed record, or why not. Anything a record can make the parsing raise is caught
     here, per record: a poison record is a dead letter, never a crash loop of the agent."""
     try:
-        article = parse_article(event.value, settings.max_record_bytes)
+        article = parse_article(
+            event.value, settings.max_record_bytes, settings.max_article_text_bytes
+        )
         text = article.embed_text(settings.embed_max_chars)
         return _Parsed(article, event, text, TextEvidence.of(article.title, article.text))
     except InvalidArticle as error:
@@ -133,19 +130,45 @@ async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
         sent.append(await _dead_letter(event, error.reason, str(error)))
     if batch.encoding is None:
         return
+    clock = _stream_clock()
     for parsed, vector in await _embedded(batch, sent):
         event = parsed.event
+        message = event.message
+        stream_time = clock.read(message.headers, message.timestamp * 1000.0, message.key)
+        # The Kafka time cut to the same bound: a record stamped 2100 would otherwise stamp
+        # its derived records 2100 too (and keep their log segments past any retention).
+        kafka_time = min(float(message.timestamp), clock.latest())
+        if stream_time.header == "unsigned":
+            metrics.replay_header_ignored.inc()
+        if stream_time.capped:
+            metrics.stream_time_capped.inc()
+            logger.warning(
+                "article %s claims stream time %.0f, past this worker's clock + "
+                "STORYWATCH_CLOCK_TOLERANCE_MINUTES: processed at %.0f (fix the producer's "
+                "clock)",
+                parsed.article.id,
+                stream_time.claimed,
+                stream_time.seconds,
+            )
+        if parsed.article.truncated_from is not None:
+            metrics.articles_truncated.inc()
         record = EmbeddedArticle.build(
             parsed.article,
             encode_vector(vector),
-            _stream_time(event),
-            event.message.timestamp,
+            stream_time.seconds,
+            kafka_time,
             parsed.evidence,
             model=settings.model,
+            claimed_time=stream_time.claimed if stream_time.capped else None,
         )
+        size = len(wire_dumps(record.to_representation()))
+        if size > derived_record_max_bytes(settings):  # pragma: no cover - the budget holds
+            too_large = f"embedded record of {size} bytes; lower STORYWATCH_MAX_ARTICLE_TEXT_BYTES"
+            sent.append(await _dead_letter(event, "derived_too_large", too_large))
+            continue
         # Stamped with the article's own Kafka time: `storywatch replay` finds an article's
         # embedded record by the time it was published to `articles`.
-        sent.append(await topics.embedded.send(value=record, timestamp=event.message.timestamp))
+        sent.append(await topics.embedded.send(value=record, timestamp=kafka_time))
 
 
 async def _settle(stream: StreamT[bytes], batch: _Batch) -> None:

@@ -184,6 +184,19 @@ class Settings(BaseSettings):
     # the engine's clock and expire every active story. Later dates are cut to this lead.
     max_event_lead_minutes: float = Field(default=60.0, ge=0)
 
+    # Why 10 min: a record's stream time (its Kafka timestamp, or the signed replay header
+    # of `storywatch produce`) may run ahead of the wall clock of the stage that reads it by
+    # a producer's clock drift; trusted further, one record stamped in the year 2100 moved
+    # the clock past every active story's window and expired them all. Later times are cut
+    # to the reader's clock plus this (counted, and flagged on the story event). Past times
+    # (archives, backfills, the demo's 2014 sample) are not touched.
+    clock_tolerance_minutes: float = Field(default=10.0, ge=0)
+    # Why 256 KiB: the text budget of one article as written on the derived topics (JSON,
+    # UTF-8, unescaped): a long feature is ~60 KiB; the model reads the first 2,000 chars.
+    # Longer texts are truncated (flagged with their original length), so the derived
+    # record of the largest article stays far below Kafka's 1 MB message limit.
+    max_article_text_bytes: int = Field(default=256 * 1024, ge=1024)
+
     # --- HTTP API -----------------------------------------------------------------------
     # "owner:token,owner:token": who may use the subscription API (and, with
     # api_public_reads off, the read-only API and the page). Never logged or shown.
@@ -232,6 +245,13 @@ class Settings(BaseSettings):
     emerging_min_sources: int = Field(default=3, ge=1)
     emerging_window_hours: float = Field(default=6.0, gt=0)
 
+    # --- Secrets ----------------------------------------------------------------------
+    # The key behind the replay-time header's signature and the webhook secrets' encryption.
+    # Unset: a random key made once in STORYWATCH_KAFKA_HOME/secret-key (fine on one
+    # machine); set the same value on every worker and CLI when they run on several.
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = Field(default=None, description="A file holding the key.")
+
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> Settings:
         if self.min_insync_replicas > self.replication_factor:
@@ -239,6 +259,24 @@ class Settings(BaseSettings):
                 f"STORYWATCH_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must not exceed "
                 f"STORYWATCH_REPLICATION_FACTOR ({self.replication_factor}): lower it or "
                 "raise the replication"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_secret_key(self) -> Settings:
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError(
+                "STORYWATCH_SECRET_KEY and STORYWATCH_SECRET_KEY_FILE are both set: keep one"
+            )
+        if self.secret_key_file is not None and not self.secret_key_file.is_file():
+            raise ValueError(
+                f"STORYWATCH_SECRET_KEY_FILE={self.secret_key_file} is not a file: mount the "
+                "secret there or unset the variable"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError(
+                "STORYWATCH_SECRET_KEY is shorter than 32 characters: use a random one, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return self
 

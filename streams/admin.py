@@ -8,6 +8,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from config.settings import Settings
+from streams.engine.validation import derived_record_max_bytes
 from streams.exceptions import BrokerUnavailable
 from streams.kafka_connection import KafkaConnection
 from streams.kafka_diagnosis import check_connection
@@ -44,10 +45,13 @@ def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
         ) from None
     try:
         existing = set(admin.list_topics())
+        derived = derived_record_max_bytes(settings)
         history = {"retention.ms": str(int(settings.articles_retention_days * 86_400_000))}
         configs = {
             settings.topic_articles: history,
-            settings.topic_embedded: history,
+            # Room for the largest record the size budget allows (Kafka's default is 1 MB).
+            settings.topic_embedded: {**history, "max.message.bytes": str(derived)},
+            settings.topic_stories: {"max.message.bytes": str(derived)},
             settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
             # The subscriptions themselves: the latest record per id, kept for good.
             settings.topic_subscriptions: {"cleanup.policy": "compact"},

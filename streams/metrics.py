@@ -38,6 +38,22 @@ class PipelineMetrics:
             ["kind"],
             registry=registry,
         )
+        self.articles_truncated = Counter(
+            "storywatch_articles_truncated",
+            "Articles cut to STORYWATCH_MAX_ARTICLE_TEXT_BYTES (flagged with their size).",
+            registry=registry,
+        )
+        self.stream_time_capped = Counter(
+            "storywatch_stream_time_capped",
+            "Records whose stream time ran past the reader's clock + "
+            "STORYWATCH_CLOCK_TOLERANCE_MINUTES and were processed at the capped time.",
+            registry=registry,
+        )
+        self.replay_header_ignored = Counter(
+            "storywatch_replay_header_ignored",
+            "Records with a replay-time header that Storywatch did not sign (ignored).",
+            registry=registry,
+        )
         self.embedding_batch_size = Histogram(
             "storywatch_embedding_batch_size",
             "Articles per embedding batch.",

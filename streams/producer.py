@@ -9,12 +9,13 @@ from pathlib import Path
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
+from config.settings import load_settings
 from streams.engine.article import Article
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import BrokerUnavailable
 from streams.kafka_connection import KafkaConnection
-from streams.records import REPLAY_TIME_HEADER
+from streams.stream_time import replay_headers, replay_time_key
 
 __all__ = ["produce_file", "produce_rows"]
 
@@ -26,10 +27,13 @@ def produce_rows(
     *,
     rate: float = 0.0,
     progress: bool = False,
+    replay_key: bytes | None = None,
 ) -> int:
     """Send ``rows`` in order, keyed by id, over ``target`` (a connection, or a PLAINTEXT
     ``host:port``); returns how many were sent. Rows that are not valid articles are sent as
-    they are (the worker dead-letters them)."""
+    they are (the worker dead-letters them). Each valid one carries its stream time in a
+    replay header signed with ``replay_key`` (default: the deployment's, from the settings),
+    so the worker keeps the file's clock."""
     connection = KafkaConnection.of(target)
     parsed: list[Article | None] = []
     for row in rows:
@@ -39,6 +43,8 @@ def produce_rows(
             parsed.append(None)
     valid = [a for a in parsed if a is not None]
     stamps = iter(replay_timestamps(valid))
+    if replay_key is None:
+        replay_key = replay_time_key(load_settings())
     try:
         producer = connection.producer(linger_ms=5, acks="all", enable_idempotence=True)
     except KafkaError as exc:
@@ -52,8 +58,8 @@ def produce_rows(
             tqdm(list(zip(rows, parsed, strict=True)), unit="article", disable=not progress),
             start=1,
         ):
-            headers = [] if article is None else [(REPLAY_TIME_HEADER, str(next(stamps)).encode())]
             key = str(row.get("id", "")).encode() or None
+            headers = [] if article is None else replay_headers(replay_key, key, next(stamps))
             producer.send(topic, key=key, value=json.dumps(row).encode(), headers=headers)
             if rate > 0:
                 delay = started + number / rate - time.monotonic()

@@ -11,14 +11,20 @@ from streams.engine.clustering import Assignment
 from streams.engine.evidence import TextEvidence
 from streams.engine.story_state import StoryMerge
 from streams.record_headers import REPLAY_TIME_HEADER
+from streams.wire_json import WIRE_JSON
 
-__all__ = ["MERGED", "REPLAY_TIME_HEADER", "EmbeddedArticle", "StoryEvent"]
+__all__ = [
+    "MERGED",
+    "REPLAY_TIME_HEADER",
+    "EmbeddedArticle",
+    "StoryEvent",
+]
 
 #: The ``decision`` of a ``stories`` event that merges two stories (not an assignment).
 MERGED = "merged"
 
 
-class EmbeddedArticle(faust.Record, serializer="json"):
+class EmbeddedArticle(faust.Record, serializer=WIRE_JSON):
     """A valid article with its embedding, on ``articles-embedded``."""
 
     id: str
@@ -39,6 +45,12 @@ class EmbeddedArticle(faust.Record, serializer="json"):
     # The STORYWATCH_MODEL that made the vector (None on records written before it was
     # kept): `storywatch replay` re-embeds from `articles` when a run asks for another model.
     model: str | None = None
+    # Flags of input the embed stage cut (None: as sent): the UTF-8 size of the title and
+    # text before they were cut to STORYWATCH_MAX_ARTICLE_TEXT_BYTES, and the stream time
+    # the record claimed when it was past the stage's clock + STORYWATCH_CLOCK_TOLERANCE_MINUTES
+    # (``record_ts`` is then the capped time).
+    truncated_from: int | None = None
+    claimed_time: float | None = None
 
     @classmethod
     def build(
@@ -50,9 +62,12 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         evidence: TextEvidence | None = None,
         *,
         model: str | None = None,
+        claimed_time: float | None = None,
     ) -> EmbeddedArticle:
         return cls(
             model=model,
+            truncated_from=article.truncated_from,
+            claimed_time=claimed_time,
             term_counts=evidence.term_counts if evidence else None,
             entities=sorted(evidence.entities) if evidence else None,
             content_key=evidence.content_key if evidence else None,
@@ -79,7 +94,7 @@ class EmbeddedArticle(faust.Record, serializer="json"):
         return article_from_mapping(self.asdict())
 
 
-class StoryEvent(faust.Record, serializer="json"):
+class StoryEvent(faust.Record, serializer=WIRE_JSON):
     """One story assignment, on ``stories`` (keyed by story id); or, with ``decision``
     "merged", two stories found to be one: ``absorbed_id`` now lives on as ``story_id``."""
 
@@ -114,6 +129,10 @@ class StoryEvent(faust.Record, serializer="json"):
     # the story folded into ``story_id``, and why (see :meth:`merged`).
     absorbed_id: str | None = None
     merge: dict[str, Any] | None = None
+    # The article's input flags (see EmbeddedArticle): cut to the size budget, or its stream
+    # time cut to the embed stage's clock (None: as sent).
+    truncated_from: int | None = None
+    claimed_time: float | None = None
 
     @property
     def is_merge(self) -> bool:
@@ -127,11 +146,20 @@ class StoryEvent(faust.Record, serializer="json"):
         *,
         text: str | None = None,
         centroid: str | None = None,
+        truncated_from: int | None = None,
+        claimed_time: float | None = None,
     ) -> StoryEvent:
         fields: dict[str, Any] = {
             name: getattr(assignment, name) for name in Assignment.__dataclass_fields__
         }
-        return cls(produced_at=produced_at, text=text, centroid=centroid, **fields)
+        return cls(
+            produced_at=produced_at,
+            text=text,
+            centroid=centroid,
+            truncated_from=truncated_from,
+            claimed_time=claimed_time,
+            **fields,
+        )
 
     @classmethod
     def merged(cls, merge: StoryMerge, assigned: StoryEvent) -> StoryEvent:
@@ -162,6 +190,8 @@ class StoryEvent(faust.Record, serializer="json"):
                 "rejected_score": None,
                 "rejected_entity_share": None,
                 "text": None,
+                "truncated_from": None,
+                "claimed_time": None,
             }
         )
 

@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from config.settings import Settings
 from streams.dead_letters import DeadLetters
 from streams.records import EmbeddedArticle, StoryEvent
+from streams.wire_json import WIRE_JSON
 
 __all__ = ["DeadLetteringTopic", "PipelineTopics", "declare_topics"]
 
@@ -67,7 +68,7 @@ def declare_topics(
     counts dead letters by reason). ``articles`` is raw bytes, so invalid input reaches the
     DLQ untouched; ``articles-embedded`` has ONE partition: clustering must see every
     article."""
-    dlq = app.topic(settings.topic_dlq, value_serializer="json", partitions=1)
+    dlq = app.topic(settings.topic_dlq, value_serializer=WIRE_JSON, partitions=1)
     dead_letters = DeadLetters(dlq, refused, settings.dlq_max_message_bytes)
 
     def decoded(name: str, value_type: type[faust.Record]) -> faust.TopicT:
@@ -87,8 +88,8 @@ def declare_topics(
         dlq=dlq,
         embedded=decoded(settings.topic_embedded, EmbeddedArticle),
         stories=decoded(settings.topic_stories, StoryEvent),
-        alerts=app.topic(settings.topic_alerts, value_serializer="json", partitions=1),
-        deliveries=app.topic(settings.topic_deliveries, value_serializer="json", partitions=1),
-        alerts_dlq=app.topic(settings.topic_alerts_dlq, value_serializer="json", partitions=1),
+        alerts=app.topic(settings.topic_alerts, value_serializer=WIRE_JSON, partitions=1),
+        deliveries=app.topic(settings.topic_deliveries, value_serializer=WIRE_JSON, partitions=1),
+        alerts_dlq=app.topic(settings.topic_alerts_dlq, value_serializer=WIRE_JSON, partitions=1),
     )
     return topics, dead_letters

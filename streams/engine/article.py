@@ -45,6 +45,8 @@ class Article:
     url: str | None = None
     published_at: datetime | None = None
     lang: str | None = None
+    # The title and text's UTF-8 size before they were cut to the size budget (None: whole).
+    truncated_from: int | None = None
 
     def embed_text(self, max_chars: int) -> str:
         """Title and body as the model reads them, cut at ``max_chars``."""

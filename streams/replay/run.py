@@ -23,6 +23,7 @@ from streams.replay.progress import Progress
 from streams.replay.reading import Plan, TopicReader
 from streams.replay.sources import Item, ModelMismatch, Skipped, embedded_items, raw_items
 from streams.replay.subscriptions import SubscriptionReplay, read_subscriptions
+from streams.stream_time import StreamClock
 from streams.time_ranges import TimeRange, format_ms
 
 __all__ = ["ReplayRequest", "run_replay"]
@@ -100,8 +101,10 @@ def _items(
         records,
         embedder.encode,
         max_bytes=settings.max_record_bytes,
+        max_text_bytes=settings.max_article_text_bytes,
         max_chars=settings.embed_max_chars,
         batch_size=settings.embed_batch_size,
+        clock=StreamClock.from_settings(settings),
     )
 
 

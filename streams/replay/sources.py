@@ -17,8 +17,8 @@ from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, article_from_mapping, parse_article
 from streams.engine.vectors import Vector, decode_vector
-from streams.record_headers import REPLAY_TIME_HEADER
 from streams.replay.reading import Record
+from streams.stream_time import StreamClock
 
 __all__ = ["Item", "ModelMismatch", "Skipped", "embedded_items", "raw_items"]
 
@@ -29,7 +29,7 @@ class Item:
 
     article: Article
     vector: Vector
-    stream_time: float  # epoch seconds (the replay header's time, else the Kafka time)
+    stream_time: float  # epoch seconds, as the embed stage reads it (streams.stream_time)
     evidence: TextEvidence | None
     kafka_ms: int  # the record's Kafka time
 
@@ -86,25 +86,18 @@ def _evidence(data: dict[str, object]) -> TextEvidence | None:
     return TextEvidence(dict(counts), frozenset(entities), key)
 
 
-def _stream_time(record: Record) -> float:
-    for name, value in record.headers:
-        if name == REPLAY_TIME_HEADER and value:
-            try:
-                return int(value) / 1000.0
-            except ValueError:
-                break
-    return record.timestamp / 1000.0
-
-
 async def raw_items(
     records: AsyncIterator[Record],
     encode: Callable[[list[str]], np.ndarray],
     *,
     max_bytes: int,
+    max_text_bytes: int,
     max_chars: int,
     batch_size: int,
+    clock: StreamClock,
 ) -> AsyncIterator[Item | Skipped]:
-    """Parse and embed ``articles`` records in batches, as the embed stage does."""
+    """Parse and embed ``articles`` records in batches, as the embed stage does: the same
+    size budget, and the same stream time (a time past ``clock``'s bound is cut to it)."""
     batch: list[tuple[Record, Article]] = []
 
     def flush() -> list[Item]:
@@ -112,7 +105,13 @@ async def raw_items(
             return []
         vectors = encode([a.embed_text(max_chars) for _, a in batch])
         items = [
-            Item(a, v, _stream_time(r), TextEvidence.of(a.title, a.text), r.timestamp)
+            Item(
+                a,
+                v,
+                clock.read(r.headers, r.timestamp, r.key).seconds,
+                TextEvidence.of(a.title, a.text),
+                r.timestamp,
+            )
             for (r, a), v in zip(batch, vectors, strict=True)
         ]
         batch.clear()
@@ -120,7 +119,7 @@ async def raw_items(
 
     async for record in records:
         try:
-            batch.append((record, parse_article(record.value, max_bytes)))
+            batch.append((record, parse_article(record.value, max_bytes, max_text_bytes)))
         except InvalidArticle as exc:
             yield Skipped(record.offset, str(exc))
             continue

@@ -25,8 +25,9 @@ from streams.engine.clustering import ClusterParams
 from streams.engine.embedding import Embedder
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
-from streams.records import REPLAY_TIME_HEADER
+from streams.record_headers import REPLAY_TIME_HEADER
 from streams.story_merges import MergedStates, absorb_emerging
+from streams.stream_time import replay_headers, replay_time_key
 from tests.conftest import PROJECT_ROOT, SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic
 
@@ -73,8 +74,13 @@ def _send_stream(
 def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, list[Any]]]:
     """The rows as `storywatch produce` sends them: keyed by id, with the replay-time header."""
     stamps = replay_timestamps([article_from_mapping(r) for r in rows])
+    key = replay_time_key(Settings())
     return [
-        (str(r["id"]).encode(), json.dumps(r).encode(), [(REPLAY_TIME_HEADER, str(t).encode())])
+        (
+            str(r["id"]).encode(),
+            json.dumps(r).encode(),
+            replay_headers(key, str(r["id"]).encode(), t),
+        )
         for r, t in zip(rows, stamps, strict=True)
     ]
 

@@ -21,9 +21,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, KafkaAdminClient
 
+from config.settings import Settings
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
-from streams.records import REPLAY_TIME_HEADER
+from streams.stream_time import replay_headers, replay_time_key
 from streams.subscriptions.matching import phrase_tokens
 from streams.subscriptions.model import Subscription, parse_subscription
 from streams.time_ranges import format_ms
@@ -74,7 +75,7 @@ def history(run: WorkerRun) -> dict[str, Any]:
             run.topic("articles"),
             key=row["id"].encode(),
             value=json.dumps(row).encode(),
-            headers=[(REPLAY_TIME_HEADER, str(stamp).encode())],
+            headers=replay_headers(replay_time_key(Settings()), row["id"].encode(), stamp),
             timestamp_ms=at,
         )
     producer.flush()

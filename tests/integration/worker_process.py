@@ -178,13 +178,20 @@ def read_to_end(
     return [r.value for r in records]
 
 
-def records_to_end(bootstrap: str, topic: str, *, timeout_s: float = 120.0) -> list[ConsumerRecord]:
-    """Every record ``topic`` holds now (key, offset, timestamp, the value JSON-decoded):
+def records_to_end(
+    bootstrap: str, topic: str, *, timeout_s: float = 120.0, decode: bool = True
+) -> list[ConsumerRecord]:
+    """Every record ``topic`` holds now (key, offset, timestamp, the value JSON-decoded, or
+    its bytes as written when not ``decode``):
     reads until each partition's position reaches the end offset taken at the start. A
     deadline that passes first FAILS (a read cut short by a slow machine must not pass for
     records the pipeline lost)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, value_deserializer=json.loads
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        value_deserializer=json.loads if decode else None,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     values: list[ConsumerRecord] = []
     try:

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from config.exceptions import StorywatchError
-from streams.engine.validation import InvalidArticle, article_from_mapping, parse_article
+from config.settings import Settings
+from streams.engine.validation import (
+    TITLE_MAX_CHARS,
+    InvalidArticle,
+    article_from_mapping,
+    derived_record_max_bytes,
+    parse_article,
+)
 
 MAX = 10_000
 
@@ -214,3 +221,65 @@ def test_accepted_article_strings_are_encodable(field: str) -> None:
         if value.encode("utf-8", "replace") != value.encode("utf-8", "surrogatepass")
     ]
     assert not unencodable, f"accepted a lone surrogate in {field!r}: {unencodable!r}"
+
+
+# -- the size budget ------------------------------------------------------------------------
+
+BUDGET = 4096
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["Привет мир. ", "新闻报道。", "🌍🔥 ", 'quote " and \\ back ', "\x01\x02ctrl "],
+    ids=["cyrillic", "cjk", "emoji", "escapes", "control"],
+)
+def test_a_text_over_the_budget_is_cut_to_it_as_json_and_flagged(unit: str) -> None:
+    text = unit * 2000
+    article = parse_article(_raw({"id": "big", "title": "t", "text": text}), 10**7, BUDGET)
+    assert _json_size(article.text) <= BUDGET
+    # The longest prefix that fits: one more character would not.
+    assert _json_size(text.strip()[: len(article.text) + 1]) > BUDGET
+    assert text.strip().startswith(article.text)
+    assert article.truncated_from == len(b"t") + len(text.strip().encode())
+
+
+def test_a_text_inside_the_budget_is_kept_whole_and_not_flagged() -> None:
+    text = "Привет " * 100
+    article = parse_article(_raw({"id": "ok", "title": "t", "text": text}), MAX, BUDGET)
+    assert article.text == text.strip()
+    assert article.truncated_from is None
+
+
+def test_without_a_budget_the_text_is_whole() -> None:
+    text = "x " * 5000
+    article = parse_article(_raw({"id": "ok", "title": "t", "text": text}), 10**6)
+    assert article.text == text.strip() and article.truncated_from is None
+
+
+def test_a_title_past_its_limit_is_cut_and_flagged() -> None:
+    title = "Заголовок " * 500
+    article = parse_article(_raw({"id": "t", "title": title}), 10**6, BUDGET)
+    assert article.title == title.strip()[:TITLE_MAX_CHARS]
+    assert article.truncated_from == len(title.strip().encode())
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("id", 512), ("url", 4096), ("source", 512), ("lang", 64)]
+)
+def test_an_overlong_key_field_is_refused_not_cut(field: str, limit: int) -> None:
+    payload = {"id": "a", "title": "t", field: "x" * (limit + 1)}
+    exc = _invalid(_raw(payload), 10**6)
+    assert exc.reason == "field_too_long"
+    assert field in exc.detail and "shorter" in exc.detail
+    payload[field] = "x" * limit
+    assert parse_article(_raw(payload), 10**6) is not None
+
+
+def test_the_derived_record_bound_follows_the_budget() -> None:
+    assert derived_record_max_bytes(Settings(max_article_text_bytes=1_000_000)) > 1_000_000
+    small, large = Settings(max_article_text_bytes=4096), Settings(max_article_text_bytes=8192)
+    assert derived_record_max_bytes(large) - derived_record_max_bytes(small) == 4096

@@ -1,7 +1,8 @@
-"""Every command end to end against a broker whose only way in is SASL_SSL with SCRAM-SHA-512
-and a private CA: the worker (stories form), produce, watch, history, replay, kafka topics,
+"""Every command end to end over SASL_SSL with SCRAM-SHA-512 and a private CA (the broker's
+SASL_SSL listener): the worker (stories form), produce, watch, history, replay, kafka topics,
 subscriptions (the compacted store, through the API), the dashboard's read model
-(/api/stories), consumer lag (/metrics), and rebuild. No password in any output or log."""
+(/api/stories), the alert history (/api/alerts), consumer lag (/metrics), and rebuild. No
+password in any output or log."""
 
 from __future__ import annotations
 
@@ -163,6 +164,12 @@ def test_subscriptions_read_model_and_consumer_lag(worker: WorkerRun, stories: l
     assert created["id"] in {s.get("id") for s in stored}
     _, answer = _api(worker, "GET", "/api/stories?limit=100")
     assert answer["active_stories"] == len({e["story_id"] for e in stories})
+    # The alert history: its own reader of `alerts`, over the same connection (it answers
+    # only after reading the topic; it lists an owner's subscription alerts, and this
+    # subscription was made after the stories, so none).
+    assert _read(worker, worker.topic("alerts"), 1, timeout_s=30)  # built-in alerts exist
+    status, history = _api(worker, "GET", "/api/alerts?limit=100")
+    assert status == 200 and history["alerts"] == []
     deadline = time.monotonic() + 60
     lag = None
     while time.monotonic() < deadline:

@@ -93,13 +93,15 @@ class ClientListener:
     """One listener clients connect to: its Kafka listener name (``SSL``, ``MTLS``...), its
     security protocol and port; ``client_auth`` asks for a client certificate (mutual TLS);
     ``keystore`` gives it a PEM keystore of its own (the tests' expired or wrong-host
-    certificates) instead of the broker's."""
+    certificates) instead of the broker's; ``mechanisms`` limits the SASL mechanisms it
+    offers."""
 
     name: str
     protocol: str
     port: int
     client_auth: bool = False
     keystore: Path | None = None
+    mechanisms: tuple[str, ...] = ()  # SASL mechanisms offered here (none given: all three)
 
     @property
     def tls(self) -> bool:
@@ -280,6 +282,8 @@ def _sasl_props(users: Mapping[str, str], listeners: list[ClientListener]) -> di
             props[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+        if listener.mechanisms:
+            props[f"{prefix}.sasl.enabled.mechanisms"] = ",".join(listener.mechanisms)
     return props
 
 

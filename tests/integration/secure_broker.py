@@ -67,7 +67,8 @@ class SecureBroker:
 def start_secure_broker(folder: Path) -> SecureBroker:
     """Listeners: SASL_PLAINTEXT (PLAIN; the brokers' own), SSL, MTLS (client certificate
     required), SASL_SSL (SCRAM-SHA-256/512), EXPIRED (an SSL listener whose certificate
-    expired yesterday) and WRONGHOST (an SSL listener whose certificate names another host)."""
+    expired yesterday), WRONGHOST (an SSL listener whose certificate names another host) and
+    SCRAMONLY (SASL_SSL offering SCRAM-SHA-512 only)."""
     settings = Settings()
     tls = local_tls_files(folder / "tls", LOCAL_HOSTS)
     now = dt.datetime.now(dt.UTC)
@@ -89,7 +90,7 @@ def start_secure_broker(folder: Path) -> SecureBroker:
         hosts=("kafka.invalid",),
         chain_with_key=wrong_host,
     )
-    names = ("SASL_PLAINTEXT", "SSL", "MTLS", "SASL_SSL", "EXPIRED", "WRONGHOST")
+    names = ("SASL_PLAINTEXT", "SSL", "MTLS", "SASL_SSL", "EXPIRED", "WRONGHOST", "SCRAMONLY")
     ports = {name: free_port() for name in names}
     listeners = (
         ClientListener("SASL_PLAINTEXT", "SASL_PLAINTEXT", ports["SASL_PLAINTEXT"]),
@@ -98,6 +99,7 @@ def start_secure_broker(folder: Path) -> SecureBroker:
         ClientListener("SASL_SSL", "SASL_SSL", ports["SASL_SSL"]),
         ClientListener("EXPIRED", "SSL", ports["EXPIRED"], keystore=expired),
         ClientListener("WRONGHOST", "SSL", ports["WRONGHOST"], keystore=wrong_host),
+        ClientListener("SCRAMONLY", "SASL_SSL", ports["SCRAMONLY"], mechanisms=("SCRAM-SHA-512",)),
     )
     password = "pw-" + secrets.token_hex(12)
     info = start_broker(

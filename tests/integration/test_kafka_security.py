@@ -285,3 +285,31 @@ def test_a_worker_over_mutual_tls_processes_articles(
             time.sleep(0.5)
     finally:
         worker.stop()
+
+
+def test_a_mechanism_the_broker_does_not_offer_is_named_with_those_it_does(
+    secure_broker: SecureBroker, sample_file: Path
+) -> None:
+    env = {
+        **secure_broker.env("sasl_ssl_plain"),
+        "STORYWATCH_KAFKA_BOOTSTRAP": secure_broker.address("SCRAMONLY"),
+    }
+    line = _refused(secure_broker, sample_file, env, "STORYWATCH_KAFKA_SASL_MECHANISM=PLAIN")
+    assert "it offers SCRAM-SHA-512" in line
+
+
+def test_a_client_certificate_from_another_ca_is_refused_naming_it(
+    secure_broker: SecureBroker, sample_file: Path, tmp_path: Path
+) -> None:
+    from streams.kafka_certs import CertificateAuthority
+
+    stranger = CertificateAuthority.create(tmp_path / "stranger", "Not the broker's CA")
+    stranger.issue(
+        tmp_path / "key.pem", tmp_path / "cert.pem", common_name="intruder", server=False
+    )
+    env = {
+        **secure_broker.env("mtls"),
+        "STORYWATCH_KAFKA_SSL_CERTFILE": str(tmp_path / "cert.pem"),
+        "STORYWATCH_KAFKA_SSL_KEYFILE": str(tmp_path / "key.pem"),
+    }
+    _refused(secure_broker, sample_file, env, "STORYWATCH_KAFKA_SSL_CERTFILE")

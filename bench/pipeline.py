@@ -44,13 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)  # the worker subprocess runs `python -m streams.cli` from here
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
 from streams.engine.clustering import ClusterParams, StoryEngine  # noqa: E402
 from streams.engine.embedding import Embedder, prefer_passive_threads  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import article_from_mapping, parse_article  # noqa: E402
+from streams.kafka_connection import KafkaConnection  # noqa: E402
 from streams.kafka_local import free_port, start_broker, stop_broker  # noqa: E402
 from streams.producer import produce_rows  # noqa: E402
 from tests.integration.worker_process import WorkerRun  # noqa: E402
@@ -122,8 +123,8 @@ def cpu_snapshot(broker_pid: int, worker_pid: int) -> dict[str, float]:
 
 
 def story_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    consumer: KafkaConsumer = KafkaConnection.of(bootstrap).consumer(
+        group_id=None, auto_offset_reset="earliest"
     )
     consumer.subscribe([topic])
     consumer.poll(timeout_ms=1000)  # join + first metadata before any clock starts
@@ -247,12 +248,10 @@ def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
     """articles/s of a one-message-at-a-time consume -> encode -> cluster -> produce loop."""
     suffix = uuid.uuid4().hex[:8]
     src, dst = f"naive-articles-{suffix}", f"naive-stories-{suffix}"
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
+    consumer = KafkaConnection.of(bootstrap).consumer(group_id=None, auto_offset_reset="earliest")
     consumer.subscribe([src])
     consumer.poll(timeout_ms=1000)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = KafkaConnection.of(bootstrap).producer(linger_ms=5, acks="all")
     producer.send(dst, b"{}").get(timeout=30)  # create the output topic before the clock
     engine = StoryEngine(ClusterParams.from_settings(SETTINGS))
     embedder.batch_size = 1

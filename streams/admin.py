@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from config.settings import Settings
 from streams.engine.validation import derived_record_max_bytes
 from streams.exceptions import BrokerUnavailable
-from streams.kafka_local import port_is_open
+from streams.kafka_connection import KafkaConnection
+from streams.kafka_diagnosis import check_connection
 
 __all__ = ["ensure_topics", "pipeline_topic_partitions"]
 
@@ -33,37 +34,18 @@ def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
-def _hint(bootstrap: str, settings: Settings) -> str:
-    """What to do when the admin client could not bootstrap: a broker that accepts the TCP
-    connection and still answers nothing usually wants (other) SASL credentials."""
-    hosts = [item.strip().rpartition(":") for item in bootstrap.split(",") if item.strip()]
-    if not any(port_is_open(host or "127.0.0.1", int(port)) for host, _, port in hosts):
-        return "run `storywatch kafka start` or set STORYWATCH_KAFKA_BOOTSTRAP"
-    if settings.kafka_client_auth:
-        return (
-            "the broker answers but no session was made: check STORYWATCH_KAFKA_SASL_USERNAME "
-            "and STORYWATCH_KAFKA_SASL_PASSWORD (a refused login looks like this)"
-        )
-    return (
-        "the broker answers but no session was made: if it requires SASL, set "
-        "STORYWATCH_KAFKA_SASL_USERNAME and STORYWATCH_KAFKA_SASL_PASSWORD"
-    )
-
-
 def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
     """Create the missing pipeline topics (``STORYWATCH_REPLICATION_FACTOR`` replicas each,
     ``STORYWATCH_MIN_INSYNC_REPLICAS`` of them needed for a write); returns the names created."""
+    connection = KafkaConnection.from_settings(settings, bootstrap)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="storywatch-admin",
-            request_timeout_ms=30_000,
-            **settings.kafka_client_auth,  # the same SASL/PLAIN as the worker's Faust app
-        )
-    except KafkaError as exc:
+        admin = connection.admin(client_id="storywatch-admin", request_timeout_ms=30_000)
+    except KafkaError:
+        check_connection(connection)  # names the setting to fix when TLS or the login fails
         raise BrokerUnavailable(
-            f"cannot reach Kafka at {bootstrap} ({exc}): {_hint(bootstrap, settings)}"
-        ) from exc
+            f"cannot reach Kafka at {bootstrap} ({connection.describe()}): run "
+            "`storywatch kafka start` or fix STORYWATCH_KAFKA_BOOTSTRAP"
+        ) from None
     try:
         existing = set(admin.list_topics())
         derived = derived_record_max_bytes(settings)

@@ -1,8 +1,10 @@
 """The Faust application: one module-level app, its topics, tables and metrics.
 
 Faust needs the app and topic names when agent modules are imported, so this module reads the
-settings on import; it does no I/O and starts no threads (the model loads on the first batch,
-Kafka is reached when the worker starts). Agents import this module; it never imports them:
+settings on import (and, with TLS or a password file configured, the CA, client certificate
+and password files they name: Faust takes its broker credentials when the app is built); it
+does no other I/O and starts no threads (the model loads on the first batch, Kafka is
+reached when the worker starts). Agents import this module; it never imports them:
 Faust's autodiscovery finds them when the worker starts.
 """
 
@@ -20,6 +22,7 @@ from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
 from streams.feeds.metrics import FeedMetrics
 from streams.feeds.views import FeedViews
+from streams.kafka_connection import KafkaConnection
 from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
@@ -49,16 +52,11 @@ __all__ = [
 
 
 def _create_app(settings: Settings) -> faust.App:
-    credentials = None
-    if settings.kafka_sasl_username and settings.kafka_sasl_password:
-        credentials = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-        )
+    connection = KafkaConnection.from_settings(settings)
     return DurableApp(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap}",
-        broker_credentials=credentials,
+        broker=f"kafka://{connection.bootstrap}",
+        broker_credentials=connection.faust_credentials(),  # TLS and the login, if any
         autodiscover=["agents"],
         origin="streams.app",
         store="memory://",  # tables are rebuilt from their Kafka changelogs on start

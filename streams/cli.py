@@ -57,38 +57,55 @@ def _broker_dir(settings: Settings, data_dir: Path | None) -> Path:
     help="Broker data folder [default: under STORYWATCH_KAFKA_HOME].",
 )
 @click.option(
-    "--sasl",
-    is_flag=True,
-    help="One broker whose clients must log in (SASL_PLAINTEXT, PLAIN) as "
-    "STORYWATCH_KAFKA_SASL_USERNAME with STORYWATCH_KAFKA_SASL_PASSWORD.",
+    "--security",
+    type=click.Choice(["ssl", "mtls", "sasl_ssl", "sasl_plaintext"]),
+    default=None,
+    help="One broker whose clients must use TLS (ssl), TLS with a client certificate (mtls), "
+    "SCRAM-SHA-256/512 over TLS (sasl_ssl) or PLAIN over plaintext (sasl_plaintext). A "
+    "private CA and certificates are made in the data folder; the SASL user is "
+    "STORYWATCH_KAFKA_SASL_USERNAME/PASSWORD if set, else `storywatch` with a generated "
+    "password. Prints the `export` line a client needs.",
 )
+@click.option("--sasl", is_flag=True, help="The same as --security sasl_plaintext.")
 @clean_errors
-def kafka_start(port: int | None, brokers: int, data_dir: Path | None, sasl: bool) -> None:
+def kafka_start(
+    port: int | None, brokers: int, data_dir: Path | None, security: str | None, sasl: bool
+) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker(s) in the background."""
     from streams.kafka_local import start_broker, start_cluster
 
     settings = load_settings()
     first = port or settings.kafka_port
-    users = None
-    if sasl:
-        if brokers != 1 or not (settings.kafka_sasl_username and settings.kafka_sasl_password):
-            raise click.UsageError(
-                "--sasl starts one broker (no --brokers) and needs "
-                "STORYWATCH_KAFKA_SASL_USERNAME and STORYWATCH_KAFKA_SASL_PASSWORD set"
-            )
-        users = {settings.kafka_sasl_username: settings.kafka_sasl_password.get_secret_value()}
+    mode = security or ("sasl_plaintext" if sasl else None)
+    if mode and brokers != 1:
+        raise click.UsageError("--security (and --sasl) start one broker: drop --brokers")
     if brokers == 1:
+        folder = _broker_dir(settings, data_dir)
+        secured = None
+        if mode:
+            from streams.kafka_local_security import local_security
+
+            secured = local_security(
+                mode,
+                first,
+                folder.resolve(),
+                username=settings.kafka_sasl_username,
+                password=settings.kafka_sasl_secret(),
+            )
         info = start_broker(
             settings.kafka_dir,
             settings.kafka_version,
             port=first,
-            data_dir=_broker_dir(settings, data_dir),
-            sasl_users=users,
+            data_dir=folder,
+            security=secured.security if secured else None,
         )
         click.echo(
             f"Kafka {settings.kafka_version} running at {info.bootstrap} (pid {info.pid}, "
             f"data {info.data_dir})"
         )
+        if secured:
+            click.echo(f"{mode}: a client needs (the password is never printed):")
+            click.echo("export " + " ".join(f"{k}={v}" for k, v in secured.env.items()))
         return
     nodes = start_cluster(
         settings.kafka_dir,
@@ -121,6 +138,31 @@ def _single_running(settings: Settings) -> bool:
     from streams.kafka_local import broker_status
 
     return broker_status(_broker_dir(settings, None)) is not None
+
+
+@kafka.command("certs")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Folder for the PEM files."
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="A name or IP address clients reach the broker by (repeat it) [127.0.0.1, localhost].",
+)
+@clean_errors
+def kafka_certs(out: Path, hosts: tuple[str, ...]) -> None:
+    """Make a private CA, a broker keystore and a client certificate as PEM files (for a TLS
+    broker you run, e.g. docker/compose.tls.yaml); files already there are kept."""
+    from streams.kafka_certs import LOCAL_HOSTS, client_properties, local_tls_files
+
+    files = local_tls_files(out, hosts or LOCAL_HOSTS)
+    client_properties(files, out / "kafka-client.properties")
+    click.echo(
+        f"CA {files.ca.cert}, broker keystore {files.keystore} (key + chain, "
+        f"ssl.keystore.type=PEM), client certificate {files.client_cert} and key "
+        f"{files.client_key}; the keys are readable by their owner only"
+    )
 
 
 @kafka.command("topics")
@@ -195,8 +237,12 @@ def kafka_status(data_dir: Path | None) -> None:
 
 def _require_broker(settings: Settings) -> str:
     from streams.exceptions import BrokerUnavailable
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
     from streams.kafka_local import port_is_open
 
+    connection = KafkaConnection.from_settings(settings)
+    connection.ssl_context()  # a CA or client certificate file that is not PEM: say so first
     address = settings.bootstrap
     hosts = [item.strip().rpartition(":") for item in address.split(",") if item.strip()]
     if not any(
@@ -211,6 +257,9 @@ def _require_broker(settings: Settings) -> str:
             f"no Kafka broker answers at {address} ({source}): run `storywatch kafka start` "
             "or set STORYWATCH_KAFKA_BOOTSTRAP to a running broker"
         )
+    # TLS and the login, checked before anything is read or written: a refused one fails
+    # here in seconds with the setting to fix (and a worker exits instead of retrying).
+    check_connection(connection)
     return address
 
 
@@ -254,6 +303,7 @@ def worker(loglevel: str) -> None:
 def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
     from streams.admin import ensure_topics
+    from streams.kafka_connection import KafkaConnection
     from streams.producer import produce_file
 
     settings = load_settings()
@@ -261,11 +311,10 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
     ensure_topics(address, settings)
     sent = produce_file(
         file,
-        address,
+        KafkaConnection.from_settings(settings, address),
         topic or settings.topic_articles,
         rate=rate,
         progress=True,
-        auth=settings.kafka_client_auth,
     )
     click.echo(f"sent {sent} records to {topic or settings.topic_articles} at {address}")
 
@@ -277,19 +326,19 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 @clean_errors
 def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> None:
     """Print story assignments as they happen (Ctrl-C stops)."""
+    from streams.kafka_connection import KafkaConnection
     from streams.watch import follow_stories
 
     settings = load_settings()
     address = _require_broker(settings)
     with contextlib.suppress(KeyboardInterrupt):
         follow_stories(
-            address,
+            KafkaConnection.from_settings(settings, address),
             topic or settings.topic_stories,
             print_line=click.echo,
             stop=lambda: False,
             from_beginning=from_beginning,
             alerts_topic=alerts_topic,
-            auth=settings.kafka_client_auth,
         )
 
 

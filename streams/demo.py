@@ -14,6 +14,7 @@ import click
 
 from config.settings import Settings
 from streams.exceptions import BrokerError
+from streams.kafka_connection import KafkaConnection
 from streams.kafka_local import start_broker
 from streams.producer import produce_file
 from streams.watch import follow_stories
@@ -90,10 +91,11 @@ def run_demo(
             f"--topic {stories_topic}\n\nStreaming {sample.name} at {rate:g} articles/s "
             "(Ctrl-C stops the demo):\n"
         )
+        connection = KafkaConnection.from_settings(settings, bootstrap)
         producer = threading.Thread(
             target=produce_file,
-            args=(sample, bootstrap, env["STORYWATCH_TOPIC_ARTICLES"]),
-            kwargs={"rate": rate, "auth": settings.kafka_client_auth},
+            args=(sample, connection, env["STORYWATCH_TOPIC_ARTICLES"]),
+            kwargs={"rate": rate},
             daemon=True,
         )
         producer.start()
@@ -110,12 +112,11 @@ def run_demo(
             return exit_when_done and not producer.is_alive() and quiet
 
         shown = follow_stories(
-            bootstrap,
+            connection,
             stories_topic,
             print_line=show,
             stop=finished,
             alerts_topic=env["STORYWATCH_TOPIC_ALERTS"],
-            auth=settings.kafka_client_auth,
         )
         if worker.poll() is not None:
             raise BrokerError(

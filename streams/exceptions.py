@@ -9,6 +9,7 @@ __all__ = [
     "BrokerUnavailable",
     "DataDirError",
     "InputFileError",
+    "KafkaSecurityError",
     "ModelLoadError",
     "ReplayError",
     "TimeRangeError",
@@ -22,6 +23,10 @@ class BrokerError(StorywatchError):
 
 class BrokerUnavailable(BrokerError):
     """No Kafka broker answers at the configured address."""
+
+
+class KafkaSecurityError(BrokerUnavailable):
+    """The broker answers, but the TLS handshake or the SASL login with it fails."""
 
 
 class DataDirError(StorywatchError):

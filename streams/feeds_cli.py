@@ -39,15 +39,14 @@ def _broker(settings: Settings) -> str:
 
 def _write(settings: Settings, records: list[tuple[str, dict[str, Any] | None]]) -> None:
     """Write ``(feed id, record or None)`` to the feeds topic and wait for every ack."""
-    from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    from streams.kafka_connection import KafkaConnection
+
     address = _broker(settings)
-    producer = KafkaProducer(
-        bootstrap_servers=address,
-        acks="all",
-        enable_idempotence=True,
-        **settings.kafka_client_auth,  # the same SASL/PLAIN as the worker
+    # The one connection layer: TLS and the login as the worker's.
+    producer = KafkaConnection.from_settings(settings, address).producer(
+        acks="all", enable_idempotence=True
     )
     try:
         futures = [

@@ -82,12 +82,15 @@ def history(  # noqa: PLR0917 - click passes options positionally
     import asyncio
 
     from config.settings import load_settings
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
     from streams.replay.history import read_history
     from streams.replay.reading import Plan
     from streams.time_ranges import format_ms, parse_range
 
     settings = load_settings()
     window = parse_range(since, until, start_name="--since", end_name="--until")
+    check_connection(KafkaConnection.from_settings(settings))  # TLS and login: fail fast, say what
     topic = settings.topic_stories if kind == "stories" else settings.topic_alerts
 
     def told(plan: Plan) -> None:

@@ -22,13 +22,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.exceptions import BrokerError
+from streams.kafka_certs import TlsFiles
 
 __all__ = [
     "BrokerInfo",
+    "BrokerSecurity",
+    "ClientListener",
     "broker_status",
     "cluster_status",
     "ensure_jars",
@@ -83,6 +86,41 @@ class BrokerInfo:
     def bootstrap(self) -> str:
         """The ``host:port`` clients connect to."""
         return f"{HOST}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClientListener:
+    """One listener clients connect to: its Kafka listener name (``SSL``, ``MTLS``...), its
+    security protocol and port; ``client_auth`` asks for a client certificate (mutual TLS);
+    ``keystore`` gives it a PEM keystore of its own (the tests' expired or wrong-host
+    certificates) instead of the broker's; ``mechanisms`` limits the SASL mechanisms it
+    offers."""
+
+    name: str
+    protocol: str
+    port: int
+    client_auth: bool = False
+    keystore: Path | None = None
+    mechanisms: tuple[str, ...] = ()  # SASL mechanisms offered here (none given: all three)
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A secured broker: its client listeners (the first one also carries the brokers' own
+    traffic), the TLS files when a listener speaks TLS, and the SASL users (name ->
+    password), who may log in with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+
+    listeners: tuple[ClientListener, ...]
+    tls: TlsFiles | None = None
+    users: Mapping[str, str] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -190,8 +228,9 @@ def broker_status(data_dir: Path) -> BrokerInfo | None:
             for line in (data_dir / "server.properties").read_text().splitlines()
             if "=" in line
         )
-        ports = dict(item.split("://", 1) for item in props["listeners"].split(","))
-        client = ports.get("PLAINTEXT") or ports["SASL_PLAINTEXT"]
+        listeners = [item.split("://", 1) for item in props["listeners"].split(",")]
+        ports = dict(listeners)
+        client = next(address for name, address in listeners if name != "CONTROLLER")
         port, cport = (int(address.rsplit(":", 1)[1]) for address in (client, ports["CONTROLLER"]))
     except (OSError, ValueError, KeyError):
         return None
@@ -206,26 +245,77 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _sasl_props(users: Mapping[str, str]) -> dict[str, str]:
-    """SASL/PLAIN on the client listener: ``users`` (name -> password) may log in; the
-    brokers talk to each other as a generated user of their own."""
-    broker_password = secrets.token_urlsafe(16)
-    accounts = {"broker": broker_password, **users}
-    for name, password in accounts.items():
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or '"' in password or "\\" in password:
+_SAFE_NAME = r"[A-Za-z0-9._-]+"
+# SCRAM users are written as SCRAM-SHA-256=[name=...,password=...]: none of ,[]=" or \\
+_SCRAM_SAFE = r'[^,\[\]="\\\s]+'
+_SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _check_users(users: Mapping[str, str]) -> None:
+    for name, password in users.items():
+        if not re.fullmatch(_SAFE_NAME, name) or not re.fullmatch(_SCRAM_SAFE, password):
             raise BrokerError(
-                f"SASL user {name!r}: use letters, digits, '.', '_' or '-' in the name and "
-                'no " or \\ in the password'
+                f"SASL user {name!r}: use letters, digits, '.', '_' or '-' in the name, and "
+                'no spaces or any of , [ ] = " \\ in the password'
             )
+
+
+def _sasl_props(users: Mapping[str, str], listeners: list[ClientListener]) -> dict[str, str]:
+    """SASL on the SASL listeners: ``users`` (name -> password) may log in with PLAIN (the
+    passwords in the JAAS config) or SCRAM (stored when the storage is formatted); the
+    brokers talk to each other with PLAIN as a generated user of their own."""
+    broker_password = secrets.token_urlsafe(16)
+    _check_users(users)
+    accounts = {"broker": broker_password, **users}
     jaas = " ".join(f'user_{name}="{password}"' for name, password in accounts.items())
-    return {
-        "sasl.enabled.mechanisms": "PLAIN",
+    props = {
+        "sasl.enabled.mechanisms": ",".join(("PLAIN", *_SCRAM)),
         "sasl.mechanism.inter.broker.protocol": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+    }
+    for listener in listeners:
+        prefix = f"listener.name.{listener.name.lower()}"
+        props[f"{prefix}.plain.sasl.jaas.config"] = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
             f'username="broker" password="{broker_password}" {jaas};'
-        ),
+        )
+        for mechanism in _SCRAM:
+            props[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if listener.mechanisms:
+            props[f"{prefix}.sasl.enabled.mechanisms"] = ",".join(listener.mechanisms)
+    return props
+
+
+def _tls_props(tls: TlsFiles, listeners: list[ClientListener]) -> dict[str, str]:
+    """TLS from PEM files: the broker's keystore (key + chain) and the CA it trusts (for the
+    brokers' own connections and for client certificates)."""
+    props = {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca.cert),
     }
+    for listener in listeners:
+        prefix = f"listener.name.{listener.name.lower()}"
+        props[f"{prefix}.ssl.client.auth"] = "required" if listener.client_auth else "none"
+        if listener.keystore is not None:
+            props[f"{prefix}.ssl.keystore.type"] = "PEM"
+            props[f"{prefix}.ssl.keystore.location"] = str(listener.keystore)
+    return props
+
+
+def _scram_format_args(security: BrokerSecurity | None) -> list[str]:
+    """``--add-scram`` arguments: every SASL user, with both SCRAM mechanisms."""
+    if security is None or not any(item.sasl for item in security.listeners):
+        return []
+    _check_users(security.users)
+    return [
+        arg
+        for name, password in security.users.items()
+        for mechanism in _SCRAM
+        for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
 
 
 def _write_config(
@@ -235,25 +325,34 @@ def _write_config(
     *,
     node_id: int = 1,
     voters: str | None = None,
-    sasl_users: Mapping[str, str] | None = None,
+    security: BrokerSecurity | None = None,
 ) -> Path:
     """One node's ``server.properties``. Alone (``voters`` None) it is its own quorum with
     replication 1; in a cluster every node is broker and controller, and each topic gets 3
     replicas of which 2 must have a write (``min.insync.replicas``) before it is acked.
-    With ``sasl_users`` the client listener is SASL_PLAINTEXT (PLAIN) instead of PLAINTEXT."""
+    With ``security`` its client listeners are those (TLS, mutual TLS, SASL) instead of one
+    PLAINTEXT listener on ``port``."""
     replicas = 1 if voters is None else min(3, voters.count("@"))
     min_isr = 1 if replicas < 3 else 2
-    client = "SASL_PLAINTEXT" if sasl_users else "PLAINTEXT"
+    plain = ClientListener("PLAINTEXT", "PLAINTEXT", port)
+    clients = list(security.listeners) if security else [plain]
+    addresses = ",".join(f"{item.name}://{HOST}:{item.port}" for item in clients)
+    protocols = ",".join(f"{item.name}:{item.protocol}" for item in clients)
+    sasl = [item for item in clients if item.sasl]
+    tls = [item for item in clients if item.tls]
+    if tls and (security is None or security.tls is None):
+        raise BrokerError("a TLS listener needs TLS files (BrokerSecurity.tls)")
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters or f"{node_id}@{HOST}:{cport}",
-        "listeners": f"{client}://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-        "advertised.listeners": f"{client}://{HOST}:{port}",
+        "listeners": f"{addresses},CONTROLLER://{HOST}:{cport}",
+        "advertised.listeners": addresses,
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": client,
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
-        **(_sasl_props(sasl_users) if sasl_users else {}),
+        "inter.broker.listener.name": clients[0].name,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{protocols}",
+        **(_sasl_props(security.users, sasl) if security and sasl else {}),
+        **(_tls_props(security.tls, tls) if security and security.tls and tls else {}),
         "log.dirs": str(data_dir / "logs"),
         "num.partitions": "1",
         "auto.create.topics.enable": "true",
@@ -286,9 +385,12 @@ def start_broker(
     timeout_s: float = 90.0,
     heap: str = "512m",
     sasl_users: Mapping[str, str] | None = None,
+    security: BrokerSecurity | None = None,
 ) -> BrokerInfo:
     """Start a broker on 127.0.0.1:``port`` keeping its data in ``data_dir``; return it.
-    ``sasl_users`` (name -> password): clients must log in with SASL/PLAIN as one of them.
+    ``sasl_users`` (name -> password): clients must log in with SASL/PLAIN as one of them
+    (a SASL_PLAINTEXT listener on ``port``). ``security``: these client listeners instead
+    (the first on ``port``), with TLS and SCRAM users.
 
     A broker already running from ``data_dir`` is returned as is (even if on another port).
     """
@@ -296,12 +398,20 @@ def start_broker(
     running = broker_status(data_dir)
     if running is not None:
         return running
+    if sasl_users and security is None:
+        security = BrokerSecurity(
+            (ClientListener("SASL_PLAINTEXT", "SASL_PLAINTEXT", port),), users=sasl_users
+        )
+    if security is not None and security.listeners[0].port != port:
+        raise BrokerError("the first client listener must be on the broker's port")
+    for item in security.listeners if security else ():
+        _check_free(item.port)
     _check_free(port)
     java, libs = _java_and_jars(kafka_dir, version)
     data_dir.mkdir(parents=True, exist_ok=True)
     cport = free_port()
-    config = _write_config(data_dir, port, cport, sasl_users=sasl_users)
-    _format(java, libs, data_dir, config, None)
+    config = _write_config(data_dir, port, cport, security=security)
+    _format(java, libs, data_dir, config, None, extra=_scram_format_args(security))
     info = _launch(java, libs, config, ports=(port, cport), heap=heap)
     _wait_started(info, timeout_s)
     return info
@@ -391,15 +501,25 @@ def _java_and_jars(kafka_dir: Path, version: str) -> tuple[str, Path]:
     return java, ensure_jars(kafka_dir, version)
 
 
-def _format(java: str, libs: Path, data_dir: Path, config: Path, cluster_id: str | None) -> None:
-    """Format the node's storage once (a node that has data keeps it)."""
+def _format(
+    java: str,
+    libs: Path,
+    data_dir: Path,
+    config: Path,
+    cluster_id: str | None,
+    *,
+    extra: list[str] | None = None,
+) -> None:
+    """Format the node's storage once (a node that has data keeps it); ``extra``: more
+    arguments (the SCRAM users to store)."""
     if (data_dir / "logs" / "meta.properties").exists():
         return
     tool = [java, *JVM_FLAGS, "-cp", str(libs / "*"), "kafka.tools.StorageTool", "format"]
-    args = [*tool, "-t", cluster_id or _cluster_id(), "-c", str(config)]
+    args = [*tool, "-t", cluster_id or _cluster_id(), "-c", str(config), *(extra or [])]
     fmt = subprocess.run(args, capture_output=True, text=True, check=False)
     if fmt.returncode != 0:
         last = " | ".join((fmt.stdout + fmt.stderr).strip().splitlines()[-5:])
+        last = re.sub(r"password=[^\],]*", "password=***", last)  # never a SCRAM password
         raise BrokerError(f"formatting Kafka storage in {data_dir} failed: {last}")
 
 

@@ -11,19 +11,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from config.settings import Settings
+from streams.kafka_connection import KafkaConnection
 
 __all__ = ["decode_json_object", "group_free_consumer", "topic_partitions"]
 
 
 def group_free_consumer(settings: Settings) -> AIOKafkaConsumer:
     """An unstarted consumer that reads partitions it is assigned, from the earliest kept
-    offset unless told to seek; SASL/PLAIN when ``STORYWATCH_KAFKA_SASL_*`` is set."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **settings.kafka_client_auth,
+    offset unless told to seek; TLS and the login as the settings say."""
+    return KafkaConnection.from_settings(settings).aio_consumer(
+        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
@@ -16,6 +14,7 @@ from streams.engine.article import Article
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import BrokerUnavailable
+from streams.kafka_connection import KafkaConnection
 from streams.stream_time import replay_headers, replay_time_key
 
 __all__ = ["produce_file", "produce_rows"]
@@ -23,18 +22,19 @@ __all__ = ["produce_file", "produce_rows"]
 
 def produce_rows(
     rows: list[dict],
-    bootstrap: str,
+    target: KafkaConnection | str,
     topic: str,
     *,
     rate: float = 0.0,
     progress: bool = False,
-    auth: Mapping[str, str] | None = None,
     replay_key: bytes | None = None,
 ) -> int:
-    """Send ``rows`` in order, keyed by id; returns how many were sent. Rows that are not
-    valid articles are sent as they are (the worker dead-letters them). Each valid one
-    carries its stream time in a replay header signed with ``replay_key`` (default: the
-    deployment's, from the settings), so the worker keeps the file's clock."""
+    """Send ``rows`` in order, keyed by id, over ``target`` (a connection, or a PLAINTEXT
+    ``host:port``); returns how many were sent. Rows that are not valid articles are sent as
+    they are (the worker dead-letters them). Each valid one carries its stream time in a
+    replay header signed with ``replay_key`` (default: the deployment's, from the settings),
+    so the worker keeps the file's clock."""
+    connection = KafkaConnection.of(target)
     parsed: list[Article | None] = []
     for row in rows:
         try:
@@ -46,16 +46,10 @@ def produce_rows(
     if replay_key is None:
         replay_key = replay_time_key(load_settings())
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            linger_ms=5,
-            acks="all",
-            enable_idempotence=True,
-            **(auth or {}),  # Settings.kafka_client_auth: SASL when configured
-        )
+        producer = connection.producer(linger_ms=5, acks="all", enable_idempotence=True)
     except KafkaError as exc:
         raise BrokerUnavailable(
-            f"cannot connect to Kafka at {bootstrap}: {exc}; run "
+            f"cannot connect to Kafka at {connection.bootstrap}: {exc}; run "
             "`storywatch kafka start` or fix STORYWATCH_KAFKA_BOOTSTRAP"
         ) from exc
     started = time.monotonic()
@@ -79,12 +73,11 @@ def produce_rows(
 
 def produce_file(
     path: Path,
-    bootstrap: str,
+    target: KafkaConnection | str,
     topic: str,
     *,
     rate: float = 0.0,
     progress: bool = False,
-    auth: Mapping[str, str] | None = None,
 ) -> int:
     """:func:`produce_rows` over a JSONL file."""
-    return produce_rows(read_jsonl(path), bootstrap, topic, rate=rate, progress=progress, auth=auth)
+    return produce_rows(read_jsonl(path), target, topic, rate=rate, progress=progress)

@@ -25,11 +25,14 @@ def rebuild(start: str, wait_s: float) -> None:
     then, once they are stopped, switch the story tables' changelogs to it. Start the
     workers again afterwards: they load the new state."""
     from config.settings import load_settings
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
     from streams.replay.rebuild import rebuild_state
     from streams.time_ranges import now_ms, parse_instant
 
     settings = load_settings()
     start_ms = parse_instant(start, now=now_ms(), name="--from")
+    check_connection(KafkaConnection.from_settings(settings))  # TLS and login: fail fast, say what
     result = rebuild_state(
         settings, start_ms, lambda line: click.echo(line, err=True), wait_s=wait_s
     )

@@ -110,6 +110,8 @@ def replay(  # noqa: PLR0917 - click passes options positionally
 
     from config.settings import load_settings
     from streams.engine.alerts import EmergingRule
+    from streams.kafka_connection import KafkaConnection
+    from streams.kafka_diagnosis import check_connection
     from streams.replay.overrides import apply_overrides, load_rules, parse_overrides
     from streams.replay.run import ReplayRequest, run_replay
     from streams.time_ranges import parse_range
@@ -118,6 +120,7 @@ def replay(  # noqa: PLR0917 - click passes options positionally
     overrides = parse_overrides(sets)
     settings = apply_overrides(live, overrides)
     window = parse_range(start, end)
+    check_connection(KafkaConnection.from_settings(live))  # TLS and login: fail fast, say what
     run_rules = load_rules(rules) if rules else [EmergingRule.from_settings(settings)]
     request = ReplayRequest(
         settings=settings,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer
-
+from streams.kafka_connection import KafkaConnection
 from streams.records import MERGED
 
 __all__ = ["follow_stories", "format_alert", "format_merge", "format_story_event"]
@@ -59,25 +58,23 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 
 def follow_stories(
-    bootstrap: str,
+    target: KafkaConnection | str,
     topic: str,
     *,
     print_line: Callable[[str], None],
     stop: Callable[[], bool],
     from_beginning: bool = True,
     alerts_topic: str | None = None,
-    auth: Mapping[str, str] | None = None,
 ) -> int:
-    """Print story events (and alerts) until ``stop()`` is true; returns how many printed."""
+    """Print story events (and alerts) until ``stop()`` is true; returns how many printed.
+    ``target``: the connection, or a PLAINTEXT ``host:port``."""
     topics = [topic] + ([alerts_topic] if alerts_topic else [])
-    consumer = KafkaConsumer(
+    consumer = KafkaConnection.of(target).consumer(
         *topics,
-        bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         value_deserializer=json.loads,
         consumer_timeout_ms=500,
-        **(auth or {}),  # Settings.kafka_client_auth: SASL when configured
     )
     seen = 0
     try:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -543,3 +544,45 @@ def test_topics_command_creates_the_partition_plan(kafka_bootstrap: str) -> None
 
 if __name__ == "__main__":
     print(settings_table())
+
+
+# --- docker/compose.tls.yaml (the TLS broker override) -------------------------------------
+
+COMPOSE_TLS = DOCKER / "compose.tls.yaml"
+
+
+def test_the_tls_override_validates_and_uses_what_kafka_certs_writes(tmp_path: Path) -> None:
+    """The override is valid Compose, sets only real settings, names its listener so the
+    apache/kafka image takes PEM files, and mounts exactly the files `kafka certs` makes."""
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    override = yaml.safe_load(COMPOSE_TLS.read_text())
+    validator = jsonschema.Draft201909Validator(json.loads(SCHEMA.read_text()))
+    assert [e.message for e in validator.iter_errors(override)] == []
+    fields = {f"STORYWATCH_{name.upper()}" for name in Settings.model_fields}
+    for name in ("topics", "worker"):
+        env = override["services"][name]["environment"]
+        assert set(env) <= fields
+        assert env["STORYWATCH_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+        assert set(env) | set(services()[name]["environment"]) >= {"STORYWATCH_KAFKA_BOOTSTRAP"}
+    kafka = override["services"]["kafka"]["environment"]
+    assert "SSL" not in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    assert kafka["KAFKA_SSL_KEYSTORE_TYPE"] == kafka["KAFKA_SSL_TRUSTSTORE_TYPE"] == "PEM"
+    done = CliRunner().invoke(main, ["kafka", "certs", "--out", str(tmp_path), "--host", "kafka"])
+    assert done.exit_code == 0, done.output
+    mounted = {
+        Path(volume.split(":")[0]).name
+        for service in override["services"].values()
+        for volume in service.get("volumes", [])
+    }
+    inside = {Path(kafka[k]).name for k in kafka if k.endswith("_LOCATION")}
+    written = {path.name for path in tmp_path.iterdir()}
+    assert (mounted - {"tls"}) | inside <= written
+    assert "kafka-client.properties" in written  # the healthcheck's --command-config
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((tmp_path / "broker-keystore.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["kafka"]

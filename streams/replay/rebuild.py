@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
 from streams.exceptions import ReplayError
+from streams.kafka_connection import KafkaConnection
 from streams.replay.backtest import Backtest
 from streams.replay.progress import Progress
 from streams.replay.reading import Plan, Span, TopicReader
@@ -60,15 +60,15 @@ class RebuildResult:
     offset: int  # the committed offset on articles-embedded after the switch
 
 
-def _members(admin: KafkaAdminClient, group: str) -> int:
+def _members(admin: Any, group: str) -> int:
     described = admin.describe_groups([group]).get(group) or {}
     return len(described.get("members") or [])
 
 
 def _keys(settings: Settings, topic: str) -> set[bytes]:
     """Every key a changelog holds now (its latest value not a tombstone)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False
+    consumer = KafkaConnection.from_settings(settings).consumer(
+        group_id=None, enable_auto_commit=False
     )
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -133,7 +133,7 @@ def rebuild_state(
     say(f"building the new state from {plan.total} records (the old state serves meanwhile)")
     asyncio.run(_replay(settings, test, plan, tty, say))
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="storywatch-rebuild")
+    admin = KafkaConnection.from_settings(settings).admin(client_id="storywatch-rebuild")
     try:
         group = settings.app_id
         deadline = time.monotonic() + wait_s
@@ -163,11 +163,10 @@ def rebuild_state(
         admin.close()
 
 
-def _switch(settings: Settings, admin: KafkaAdminClient, test: Backtest, end: int) -> RebuildResult:
+def _switch(settings: Settings, admin: Any, test: Backtest, end: int) -> RebuildResult:
     topics = changelog_topics(settings)
     records = test.state.records()
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+    producer = KafkaConnection.from_settings(settings).producer(
         acks="all",
         linger_ms=5,
         max_request_size=settings.dlq_max_message_bytes,

@@ -88,6 +88,7 @@ def test_settings_are_frozen() -> None:
 
 
 def test_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYWATCH_KAFKA_SASL_USERNAME", "someone")
     monkeypatch.setenv("STORYWATCH_KAFKA_SASL_PASSWORD", "hunter2-secret")
     s = Settings()
     assert isinstance(s.kafka_sasl_password, SecretStr)

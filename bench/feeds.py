@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
@@ -42,6 +41,7 @@ from streams.feeds.model import FeedDef
 from streams.feeds.poller import FeedPoller
 from streams.feeds.state import FeedState
 from streams.feeds.views import FeedViews
+from streams.kafka_connection import KafkaConnection
 
 HOSTS = [f"127.0.0.{i}" for i in range(10, 110)]
 ITEMS = 20
@@ -123,8 +123,8 @@ async def _bench(bootstrap: str, n_feeds: int, port: int) -> None:
         topic_feed_state=f"bench-feed-state-{run}",
         topic_feed_seen=f"bench-feed-seen-{run}",
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    producer = KafkaConnection.from_settings(settings).aio_producer(
+        acks="all", enable_idempotence=True, linger_ms=5
     )
     ensure_topics(bootstrap, settings)  # the bench's own topic names (run id)
     await producer.start()

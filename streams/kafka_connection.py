@@ -18,7 +18,7 @@ from config.exceptions import SettingsError
 from config.settings import Settings
 
 if TYPE_CHECKING:
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient
 
 __all__ = ["KafkaConnection"]
@@ -159,6 +159,12 @@ class KafkaConnection:
         from aiokafka import AIOKafkaConsumer
 
         return AIOKafkaConsumer(*topics, **self.client_options(), **options)
+
+    def aio_producer(self, **options: Any) -> AIOKafkaProducer:
+        """An unstarted :class:`aiokafka.AIOKafkaProducer`."""
+        from aiokafka import AIOKafkaProducer
+
+        return AIOKafkaProducer(**self.client_options(), **options)
 
     def aio_admin(self, **options: Any) -> AIOKafkaAdminClient:
         """An unstarted :class:`aiokafka.admin.AIOKafkaAdminClient`."""

@@ -32,7 +32,7 @@ from streams.feeds.errors import (
     InvalidFeedUrl,
 )
 from streams.subscriptions.errors import InvalidWebhookUrl, UnresolvableHost, UnsafeAddress
-from streams.subscriptions.sender import GuardedResolver, parse_retry_after
+from streams.subscriptions.sender import guarded_session, parse_retry_after
 from streams.subscriptions.ssrf import WebhookGuard
 
 __all__ = [
@@ -203,24 +203,17 @@ class PageFetcher:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> PageFetcher:
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.guard),
-            # Every new connection is resolved and checked again, never served from a cache.
-            use_dns_cache=False,
-            # Why 100: polls of different hosts run in parallel; one host gets one at a time
-            # through the gate, so this only bounds the sockets of the whole worker.
-            limit=100,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
+        self._session = guarded_session(
+            self.guard,
+            aiohttp.ClientTimeout(
                 total=self.policy.total_timeout_s,
                 sock_connect=self.policy.connect_timeout_s,
                 sock_read=self.policy.read_timeout_s,
             ),
-            trust_env=False,  # no HTTP(S)_PROXY: a proxy would connect where the guard can't see
-            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,  # the size cap counts the inflated bytes (a gzip bomb stops)
+            # Why 100: polls of different hosts run in parallel; one host gets one at a time
+            # through the gate, so this only bounds the sockets of the whole worker.
+            limit=100,
         )
         return self
 

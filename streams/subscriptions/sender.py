@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -44,6 +44,7 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "WebhookSender",
+    "guarded_session",
     "parse_retry_after",
 ]
 
@@ -166,6 +167,29 @@ class GuardedResolver(AbstractResolver):
         return None
 
 
+def guarded_session(
+    guard: WebhookGuard,
+    timeout: aiohttp.ClientTimeout,
+    *,
+    auto_decompress: bool,
+    **connector_options: Any,
+) -> aiohttp.ClientSession:
+    """The one way Storywatch reaches outside hosts (webhooks, feeds, pages): every new
+    connection resolved and checked by ``guard`` (no DNS cache to serve a stale answer), no
+    proxy from the environment (it would connect where the guard cannot see), no cookies
+    (one host's never reach another). Must be called inside a running event loop."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(guard), use_dns_cache=False, **connector_options
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=auto_decompress,
+    )
+
+
 def _snippet(text: str) -> str:
     line = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())
     return line if len(line) <= _SNIPPET_CHARS else line[: _SNIPPET_CHARS - 1] + "…"
@@ -212,18 +236,11 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> WebhookSender:
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.guard),
-            limit_per_host=self.limit_per_host,
-            # Every new connection is resolved and checked again, never served from a cache.
-            use_dns_cache=False,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            trust_env=False,  # no HTTP(S)_PROXY: a proxy would connect where the guard can't see
-            cookie_jar=aiohttp.DummyCookieJar(),  # one receiver's cookies never reach another
+        self._session = guarded_session(
+            self.guard,
+            aiohttp.ClientTimeout(total=self.timeout_s),
             auto_decompress=False,  # only a few KiB are read, and never inflated
+            limit_per_host=self.limit_per_host,
         )
         return self
 

@@ -493,7 +493,7 @@ def test_rebuild_builds_while_the_old_state_serves_and_switches_once_stopped(
     run.start()
     # The switched state is the story table's changelog (what a worker restores from). The
     # dashboard's read model follows the `stories` topic, which a rebuild does not rewrite
-    # (README, "Replay and history"), so /api/stories is not the place to look.
+    # (docs/REPLAY.md, "Rebuilding the story state"), so /api/stories is not the place to look.
     stories = _latest_records(run.bootstrap, f"storywatch-test-{run.run_id}-story-state-changelog")
     want = summary["active_stories"]
     assert len(stories) == want != json.loads(before["stories_api"])["active_stories"]

@@ -202,10 +202,11 @@ def test_slack_message_layout() -> None:
     assert "2023-11-14T22:13:20Z" in context
 
 
-def test_readme_shows_the_slack_body_render_body_makes() -> None:
-    """README, "Alert subscriptions": the Slack example is this module's output, verbatim."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("**The Slack body.**", 1)[1].split("```json\n", 1)[1].split("```")[0]
+def test_the_docs_show_the_slack_body_render_body_makes() -> None:
+    """docs/SUBSCRIPTIONS.md, "The webhook": the Slack example is this module's output,
+    verbatim."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "SUBSCRIPTIONS.md").read_text()
+    example = page.split("**The Slack body.**", 1)[1].split("```json\n", 1)[1].split("```")[0]
     assert json.loads(example) == slack(alert_event(step=10, trigger="growth"))
 
 

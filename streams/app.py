@@ -27,7 +27,7 @@ from streams.kafka_transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
 from streams.read_model import EventFeed, ReadModelFollower, ReadModelMetrics, StoryReadModel
-from streams.subscription_store import SubscriptionStore
+from streams.subscriptions.store import SubscriptionStore
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
 from streams.web import register_views

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from config.settings import Settings, load_settings
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 from streams.feeds.errors import FeedError, FeedListError
 from streams.feeds.health import feed_health
 from streams.feeds.model import FeedDef, parse_feed_list
@@ -30,9 +30,9 @@ _SEND_TIMEOUT_S = 30.0
 
 def _broker(settings: Settings) -> str:
     from streams.admin import ensure_topics
-    from streams.cli import _require_broker
+    from streams.cli.kafka import require_broker
 
-    address = _require_broker(settings)
+    address = require_broker(settings)
     ensure_topics(address, settings)
     return address
 

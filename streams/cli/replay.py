@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = ["replay", "summary_lines"]
 

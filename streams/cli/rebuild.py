@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = ["rebuild"]
 

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     # How clients reach the broker (docs/DEPLOYMENT.md, "Secured Kafka"). Unset protocol:
     # SASL_PLAINTEXT when a username is set, else PLAINTEXT. Every client (Faust, aiokafka,
-    # kafka-python) is built from these by streams/kafka_connection.py.
+    # kafka-python) is built from these by streams/kafka/connection.py.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
         default=None, description="PLAIN when a SASL protocol is used and this is unset."

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from config.settings import Settings
 from streams.cli import main
 from streams.engine.pairs import derive_pairs
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from tests.conftest import SAMPLE
 
 COMMANDS = [

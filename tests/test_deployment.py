@@ -27,9 +27,9 @@ from kafka import KafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
-from streams.admin import pipeline_topic_partitions
 from streams.cli import main
 from streams.feeds.metrics import FeedMetrics
+from streams.kafka.admin import pipeline_topic_partitions
 from streams.metrics import PipelineMetrics
 from tests.conftest import PROJECT_ROOT
 from tests.prometheus_files import (

@@ -55,7 +55,7 @@ def kafka_start(
     port: int | None, brokers: int, data_dir: Path | None, security: str | None, sasl: bool
 ) -> None:
     """Fetch the Kafka jars (once, with Maven) and start the broker(s) in the background."""
-    from streams.kafka_local import start_broker, start_cluster
+    from streams.kafka.local import start_broker, start_cluster
 
     settings = load_settings()
     first = port or settings.kafka_port
@@ -66,7 +66,7 @@ def kafka_start(
         folder = _broker_dir(settings, data_dir)
         secured = None
         if mode:
-            from streams.kafka_local_security import local_security
+            from streams.kafka.local_security import local_security
 
             secured = local_security(
                 mode,
@@ -118,7 +118,7 @@ def _nodes_dir(settings: Settings, data_dir: Path | None) -> Path | None:
 
 
 def _single_running(settings: Settings) -> bool:
-    from streams.kafka_local import broker_status
+    from streams.kafka.local import broker_status
 
     return broker_status(_broker_dir(settings, None)) is not None
 
@@ -137,7 +137,7 @@ def _single_running(settings: Settings) -> bool:
 def kafka_certs(out: Path, hosts: tuple[str, ...]) -> None:
     """Make a private CA, a broker keystore and a client certificate as PEM files (for a TLS
     broker you run, e.g. docker/compose.tls.yaml); files already there are kept."""
-    from streams.kafka_certs import LOCAL_HOSTS, client_properties, local_tls_files
+    from streams.kafka.certs import LOCAL_HOSTS, client_properties, local_tls_files
 
     files = local_tls_files(out, hosts or LOCAL_HOSTS)
     client_properties(files, out / "kafka-client.properties")
@@ -153,7 +153,7 @@ def kafka_certs(out: Path, hosts: tuple[str, ...]) -> None:
 def kafka_topics() -> None:
     """Create the pipeline's topics on STORYWATCH_KAFKA_BOOTSTRAP (the partition plan the
     workers use; STORYWATCH_REPLICATION_FACTOR copies) and print the plan."""
-    from streams.admin import ensure_topics, pipeline_topic_partitions
+    from streams.kafka.admin import ensure_topics, pipeline_topic_partitions
 
     settings = load_settings()
     created = set(ensure_topics(require_broker(settings), settings))
@@ -172,7 +172,7 @@ def kafka_topics() -> None:
 @clean_errors
 def kafka_stop(data_dir: Path | None) -> None:
     """Stop the local broker, or every node of the local cluster."""
-    from streams.kafka_local import stop_broker, stop_cluster
+    from streams.kafka.local import stop_broker, stop_cluster
 
     settings = load_settings()
     nodes = _nodes_dir(settings, data_dir)
@@ -196,7 +196,7 @@ def kafka_stop(data_dir: Path | None) -> None:
 @clean_errors
 def kafka_status(data_dir: Path | None) -> None:
     """Say whether the local broker (or each cluster node) runs (exit status 1 if none)."""
-    from streams.kafka_local import broker_status, cluster_status
+    from streams.kafka.local import broker_status, cluster_status
 
     settings = load_settings()
     nodes = _nodes_dir(settings, data_dir)
@@ -220,9 +220,9 @@ def kafka_status(data_dir: Path | None) -> None:
 
 def require_broker(settings: Settings) -> str:
     from streams.exceptions import BrokerUnavailable
-    from streams.kafka_connection import KafkaConnection
-    from streams.kafka_diagnosis import check_connection
-    from streams.kafka_local import port_is_open
+    from streams.kafka.connection import KafkaConnection
+    from streams.kafka.diagnosis import check_connection
+    from streams.kafka.local import port_is_open
 
     connection = KafkaConnection.from_settings(settings)
     connection.ssl_context()  # a CA or client certificate file that is not PEM: say so first

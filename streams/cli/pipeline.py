@@ -25,15 +25,15 @@ __all__ = ["produce", "watch", "worker"]
 def worker(loglevel: str) -> None:
     """Run the Faust worker: embed, cluster, alert; web on STORYWATCH_WEB_PORT."""
     settings = load_settings()
-    from streams.admin import ensure_topics
     from streams.data_dir import check_writable
+    from streams.kafka.admin import ensure_topics
 
     check_writable(settings.data_dir)
     ensure_topics(require_broker(settings), settings)
     from faust.worker import Worker
 
     from streams.app import app, embedder
-    from streams.log_limits import limit_kafka_client_logs
+    from streams.kafka.log_limits import limit_kafka_client_logs
 
     # Load the model before consuming: otherwise the first batch after a start waits for it.
     embedder.load()
@@ -50,8 +50,8 @@ def worker(loglevel: str) -> None:
 @clean_errors
 def produce(file: Path, rate: float, topic: str | None) -> None:
     """Publish a JSON-lines file of articles to the articles topic, in file order."""
-    from streams.admin import ensure_topics
-    from streams.kafka_connection import KafkaConnection
+    from streams.kafka.admin import ensure_topics
+    from streams.kafka.connection import KafkaConnection
     from streams.producer import produce_file
 
     settings = load_settings()
@@ -74,7 +74,7 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 @clean_errors
 def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> None:
     """Print story assignments as they happen (Ctrl-C stops)."""
-    from streams.kafka_connection import KafkaConnection
+    from streams.kafka.connection import KafkaConnection
     from streams.watch import follow_stories
 
     settings = load_settings()

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.feeds.errors import FeedError
-from streams.kafka_readers import group_free_consumer, topic_partitions
+from streams.kafka.readers import group_free_consumer, topic_partitions
 
 __all__ = ["CompactedView", "StoreNotReady", "read_topic"]
 

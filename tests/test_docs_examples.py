@@ -210,9 +210,12 @@ class Parsed:
     values: dict[str, str]  # option -> value as written (the last one)
 
 
-def parse(main: click.Command, words: list[str]) -> tuple[Parsed | None, list[str]]:
+def parse(
+    main: click.Command, words: list[str], *, complete: bool = True
+) -> tuple[Parsed | None, list[str]]:
     """Walk ``words`` (after ``storywatch``) through the real parser's commands; answer the
-    parse and every problem found (an unknown command, flag, choice value or missing one)."""
+    parse and every problem found (an unknown command, flag, choice value or, for a
+    ``complete`` command line, a missing command, argument or required option)."""
     problems: list[str] = []
     command = main
     path: list[str] = []
@@ -240,14 +243,22 @@ def parse(main: click.Command, words: list[str]) -> tuple[Parsed | None, list[st
                 continue
             if not equals:
                 if i >= len(tokens):
-                    problems.append(f"{name} needs a value")
+                    if complete:
+                        problems.append(f"{name} needs a value")
                     continue
                 inline, i = tokens[i], i + 1
             values[name] = inline
             choices = _choices(option)
-            if choices and not _placeholder(inline) and inline not in choices:
-                problems.append(f"{name} {inline!r} is not one of {choices}")
+            for value in inline.split("|"):  # `--security ssl|mtls`: each alternative
+                if choices and value and not _placeholder(value) and value not in choices:
+                    problems.append(f"{name} {value!r} is not one of {choices}")
         elif isinstance(command, click.Group) and not positionals:
+            if not complete and _placeholder(token):
+                break  # `storywatch COMMAND --help`
+            if "|" in token:  # `subscriptions add|list|rm`: each must be a command
+                unknown = [t for t in token.split("|") if t and t not in command.commands]
+                problems += [f"`storywatch {' '.join(path)}` has no command {t!r}" for t in unknown]
+                return None, problems
             sub = command.commands.get(token)
             if sub is None:
                 problems.append(
@@ -259,7 +270,7 @@ def parse(main: click.Command, words: list[str]) -> tuple[Parsed | None, list[st
             path.append(token)
         else:
             positionals.append(token)
-    if "--help" in flags or "-h" in flags:
+    if "--help" in flags or "-h" in flags or not complete:
         return Parsed(path, command, flags, positionals, values), problems
     if isinstance(command, click.Group):
         problems.append(f"`storywatch {' '.join(path)}` is a group: name one of its commands")
@@ -287,6 +298,26 @@ def test_the_pages_have_storywatch_examples() -> None:
     assert {"kafka", "worker", "eval", "replay", "history", "subscriptions", "feeds"} <= groups
 
 
+def inline_commands() -> list[tuple[Path, str]]:
+    """`storywatch ...` code spans of the prose: fragments, so only their words are checked."""
+    return [
+        (page, span)
+        for page in PAGES
+        for span in re.findall(r"`((?:\.venv/bin/)?storywatch [^`]+)`", _prose(page))
+    ]
+
+
+def test_every_storywatch_mention_in_the_prose_names_real_commands_and_flags() -> None:
+    main = entry_point()
+    problems = []
+    for page, span in inline_commands():
+        words = [w for w in span.split()[1:] if w not in {"|", "/"}]
+        _, found = parse(main, words, complete=False)
+        problems += [f"{page.relative_to(ROOT)}: `{span}`: {p}" for p in found]
+    assert len(inline_commands()) >= 20
+    assert problems == [], "\n".join(problems)
+
+
 def test_every_storywatch_example_names_real_commands_and_flags() -> None:
     main = entry_point()
     problems = []
@@ -305,6 +336,8 @@ def test_every_storywatch_example_names_real_commands_and_flags() -> None:
         (["history", "story", "--since", "24h"], "'story' is not one of"),
         (["cluster", "FILE.jsonl"], "missing the required --out"),
         (["subscriptions"], "is a group"),
+        (["kafka", "start", "--security", "ssl|tls"], "'tls' is not one of"),
+        (["subscriptions", "add|remove"], "has no command 'remove'"),
     ],
 )
 def test_the_check_refuses_a_wrong_example(words: list[str], problem: str) -> None:

@@ -534,10 +534,18 @@ _PATH = re.compile(r"(?<![\w/.$-])((?:" + "|".join(map(re.escape, _TOP)) + r")/[
 
 
 def named_paths(page: Path) -> set[str]:
-    """Repository paths a page names: ``top/...`` anywhere in its prose, and ``name.py``."""
-    text = _prose(page)
-    found = {m.rstrip("/.") for m in _PATH.findall(text)}
-    found |= set(re.findall(r"`([\w]+\.py)(?:::\w+)?`", text))
+    """Repository paths a page names: ``top/...`` anywhere in its prose, and ``name.py``: in a
+    line (a table row) that named a folder before it, inside that folder; else anywhere."""
+    found: set[str] = set()
+    for line in _prose(page).splitlines():
+        folder = ""
+        for match in re.finditer(_PATH.pattern + r"|`(\w+\.py)(?:::\w+)?`", line):
+            path, name = match.group(1), match.group(2)
+            if path:
+                found.add(path.rstrip("/."))
+                folder = path if path.endswith("/") else folder
+            elif name:
+                found.add(folder + name)
     return found
 
 

@@ -2,11 +2,12 @@
 the live tail behind ``GET /api/alerts/stream`` (Server-Sent Events).
 
 A history request reads Kafka itself with the one window reader (streams/kafka/window.py:
-its own consumer, no group, nothing committed), so any worker serves every alert. Live streams share ONE reader per worker
-(:class:`AlertFanout`): it follows the topic's end and hands each alert to the streams of its
-owner; a stream resuming with ``Last-Event-ID`` reads only the gap up to the shared reader's
-position with a short-lived consumer of its own, then joins the fan-out. A browser resumes
-exactly where it stopped: an alert's SSE id is its offset on the topic.
+its own consumer, no group, nothing committed), so any worker serves every alert. Live
+streams share ONE reader per worker (:class:`AlertFanout`): it follows the topic's end and
+hands each alert to the streams of its owner; a stream resuming with ``Last-Event-ID``
+reads only the gap up to the shared reader's position with a short-lived consumer of its
+own, then joins the fan-out. A browser resumes exactly where it stopped: an alert's SSE id
+is its offset on the topic.
 
 History pages on with a cursor (``next_cursor``, then ``?cursor=``): the offset after the
 last record the page used, so the next page reads on from exactly there and paging through

@@ -9,7 +9,6 @@ wait for the broker's acknowledgement.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 from config.settings import Settings
 from streams.feeds.errors import FeedError
-from streams.kafka.follower import Message, TopicFollower, read_to_end
+from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower, read_to_end
 
 __all__ = ["CompactedView", "StoreNotReady", "read_topic"]
 
@@ -27,8 +26,6 @@ Record = dict[str, Any]
 # (topic, key, record or None for a tombstone) -> the broker acknowledged it.
 Send = Callable[[str, str, Record | None], Awaitable[None]]
 
-# Why 30 s: how long a caller waits for a starting worker to read a topic to its end.
-_READY_TIMEOUT_S = 30.0
 # Why 1 s: a feed added on another worker or by the CLI is seen within about this.
 _POLL_MS = 1000
 
@@ -56,13 +53,11 @@ class CompactedView:
         return self.follower.caught_up.is_set()
 
     async def ready(self) -> None:
-        try:
-            await asyncio.wait_for(self.follower.caught_up.wait(), _READY_TIMEOUT_S)
-        except TimeoutError:
+        if not await self.follower.wait_caught_up():
             raise StoreNotReady(
-                f"the topic {self.topic!r} was not read within {_READY_TIMEOUT_S:.0f} s: "
+                f"the topic {self.topic!r} was not read within {READY_TIMEOUT_S:.0f} s: "
                 f"check the broker at {self.settings.bootstrap}"
-            ) from None
+            )
 
     async def put(self, key: str, record: Record | None) -> None:
         """Write (None: a tombstone), wait for the broker, then serve it here at once."""

@@ -35,6 +35,9 @@ Apply = Callable[[Message], None]
 _MAX_RECORDS = 1000
 # Why 5 s: a follower that lost the broker tries again this often (logged each time).
 RETRY_S = 5.0
+# Why 30 s: how long a caller waits for a starting worker to read a topic to its end; past
+# it the caller answers an error (a 503) rather than serve a partial list.
+READY_TIMEOUT_S = 30.0
 # Why 1 s: the one-shot read of a command (read_to_end) checks this often that it is done.
 _POLL_MS = 1000
 
@@ -65,6 +68,14 @@ class TopicFollower:
         self.caught_up = asyncio.Event()
         self.positions: dict[TopicPartition, int] = {}  # the next offset to hand over
         self.connections = 0  # consumers started so far (1 + the retries that reached it)
+
+    async def wait_caught_up(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
+        """Wait until caught up; False if ``timeout_s`` passed first."""
+        try:
+            await asyncio.wait_for(self.caught_up.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def run(self) -> None:
         """Follow the topics for as long as the worker runs (an app task)."""

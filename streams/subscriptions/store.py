@@ -14,7 +14,6 @@ encryption loads as it is and is sealed on its next write.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka.follower import Message, TopicFollower
+from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower
 from streams.subscriptions.errors import SecretUnreadable
 from streams.subscriptions.sealing import SecretBox
 
@@ -34,9 +33,6 @@ Record = dict[str, Any]
 # Writes one record (None: a tombstone), waits for the broker, answers the record's offset.
 Send = Callable[[str, Record | None], Awaitable[int]]
 
-# Why 30 s: how long a request waits for a starting worker to read the topic to its end;
-# past it the caller answers 503-like errors rather than serve a partial list.
-_READY_TIMEOUT_S = 30.0
 # Why 1 s: a subscription made on another worker is matched here within about this.
 _POLL_MS = 1000
 
@@ -73,13 +69,11 @@ class SubscriptionStore:
         return self.follower.caught_up.is_set()
 
     async def ready(self) -> None:
-        try:
-            await asyncio.wait_for(self.follower.caught_up.wait(), _READY_TIMEOUT_S)
-        except TimeoutError:
+        if not await self.follower.wait_caught_up():
             raise SubscriptionStoreNotReady(
                 f"the subscriptions topic {self.settings.topic_subscriptions!r} was not read "
-                f"within {_READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
-            ) from None
+                f"within {READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
+            )
 
     def values(self) -> list[Record]:
         return list(self._records.values())

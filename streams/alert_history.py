@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
+from streams.kafka.follower import Message, TopicFollower
 from streams.kafka.readers import decode_json_object, group_free_consumer
 from streams.kafka.window import Record, ServedIds, TopicReader
 
@@ -78,7 +78,7 @@ _CURSOR_KIND = "alerts"
 _STREAM_QUEUE = 1_000
 # Why 1 s: how often a quiet live stream checks its client is still there.
 _ALIVE_CHECK_S = 1.0
-# Why 5 s: the shared reader that lost the broker tries again this often.
+# Why 5 s: the shared reader that lost the broker tries again this often (logged each time).
 _RETRY_S = 5.0
 
 
@@ -258,8 +258,23 @@ class AlertFanout:
         self.reader = reader
         self._listeners: set[_Listener] = set()
         self._wanted = asyncio.Event()
-        self._positioned = asyncio.Event()
-        self.position = 0  # the offset the shared reader hands out next
+        # The one follower of a topic (streams/kafka/follower.py), from the topic's end, on
+        # a consumer the reader counts (the storywatch_alerts_readers gauge).
+        self._follower = TopicFollower(
+            reader.settings,
+            [reader.partition.topic],
+            self._offer,
+            poll_ms=_POLL_MS,
+            name="alerts fan-out",
+            retry_s=_RETRY_S,
+            from_end=True,
+            consumers=reader._consumer,
+        )
+
+    @property
+    def position(self) -> int:
+        """The offset the shared reader hands out next."""
+        return self._follower.positions.get(self.reader.partition, 0)
 
     @property
     def streams(self) -> int:
@@ -268,35 +283,13 @@ class AlertFanout:
     async def run(self) -> None:
         """Follow the topic once a stream wants it, for as long as the worker runs."""
         await self._wanted.wait()
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                logger.warning(
-                    "the shared reader of %s failed (%s); retrying in %.0f s",
-                    self.reader.partition.topic,
-                    exc,
-                    _RETRY_S,
-                )
-                await asyncio.sleep(_RETRY_S)
+        await self._follower.run()
 
-    async def _follow(self) -> None:
-        partition = self.reader.partition
-        async with self.reader._consumer() as consumer:
-            if not self._positioned.is_set():
-                self.position = int((await consumer.end_offsets([partition]))[partition])
-            consumer.seek(partition, self.position)
-            self._positioned.set()
-            while True:
-                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
-                for record in batch.get(partition, []):
-                    alert = decode_json_object(record.value)
-                    if alert is not None:
-                        for listener in self._listeners:
-                            listener.offer(record.offset, alert)
-                    self.position = record.offset + 1
+    def _offer(self, record: Message) -> None:
+        alert = decode_json_object(record.value)
+        if alert is not None:
+            for listener in self._listeners:
+                listener.offer(record.offset, alert)
 
     async def follow(
         self, after_offset: int | None, keep: Predicate, alive: Callable[[], bool]
@@ -306,7 +299,7 @@ class AlertFanout:
         sent (same CloudEvent id) is skipped."""
         self._wanted.set()
         try:
-            await asyncio.wait_for(self._positioned.wait(), _READ_DEADLINE_S)
+            await asyncio.wait_for(self._follower.caught_up.wait(), _READ_DEADLINE_S)
         except TimeoutError:
             # The shared reader has not reached the broker yet: end the stream (the client
             # reconnects, with Last-Event-ID, EventSource's retry after).

@@ -3,7 +3,9 @@ dashboard's read model and the feeds' compacted views.
 
 A consumer of the worker's own (no group: every worker reads every partition) reads the
 topics from their start, says once when it has read to the end they had when it started
-("caught up": the worker may serve what it holds), then keeps following them. When the
+("caught up": the worker may serve what it holds), then keeps following them. The alerts
+fan-out behind the live streams follows from the end instead (``from_end``): it hands on
+only what arrives. When the
 broker goes away (a restart, a network cut) the follower logs it and tries again every
 ``retry_s``, resuming at the offset after the last record it handed over, so nothing is
 handed over twice and what memory holds stays served meanwhile.
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -29,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
 Apply = Callable[[Message], None]
+# A started group-free consumer for as long as the context lasts (stopped after).
+Consumers = Callable[[], AbstractAsyncContextManager[AIOKafkaConsumer]]
 
 # Why 1,000 records: one poll's worth applied before yielding to the web server, so a
 # catch-up of millions of records never blocks requests for long.
@@ -44,8 +49,10 @@ _POLL_MS = 1000
 
 class TopicFollower:
     """Hands every record of ``topics`` to ``apply`` in offset order per partition, from the
-    start, for as long as :meth:`run` runs; ``caught_up`` is set (and ``on_caught_up``
-    called) once, when the ends the topics had at the first start are reached."""
+    start (``from_end``: from the end they have at the first start), for as long as
+    :meth:`run` runs; ``caught_up`` is set (and ``on_caught_up`` called) once, when the ends
+    the topics had at the first start are reached. ``consumers``: where its consumer comes
+    from (default: a group-free one of the settings)."""
 
     def __init__(
         self,
@@ -57,6 +64,8 @@ class TopicFollower:
         name: str,
         on_caught_up: Callable[[], None] | None = None,
         retry_s: float = RETRY_S,
+        from_end: bool = False,
+        consumers: Consumers | None = None,
     ) -> None:
         self.settings = settings
         self.topics = tuple(topics)
@@ -65,6 +74,8 @@ class TopicFollower:
         self._poll_ms = poll_ms
         self._retry_s = retry_s
         self._on_caught_up = on_caught_up
+        self._from_end = from_end
+        self._consumers = consumers or (lambda: _started(settings))
         self.caught_up = asyncio.Event()
         self.positions: dict[TopicPartition, int] = {}  # the next offset to hand over
         self.connections = 0  # consumers started so far (1 + the retries that reached it)
@@ -97,33 +108,44 @@ class TopicFollower:
 
     async def follow(self) -> None:
         """One connection's worth of following: returns only by an error."""
-        consumer = group_free_consumer(self.settings)
-        await consumer.start()
-        self.connections += 1
-        try:
-            partitions = await _assign(consumer, self.topics, self.settings.bootstrap)
-            for tp in partitions:
-                if tp in self.positions:
-                    consumer.seek(tp, self.positions[tp])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            ends = await consumer.end_offsets(partitions)
-            while True:
-                batch = await consumer.getmany(
-                    *partitions, timeout_ms=self._poll_ms, max_records=_MAX_RECORDS
-                )
-                for tp, messages in batch.items():
-                    for message in messages:
-                        self._apply(message)
-                        self.positions[tp] = message.offset + 1
-                if not self.caught_up.is_set() and await _reached(consumer, ends, self.positions):
-                    self.caught_up.set()
-                    logger.info("%s: read %s to its end", self.name, ", ".join(self.topics))
-                    if self._on_caught_up is not None:
-                        self._on_caught_up()
-                await asyncio.sleep(0)  # a catch-up yields to the web server between polls
-        finally:
-            await consumer.stop()
+        async with self._consumers() as consumer:
+            self.connections += 1
+            await self._follow(consumer)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        partitions = await _assign(consumer, self.topics, self.settings.bootstrap)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            if tp not in self.positions and self._from_end:
+                self.positions[tp] = int(ends[tp])
+            if tp in self.positions:
+                consumer.seek(tp, self.positions[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+        while True:
+            if not self.caught_up.is_set() and await _reached(consumer, ends, self.positions):
+                self.caught_up.set()
+                logger.info("%s: read %s to its end", self.name, ", ".join(self.topics))
+                if self._on_caught_up is not None:
+                    self._on_caught_up()
+            batch = await consumer.getmany(
+                *partitions, timeout_ms=self._poll_ms, max_records=_MAX_RECORDS
+            )
+            for tp, messages in batch.items():
+                for message in messages:
+                    self._apply(message)
+                    self.positions[tp] = message.offset + 1
+            await asyncio.sleep(0)  # a catch-up yields to the web server between polls
+
+
+@asynccontextmanager
+async def _started(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = group_free_consumer(settings)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def read_to_end(settings: Settings, topics: Sequence[str], apply: Apply) -> None:

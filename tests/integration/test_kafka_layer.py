@@ -213,6 +213,25 @@ async def test_a_follower_catches_up_keeps_following_and_resumes_without_doubles
     assert len(once.values) == 31
 
 
+async def test_a_follower_from_the_end_hands_on_only_what_arrives(kafka_bootstrap: str) -> None:
+    """The alerts fan-out's way: caught up at once at the end, then only new records."""
+    topic = _topic(kafka_bootstrap)
+    _send(kafka_bootstrap, topic, [(0, T0 + i, f"old{i}", {"n": i}) for i in range(5)])
+    memory = _Memory()
+    follower = TopicFollower(
+        _settings(kafka_bootstrap), [topic], memory.apply, poll_ms=200, name="t", from_end=True
+    )
+    task = asyncio.create_task(follower.run())
+    try:
+        await asyncio.wait_for(follower.caught_up.wait(), 60)
+        assert follower.positions == {TopicPartition(topic, 0): 5}
+        _send(kafka_bootstrap, topic, [(0, T0 + 9, "new", {"n": 9})])
+        await _until(lambda: "new" in memory.values)
+    finally:
+        task.cancel()
+    assert list(memory.values) == ["new"]
+
+
 async def test_a_follower_waits_for_a_missing_topic(kafka_bootstrap: str) -> None:
     """A topic not created yet: the follower retries (TopicNotFound, logged) and catches up
     once a worker has created it; a command's one-shot read names the topic instead."""

@@ -99,6 +99,9 @@ class _Partition:
     def assign(self, _partitions: list[TopicPartition]) -> None:
         pass
 
+    def partitions_for_topic(self, _topic: str) -> set[int]:
+        return {0}
+
     def seek(self, _partition: TopicPartition, offset: int) -> None:
         self.at = offset
 

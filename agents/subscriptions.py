@@ -33,7 +33,7 @@ from streams.engine.vectors import decode_vector
 from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.records import StoryEvent
 from streams.story_merges import MergedStates, absorb_emerging
-from streams.subscriptions.alerts import match_alert, outbox_entry
+from streams.subscriptions.alert_events import match_alert, outbox_entry
 from streams.subscriptions.matching import (
     Matcher,
     SemanticIndex,

@@ -400,7 +400,7 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
     """A replayed stage re-sends an outbox entry: the two copies may be in flight at once.
     The second waits for the first and finds its receipt; the receiver gets one POST."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.alert_events import outbox_entry, test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -429,7 +429,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     the error and acked: it neither holds the outbox's committed offset back nor is lost;
     the entries after it are still delivered."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.alert_events import outbox_entry, test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -516,8 +516,9 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     further entries are parked on alerts-dlq at once (receiver_backlog_full, counted) and
     acked, and another receiver's entry is still delivered while it hangs."""
     import agents.deliveries as deliveries_agent
+    import streams.subscriptions.delivery as delivery_service
     from streams.app import settings
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.alert_events import outbox_entry, test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -546,7 +547,7 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     with (
         patch.object(deliveries_agent, "WebhookSender", Receivers),
         patch.object(deliveries_agent, "settings", capped),
-        patch.object(deliveries_agent, "_MAX_PENDING", 3),  # the dead receiver alone fills it
+        patch.object(delivery_service, "_MAX_PENDING", 3),  # the dead receiver alone fills it
         patch.object(topics.alerts_dlq, "send", parked),
     ):
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
@@ -580,7 +581,7 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     host, port) goes out at once instead of being parked as receiver_backlog_full."""
     import agents.deliveries as deliveries_agent
     from streams.app import settings
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.subscriptions.alert_events import outbox_entry, test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -648,7 +649,8 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     re-published to the outbox (a later record) is sent again once the receiver is fixed,
     while a replay of the record it was parked from is not (`already_final`)."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    import streams.subscriptions.delivery as delivery_service
+    from streams.subscriptions.alert_events import outbox_entry, test_alert
     from streams.subscriptions.sender import Attempt
 
     answers = ["failed", "delivered"]  # refused (4xx: parked at once), then fixed
@@ -675,7 +677,7 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
             receipt = tables.receipts[webhook_id]
             assert receipt["outcome"] == "parked"
             position = (first.message.partition, first.message.offset)
-            assert deliveries_agent.already_final(receipt, position)  # its replay: skipped
+            assert delivery_service.already_final(receipt, position)  # its replay: skipped
             again = await agent.put(entry, key=webhook_id)  # re-published from alerts-dlq
             await _eventually(lambda: again.message.acked)
     assert posts == [webhook_id, webhook_id]

@@ -29,7 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from streams.engine.offline import read_jsonl
 from streams.kafka.local import free_port
 from streams.producer import produce_rows
-from streams.subscriptions.alerts import webhook_id_of
+from streams.subscriptions.alert_events import webhook_id_of
 from streams.subscriptions.webhooks import render_body
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic

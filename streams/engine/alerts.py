@@ -1,4 +1,4 @@
-"""Alert rules over story assignments, and the CloudEvents 1.0 envelope they are sent in."""
+"""Alert rules over story assignments (their CloudEvents envelope: streams.contracts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from config.settings import Settings
 from streams.engine.clustering import Assignment
 
-__all__ = ["EMERGING", "EmergingRule", "EmergingState", "cloud_event", "iso_time"]
+__all__ = ["EMERGING", "EmergingRule", "EmergingState", "iso_time"]
 
 EMERGING = "io.storywatch.story.emerging"
 # Why 5: enough links for a reader to check the story without flooding the alert.
@@ -90,22 +90,6 @@ class EmergingRule:
             "first_seen": iso_time(event.first_seen),
             "last_seen": iso_time(event.last_seen),
         }
-
-
-def cloud_event(
-    event_type: str, subject: str, data: dict[str, Any], *, source: str, event_id: str, time: float
-) -> dict[str, Any]:
-    """A CloudEvents 1.0 structured-mode JSON event; ``event_id`` makes delivery idempotent."""
-    return {
-        "specversion": "1.0",
-        "type": event_type,
-        "source": source,
-        "id": event_id,
-        "subject": subject,
-        "time": iso_time(time),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
 
 
 def iso_time(ts: float) -> str:

@@ -15,8 +15,9 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from config.settings import Settings
+from streams.contracts.outbox import outbox_entry
 from streams.cursors import BadCursor, decode_cursor, encode_cursor
-from streams.subscriptions.alert_events import outbox_entry, test_alert
+from streams.subscriptions.alert_events import test_alert
 from streams.subscriptions.errors import DeliveryError
 from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
 from streams.subscriptions.ssrf import WebhookGuard

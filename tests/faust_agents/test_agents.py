@@ -20,10 +20,10 @@ import agents.alerts as alerts_agent
 import agents.cluster as cluster_agent
 import agents.embed as embed_agent
 from streams.app import app, metrics, tables, topics
+from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.evidence import TextEvidence
 from streams.engine.vectors import encode_vector
-from streams.records import EmbeddedArticle, StoryEvent
 
 
 class Recorder:
@@ -400,7 +400,8 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
     """A replayed stage re-sends an outbox entry: the two copies may be in flight at once.
     The second waits for the first and finds its receipt; the receiver gets one POST."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alert_events import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -429,7 +430,8 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     the error and acked: it neither holds the outbox's committed offset back nor is lost;
     the entries after it are still delivered."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alert_events import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -518,7 +520,8 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     import agents.deliveries as deliveries_agent
     import streams.subscriptions.delivery as delivery_service
     from streams.app import settings
-    from streams.subscriptions.alert_events import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -581,7 +584,8 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     host, port) goes out at once instead of being parked as receiver_backlog_full."""
     import agents.deliveries as deliveries_agent
     from streams.app import settings
-    from streams.subscriptions.alert_events import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -650,7 +654,8 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     while a replay of the record it was parked from is not (`already_final`)."""
     import agents.deliveries as deliveries_agent
     import streams.subscriptions.delivery as delivery_service
-    from streams.subscriptions.alert_events import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     answers = ["failed", "delivered"]  # refused (4xx: parked at once), then fixed

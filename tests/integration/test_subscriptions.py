@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from streams.contracts.outbox import webhook_id_of
 from streams.engine.offline import read_jsonl
 from streams.kafka.local import free_port
 from streams.producer import produce_rows
-from streams.subscriptions.alert_events import webhook_id_of
 from streams.subscriptions.webhooks import render_body
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic

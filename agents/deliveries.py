@@ -18,16 +18,15 @@ from streams.subscriptions.ssrf import WebhookGuard
 __all__ = ["deliver_webhooks"]
 
 
-async def _park(key: str, value: dict[str, Any]) -> None:
+async def _park(key: Any, value: dict[str, Any]) -> None:
     """Send one dead letter to alerts-dlq; returns once the broker has it."""
     parked = await topics.alerts_dlq.send(key=key, value=value)
     await parked
 
 
 async def _one(service: DeliveryService, stream: StreamT[Any], event: EventT) -> None:
-    message = event.message
     try:
-        final = await service.settle(event.key, event.value, (message.partition, message.offset))
+        final = await service.settle(event.key, event.value, event.message)
     finally:
         service.release()
     if final:

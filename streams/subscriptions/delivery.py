@@ -20,6 +20,7 @@ pool and stall every other receiver.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from yarl import URL
 
 from config.settings import Settings
+from streams.contracts.dead_letters import MessageCoordinates, delivery_dead_letter
 from streams.metrics import PipelineMetrics
 from streams.subscriptions.model import Subscription
 from streams.subscriptions.redaction import RedactingFilter, redact_text
@@ -64,8 +66,9 @@ _FINAL = ("delivered", "parked", "cancelled")
 
 # An outbox record's (partition, offset).
 Position = tuple[int, int]
-# Sends one dead letter to alerts-dlq (key, value); returns once the broker has it.
-Park = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Sends one dead letter to alerts-dlq (key: the webhook-id, value); returns once the broker
+# has it.
+Park = Callable[[Any, dict[str, Any]], Awaitable[None]]
 
 
 class _Subscriptions(Protocol):
@@ -150,17 +153,17 @@ class DeliveryService:
         self.pending.release()
         self.metrics.outbox_depth.dec()
 
-    async def settle(self, key: Any, value: Any, position: Position | None) -> bool:
+    async def settle(self, key: Any, value: Any, message: MessageCoordinates | None) -> bool:
         """Deliver one outbox record; whether it is done with (acknowledge it). An entry
         whose delivery raises (a malformed entry, or a bug) is parked with the error, so one
         bad entry neither stalls the outbox's committed offset nor is lost. False only when
         even parking failed: the entry is read again after a restart."""
         try:
             try:
-                await self.run(value, position)
+                await self.run(value, message)
             except Exception as exc:  # a bug or a malformed entry: parked
                 logger.exception("delivering %s failed unexpectedly; parking it", key)
-                await self._park_broken(key, value, position, exc)
+                await self._park_broken(key, value, message, exc)
         except Exception:
             # Not even parked (the broker refused it): not acked, so the entry is read again
             # after a restart. Say so loudly.
@@ -172,14 +175,14 @@ class DeliveryService:
             return False
         return True
 
-    async def run(self, entry: dict[str, Any], position: Position | None = None) -> None:
+    async def run(self, entry: dict[str, Any], message: MessageCoordinates | None = None) -> None:
         webhook_id = entry["webhook_id"]
         while webhook_id in self.inflight:
             await asyncio.shield(self.inflight[webhook_id])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inflight[webhook_id] = done
         try:
-            await self._deliver(entry, position)
+            await self._deliver(entry, message)
         finally:
             del self.inflight[webhook_id]
             done.set_result(None)
@@ -201,29 +204,44 @@ class DeliveryService:
 
     async def _dead_letter(
         self,
-        entry: dict[str, Any],
-        subscription: Subscription,
+        entry: Any,
+        message: MessageCoordinates | None,
         reason: str,
         error: str,
+        *,
         status: int | None,
+        attempts: int,
+        key: Any = None,
     ) -> None:
         """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has
         it. URLs in the error are redacted (their tokens stay out of the log and the dead
-        letter)."""
+        letter). The record: the articles-dlq shape (the outbox record's coordinates and
+        bytes) plus the delivery's fields (streams.contracts.dead_letters)."""
         error = redact_text(error)
+        fields = entry if isinstance(entry, dict) else {}
         logger.warning(
             "webhook %s to subscription %s parked on %s: %s",
-            entry["webhook_id"],
-            subscription.id,
+            fields.get("webhook_id"),
+            fields.get("subscription_id"),
             self.settings.topic_alerts_dlq,
             error,
         )
-        await self._park_record(
-            entry["webhook_id"], {**entry, "reason": reason, "error": error, "status": status}
+        record = delivery_dead_letter(
+            reason=reason,
+            error=error,
+            entry=entry,
+            message=message,
+            value=_outbox_bytes(entry, message),
+            max_bytes=self.settings.dlq_max_message_bytes,
+            attempts=attempts,
+            status=status,
         )
+        webhook_id = fields.get("webhook_id")
+        await self._park_record(webhook_id if isinstance(webhook_id, str) else key, record)
 
-    async def _deliver(self, entry: dict[str, Any], position: Position | None) -> None:
+    async def _deliver(self, entry: dict[str, Any], message: MessageCoordinates | None) -> None:
         webhook_id = entry["webhook_id"]
+        position = _position(message)
         if already_final(self.receipts.get(webhook_id), position):
             return  # delivered (or parked) before a restart: never again
         await self.subscriptions.ready()
@@ -237,23 +255,24 @@ class DeliveryService:
         if not subscription.signing_secrets(time.time()):
             await self._dead_letter(
                 entry,
-                subscription,
+                message,
                 "secret_unreadable",
                 "the subscription's webhook secret does not decrypt with this worker's "
                 "STORYWATCH_SECRET_KEY: give every worker the same key, or rotate the secret "
                 "(POST /api/subscriptions/{id}/rotate-secret), then re-publish this entry",
-                None,
+                status=None,
+                attempts=0,
             )
             self._finish(entry, "parked", None, "secret_unreadable", position=position)
             return
         # One owner's deliveries to one receiver (scheme, host and port).
         host = f"{subscription.owner} {URL(url).origin()}"
         if self.backlog[host] >= self.settings.webhook_receiver_backlog:
-            await self._park_backlog(entry, subscription, host)
+            await self._park_backlog(entry, message, subscription, host)
             return
         self.backlog[host] += 1
         try:
-            await self._attempts(entry, subscription, url, body, host, position=position)
+            await self._attempts(entry, subscription, url, body, host, message=message)
         finally:
             self.backlog[host] -= 1
             if not self.backlog[host]:
@@ -267,11 +286,12 @@ class DeliveryService:
         body: bytes,
         host: str,
         *,
-        position: Position | None,
+        message: MessageCoordinates | None,
     ) -> None:
         """Send with retries until delivered, failed or out of attempts (then parked)."""
         webhook_id = entry["webhook_id"]
         attempt: Attempt | None = None
+        number = 0
         for number in range(1, self.policy.max_attempts + 1):
             now = time.time()
             headers = webhook_headers(webhook_id, subscription.signing_secrets(now), body, now)
@@ -287,7 +307,7 @@ class DeliveryService:
                 break
             self.metrics.delivery_retries.inc()
             await asyncio.sleep(self.policy.delay(number, attempt.retry_after_s, self.rng))
-        await self._park(entry, subscription, attempt, position)
+        await self._park(entry, subscription, attempt, message, attempts=number)
 
     def _row(self, attempt: Attempt, number: int) -> dict[str, Any]:
         return {
@@ -303,21 +323,28 @@ class DeliveryService:
         entry: dict[str, Any],
         subscription: Subscription,
         attempt: Attempt | None,
-        position: Position | None,
+        message: MessageCoordinates | None,
+        *,
+        attempts: int,
     ) -> None:
         error = attempt.error if attempt else "no attempt was made"
         await self._dead_letter(
             entry,
-            subscription,
+            message,
             "delivery_failed",
             f"{error}; fix the receiver, then resend with "
             "`storywatch subscriptions test` or re-publish this entry to the outbox",
-            attempt.status if attempt else None,
+            status=attempt.status if attempt else None,
+            attempts=attempts,
         )
-        self._finish(entry, "parked", attempt, error, position=position)
+        self._finish(entry, "parked", attempt, error, position=_position(message))
 
     async def _park_backlog(
-        self, entry: dict[str, Any], subscription: Subscription, host: str
+        self,
+        entry: dict[str, Any],
+        message: MessageCoordinates | None,
+        subscription: Subscription,
+        host: str,
     ) -> None:
         """Park an entry of a receiver already holding its backlog cap, without trying it.
         No receipt is written: the entry re-sent from alerts-dlq to the outbox is delivered."""
@@ -329,7 +356,9 @@ class DeliveryService:
             f"entry from {self.settings.topic_alerts_dlq} to the "
             f"{self.settings.topic_deliveries} topic"
         )
-        await self._dead_letter(entry, subscription, "receiver_backlog_full", error, None)
+        await self._dead_letter(
+            entry, message, "receiver_backlog_full", error, status=None, attempts=0
+        )
         self.metrics.deliveries.labels("backlog_full").inc()
         self._log(subscription.id, entry, {"outcome": "backlog_full", "error": error})
 
@@ -357,23 +386,20 @@ class DeliveryService:
             self._log(entry["subscription_id"], entry, {"outcome": outcome, "error": error})
 
     async def _park_broken(
-        self, key: Any, value: Any, position: Position | None, exc: Exception
+        self, key: Any, value: Any, message: MessageCoordinates | None, exc: Exception
     ) -> None:
         """An entry whose delivery raised: parked with the error, its receipt says parked."""
-        entry = value if isinstance(value, dict) else {"entry": repr(value)}
-        await self._park_record(
-            key,
-            {
-                **entry,
-                "reason": "delivery_crashed",
-                "error": redact_text(
-                    f"{type(exc).__name__}: {exc}; report it with this record, then "
-                    "re-publish the entry to the outbox once fixed"
-                ),
-                "status": None,
-            },
+        await self._dead_letter(
+            value,
+            message,
+            "delivery_crashed",
+            f"{type(exc).__name__}: {exc}; report it with this record, then "
+            "re-publish the entry to the outbox once fixed",
+            status=None,
+            attempts=0,
+            key=key,
         )
-        webhook_id = entry.get("webhook_id")
+        webhook_id = value.get("webhook_id") if isinstance(value, dict) else None
         if isinstance(webhook_id, str):
             self.receipts[webhook_id] = {
                 "outcome": "parked",
@@ -381,6 +407,26 @@ class DeliveryService:
                 "error": redact_text(f"{type(exc).__name__}: {exc}"),
                 "attempts": 0,
                 "at": time.time(),
-                "position": list(position) if position else None,
+                "position": _list_or_none(_position(message)),
             }
         self.metrics.deliveries.labels("parked").inc()
+
+
+def _position(message: MessageCoordinates | None) -> Position | None:
+    return None if message is None else (message.partition, message.offset)
+
+
+def _list_or_none(position: Position | None) -> list[int] | None:
+    return list(position) if position else None
+
+
+def _outbox_bytes(entry: Any, message: MessageCoordinates | None) -> bytes:
+    """The outbox record's bytes as read (a test's stand-in message holds the decoded value:
+    then the entry as the outbox's JSON codec writes it)."""
+    raw = getattr(message, "value", None)
+    if isinstance(raw, bytes):
+        return raw
+    try:
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        return repr(entry).encode()

@@ -459,6 +459,16 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     assert dead["webhook_id"] == "msg_broken"
     assert dead["reason"] == "delivery_crashed"
     assert "KeyError" in dead["error"] and "re-publish" in dead["error"]
+    # The articles-dlq shape (the outbox record's coordinates and bytes) plus the delivery's
+    # fields; the malformed entry's missing fields are None.
+    assert set(dead) == {
+        "reason", "error", "stage", "topic", "partition", "offset", "timestamp", "key",
+        "value_b64", "value_text", "truncated", "sha256",
+        "webhook_id", "subscription_id", "alert_id", "attempts", "status",
+    }  # fmt: skip
+    assert dead["stage"] == "deliveries" and dead["topic"] == topics.deliveries.get_topic_name()
+    assert (dead["subscription_id"], dead["alert_id"], dead["attempts"]) == (None, None, 0)
+    assert json.loads(base64.b64decode(dead["value_b64"])) == {"webhook_id": "msg_broken"}
     assert tables.receipts["msg_broken"]["outcome"] == "parked"
 
 
@@ -683,7 +693,13 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
             assert receipt["outcome"] == "parked"
             position = (first.message.partition, first.message.offset)
             assert delivery_service.already_final(receipt, position)  # its replay: skipped
-            again = await agent.put(entry, key=webhook_id)  # re-published from alerts-dlq
+            [dead] = [s["value"] for s in parked.sent]
+            assert (dead["webhook_id"], dead["attempts"], dead["status"]) == (webhook_id, 1, 404)
+            assert dead["alert_id"] == entry["alert"]["id"]
+            assert dead["subscription_id"] == subscription.id
+            republished = json.loads(dead["value_text"])  # what the operator re-publishes
+            assert republished == entry
+            again = await agent.put(republished, key=dead["webhook_id"])
             await _eventually(lambda: again.message.acked)
     assert posts == [webhook_id, webhook_id]
     assert tables.receipts[webhook_id]["outcome"] == "delivered"

@@ -9,6 +9,7 @@ pending loses none and doubles none; the API's errors; SSE with Last-Event-ID; t
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -298,6 +299,14 @@ def test_deliveries_that_exhaust_their_retries_are_parked(worker, streamed, hang
     entry = parked[0]
     assert entry["reason"] == "delivery_failed" and entry["error"]
     assert entry["subscription_id"] == streamed["subs"]["hang"]["id"]
+    # The articles-dlq shape plus the delivery's fields: where the outbox entry was read,
+    # its bytes (what an operator re-publishes), the attempts made and the last status.
+    assert entry["stage"] == "deliveries" and entry["topic"] == worker.topic("deliveries")
+    assert entry["attempts"] == 6 and entry["status"] is None  # timed out: no answer
+    outbox = json.loads(base64.b64decode(entry["value_b64"]))
+    assert outbox["webhook_id"] == entry["webhook_id"]
+    assert outbox["alert"]["id"] == entry["alert_id"]
+    assert base64.b64decode(entry["key"]).decode() == entry["webhook_id"]
 
     def tries() -> int:  # the receiver records a request when its 5 s sleep ends
         return sum(1 for r in hanging.requests if r["id"] == entry["webhook_id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.contracts.headers import CLOUDEVENT_HEADERS
-from streams.engine.alerts import iso_time
+from streams.time_ranges import iso_time
 
 __all__ = ["CLOUDEVENT_HEADERS", "SUBSCRIPTION_EVENT_PREFIX", "cloud_event"]
 

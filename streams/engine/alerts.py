@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import Settings
 from streams.engine.clustering import Assignment
+from streams.time_ranges import iso_time
 
 __all__ = ["EMERGING", "EmergingRule", "EmergingState", "iso_time"]
 
@@ -90,8 +90,3 @@ class EmergingRule:
             "first_seen": iso_time(event.first_seen),
             "last_seen": iso_time(event.last_seen),
         }
-
-
-def iso_time(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with a Z, as alerts carry times."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")

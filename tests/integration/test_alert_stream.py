@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from streams.engine.alerts import iso_time
 from streams.engine.embedding import Embedder
 from streams.engine.offline import read_jsonl
 from streams.engine.vectors import decode_vector
 from streams.producer import produce_rows
+from streams.time_ranges import iso_time
 from tests.conftest import SAMPLE
 from tests.integration import test_subscriptions as subscription_tests
 from tests.integration.test_subscriptions import ALICE, BOB, SBARRO, Receiver, _until, api

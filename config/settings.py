@@ -195,11 +195,6 @@ class Settings(BaseSettings):
     # dev halves that costs ECB+ F1 (-0.024 on half 0), so it stays off (docs/QUALITY.md
     # "Third round", which also has the held-out evidence for turning it on).
     merge_entity_share: float = Field(default=0.0, ge=0, le=1)
-    # Why off: when on, the names check (entity_share) reads the two-way agreement of names
-    # (the article's names in the story AND the story's names in the article, harmonic mean)
-    # instead of the article's side alone; see docs/QUALITY.md "Round 3, second pass" for the
-    # halves it was measured on and why it is not the default.
-    entity_both_ways: bool = False
     # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at
     # 50k here, about a headline's embedding cost); past it, k-means lists + term postings
     # keep clustering under ~1 ms per article at some cost in recall (docs/BENCHMARKS.md).

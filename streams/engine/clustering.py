@@ -101,9 +101,7 @@ class StoryEngine:
         the frequencies unless it was processed)."""
         term_vec = weigh_terms(text.term_counts, self._frequencies.terms)
         names = self._frequencies.name_weights(set(text.entities), self.params.entity_min)
-        return weigh(
-            self._stories[story_id], dense, term_vec, names, self.params, self._name_idf
-        )
+        return weigh(self._stories[story_id], dense, term_vec, names, self.params)
 
     # -- the decision ----------------------------------------------------------------------
 
@@ -158,7 +156,7 @@ class StoryEngine:
             candidates = self._with_lexical_candidates(candidates, vector, term_vec)
         name_weights = self._frequencies.name_weights(article_entities, self.params.entity_min)
         evidence = [
-            weigh(self._stories[sid], dense, term_vec, name_weights, self.params, self._name_idf)
+            weigh(self._stories[sid], dense, term_vec, name_weights, self.params)
             for sid, dense in candidates
         ]
         accepted = [e for e in evidence if e.accepted]
@@ -295,10 +293,6 @@ class StoryEngine:
             self._frequencies.remember(rec)
 
     # -- internals -----------------------------------------------------------------------
-
-    def _name_idf(self, name: str) -> float:
-        """IDF of a name or number over the articles in the window."""
-        return self._frequencies.entities.idf(name)
 
     def _ensure_index(self, dim: int) -> StoryIndex:
         if self._index is None:

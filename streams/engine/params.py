@@ -26,7 +26,6 @@ class ClusterParams:
     merge_bridges: int = 3  # 0: never merge stories after the fact
     merge_score: float = 0.80
     merge_entity_share: float = 0.0  # a judged bridge needs this names share with the other
-    entity_both_ways: bool = False  # the names check also asks the story's names of the article
     index_exact_max: int = DEFAULT_EXACT_MAX
     index_probes: int = DEFAULT_PROBES
 
@@ -45,7 +44,6 @@ class ClusterParams:
             merge_bridges=settings.merge_bridges,
             merge_score=settings.merge_score,
             merge_entity_share=settings.merge_entity_share,
-            entity_both_ways=settings.entity_both_ways,
             index_exact_max=settings.index_exact_max,
             index_probes=settings.index_probes,
         )

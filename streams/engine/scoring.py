@@ -8,14 +8,14 @@ frequencies of the active window (which make the IDF weights) live in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from streams.engine.evidence import DocumentFrequencies
 from streams.engine.params import ClusterParams
 from streams.engine.story_state import TOP_TERMS, Record, Story, dot
 
-__all__ = ["JoinEvidence", "WindowFrequencies", "names_agreement", "strongest_shared", "weigh"]
+__all__ = ["JoinEvidence", "WindowFrequencies", "strongest_shared", "weigh"]
 
 
 class JoinEvidence(NamedTuple):
@@ -65,13 +65,10 @@ def weigh(
     term_vec: dict[str, float],
     names: dict[str, float],
     params: ClusterParams,
-    idf: Callable[[str], float] | None = None,
 ) -> JoinEvidence:
     """Dense cosine plus weighted lexical cosine must clear the story bar; an article with
     enough entities (``names``: entity -> IDF) must also share some of the story's usual
-    ones (different events of the same kind share the topic, not the names and numbers).
-    With ``params.entity_both_ways`` (and ``idf``, the window's name IDF) the check reads
-    :func:`names_agreement`: the story's names must also be found in the article."""
+    ones (different events of the same kind share the topic, not the names and numbers)."""
     norm_sq = story.profile_norm_sq()
     lexical = dot(term_vec, story.terms) / math.sqrt(norm_sq) if norm_sq > 0 else 0.0
     score = dense + params.lexical_weight * lexical
@@ -81,36 +78,9 @@ def weigh(
     if total > 0:
         mentioned = sum(w * story.entities.get(n, 0) for n, w in names.items())
         share = mentioned / (total * story.size)
-        if params.entity_both_ways and idf is not None:
-            share = names_agreement(share, story.entities, names, idf)
         if accepted and score < params.entity_override:
             accepted = share >= params.entity_share
     return JoinEvidence(story.id, dense, lexical, score, share, accepted)
-
-
-def names_agreement(
-    article_share: float,
-    story_names: dict[str, int],
-    names: dict[str, float],
-    idf: Callable[[str], float],
-) -> float:
-    """Two-way agreement of names: the harmonic mean (Dice) of ``article_share`` (the
-    IDF-weighted share of the article's names its story's members mention, on average) and
-    the IDF-weighted share of the members' names the article mentions (each name weighted
-    by how many members mention it). One-way, an article that repeats a sibling event's
-    topic names (the island, the team) passes although it lacks the story's own specifics
-    (its people, its numbers); on the dev files' judged pairs the two-way measure separates
-    same-event pairs from sibling pairs better (ROC AUC 0.90 -> 0.92 on ECB+ half 0, 0.86 ->
-    0.88 on half 1; docs/QUALITY.md "Round 3, second pass")."""
-    total = covered = 0.0
-    for name, members in story_names.items():
-        weight = idf(name) * members
-        total += weight
-        if name in names:
-            covered += weight
-    story_share = covered / total if total > 0 else 0.0
-    both = article_share + story_share
-    return 2 * article_share * story_share / both if both > 0 else 0.0
 
 
 def strongest_shared(vector: dict[str, float], profile: dict[str, float]) -> list[str]:

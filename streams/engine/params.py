@@ -26,6 +26,7 @@ class ClusterParams:
     merge_bridges: int = 3  # 0: never merge stories after the fact
     merge_score: float = 0.80
     merge_entity_share: float = 0.0  # a judged bridge needs this names share with the other
+    window_both_ways: bool = False  # no joins by an article dated a window before the story
     index_exact_max: int = DEFAULT_EXACT_MAX
     index_probes: int = DEFAULT_PROBES
 
@@ -44,6 +45,7 @@ class ClusterParams:
             merge_bridges=settings.merge_bridges,
             merge_score=settings.merge_score,
             merge_entity_share=settings.merge_entity_share,
+            window_both_ways=settings.window_both_ways,
             index_exact_max=settings.index_exact_max,
             index_probes=settings.index_probes,
         )

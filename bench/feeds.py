@@ -33,7 +33,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
-from streams.admin import ensure_topics
 from streams.feeds.fetcher import FetchPolicy, PageFetcher, feed_guard
 from streams.feeds.language import LanguageDetector
 from streams.feeds.metrics import FeedMetrics
@@ -41,7 +40,8 @@ from streams.feeds.model import FeedDef
 from streams.feeds.poller import FeedPoller
 from streams.feeds.state import FeedState
 from streams.feeds.views import FeedViews
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import KafkaConnection
 
 HOSTS = [f"127.0.0.{i}" for i in range(10, 110)]
 ITEMS = 20
@@ -189,7 +189,7 @@ def main() -> None:
         help="feeds without <language>: every item goes through lingua",
     )
     args = parser.parse_args()
-    from streams.kafka_local import free_port, start_broker, stop_broker
+    from streams.kafka.local import free_port, start_broker, stop_broker
 
     port = free_port()
     ready = multiprocessing.Event()

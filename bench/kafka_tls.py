@@ -1,7 +1,7 @@
 """The cost of TLS and SCRAM: headlines/s through the real pipeline over SASL_SSL
 (SCRAM-SHA-512, a private CA) against PLAINTEXT, side by side in one run.
 
-One broker (``streams.kafka_local.start_broker``, temp dir, free ports) with two client
+One broker (``streams.kafka.local.start_broker``, temp dir, free ports) with two client
 listeners, PLAINTEXT and SASL_SSL, so both workers talk to the same JVM. Two real workers
 (``tests/integration/worker_process.WorkerRun``, isolated topics), one per listener, both
 warmed up (the model loads on the first batch). Then ROUNDS rounds; in each, the same CHUNK
@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from config.settings import Settings  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
-from streams.kafka_certs import local_tls_files  # noqa: E402
-from streams.kafka_connection import KafkaConnection  # noqa: E402
-from streams.kafka_local import (  # noqa: E402
+from streams.kafka.certs import local_tls_files  # noqa: E402
+from streams.kafka.connection import KafkaConnection  # noqa: E402
+from streams.kafka.local import (  # noqa: E402
     BrokerSecurity,
     ClientListener,
     free_port,

@@ -7,7 +7,7 @@ cluster agent -> `stories`) should deliver nearly the raw model throughput (targ
 
 Per kind (headlines: UCI titles; full articles: ECB+ "title. text"), in ONE run, side by side:
 1. raw: ``Embedder.encode`` on the same texts in batches of settings.embed_batch_size;
-2. pipeline: a real broker (``streams.kafka_local.start_broker``, temp dir, free port) and
+2. pipeline: a real broker (``streams.kafka.local.start_broker``, temp dir, free port) and
    the real worker as a subprocess (``tests/integration/worker_process.WorkerRun``, isolated
    topics). The worker loads the model lazily on its first batch, so a few warm-up articles
    (other rows) go through first and that cold start is reported apart. The clock starts
@@ -51,8 +51,8 @@ from streams.engine.clustering import ClusterParams, StoryEngine  # noqa: E402
 from streams.engine.embedding import Embedder, prefer_passive_threads  # noqa: E402
 from streams.engine.offline import read_jsonl  # noqa: E402
 from streams.engine.validation import article_from_mapping, parse_article  # noqa: E402
-from streams.kafka_connection import KafkaConnection  # noqa: E402
-from streams.kafka_local import free_port, start_broker, stop_broker  # noqa: E402
+from streams.kafka.connection import KafkaConnection  # noqa: E402
+from streams.kafka.local import free_port, start_broker, stop_broker  # noqa: E402
 from streams.producer import produce_rows  # noqa: E402
 from tests.integration.worker_process import WorkerRun  # noqa: E402
 

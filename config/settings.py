@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     # How clients reach the broker (docs/DEPLOYMENT.md, "Secured Kafka"). Unset protocol:
     # SASL_PLAINTEXT when a username is set, else PLAINTEXT. Every client (Faust, aiokafka,
-    # kafka-python) is built from these by streams/kafka_connection.py.
+    # kafka-python) is built from these by streams/kafka/connection.py.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
         default=None, description="PLAIN when a SASL protocol is used and this is unset."
@@ -355,6 +355,18 @@ class Settings(BaseSettings):
                 f"STORYWATCH_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must not exceed "
                 f"STORYWATCH_REPLICATION_FACTOR ({self.replication_factor}): lower it or "
                 "raise the replication"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_retry_delays_ordered(self) -> Settings:
+        # Checked when the settings load, not when the delivery agent starts: a worker
+        # would otherwise run for a while and only then refuse to deliver anything.
+        if self.webhook_retry_base_s > self.webhook_retry_max_s:
+            raise ValueError(
+                f"STORYWATCH_WEBHOOK_RETRY_BASE_S ({self.webhook_retry_base_s}) must not "
+                f"exceed STORYWATCH_WEBHOOK_RETRY_MAX_S ({self.webhook_retry_max_s}): lower "
+                "the first or raise the second"
             )
         return self
 

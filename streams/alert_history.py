@@ -37,7 +37,7 @@ from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
-from streams.kafka_readers import decode_json_object, group_free_consumer
+from streams.kafka.readers import decode_json_object, group_free_consumer
 
 __all__ = [
     "AlertFanout",

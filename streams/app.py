@@ -18,16 +18,16 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, load_settings
-from streams.consumer_lag import ConsumerLag
 from streams.engine.embedding import Embedder
 from streams.feeds.metrics import FeedMetrics
 from streams.feeds.views import FeedViews
-from streams.kafka_connection import KafkaConnection
-from streams.kafka_transport import DurableApp
+from streams.kafka.connection import KafkaConnection
+from streams.kafka.consumer_lag import ConsumerLag
+from streams.kafka.transport import DurableApp
 from streams.metrics import PipelineMetrics
 from streams.model_thread import ModelThread
 from streams.read_model import EventFeed, ReadModelFollower, ReadModelMetrics, StoryReadModel
-from streams.subscription_store import SubscriptionStore
+from streams.subscriptions.store import SubscriptionStore
 from streams.tables import PipelineTables, declare_tables
 from streams.topics import declare_topics
 from streams.web import register_views

@@ -14,8 +14,8 @@ import click
 
 from config.settings import Settings
 from streams.exceptions import BrokerError
-from streams.kafka_connection import KafkaConnection
-from streams.kafka_local import start_broker
+from streams.kafka.connection import KafkaConnection
+from streams.kafka.local import start_broker
 from streams.producer import produce_file
 from streams.watch import follow_stories
 

@@ -14,7 +14,7 @@ from streams.engine.article import Article
 from streams.engine.offline import read_jsonl, replay_timestamps
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import BrokerUnavailable
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 from streams.stream_time import replay_headers, replay_time_key
 
 __all__ = ["produce_file", "produce_rows"]

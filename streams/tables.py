@@ -59,7 +59,7 @@ def _table(app: faust.App, name: str, min_insync: int, **options: Any) -> TableT
 
 def declare_tables(app: faust.App, *, min_insync_replicas: int = 1) -> PipelineTables:
     """One partition each: they follow ``articles-embedded`` / ``stories`` / ``deliveries``
-    (one partition each). The subscriptions are not a table: streams/subscription_store.py.
+    (one partition each). The subscriptions are not a table: streams/subscriptions/store.py.
     Their changelogs get the app's replication factor and ``min_insync_replicas``."""
     n = min_insync_replicas
     return PipelineTables(

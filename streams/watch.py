@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 from streams.records import MERGED
 
 __all__ = ["follow_stories", "format_alert", "format_merge", "format_story_event"]

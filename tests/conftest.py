@@ -20,7 +20,7 @@ SAMPLE = PROJECT_ROOT / "streams" / "samples" / "uci-headlines-sample.jsonl"
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real broker: STORYWATCH_KAFKA_BOOTSTRAP if set, else a local KRaft broker started
     for this run. A broker that cannot start FAILS the tests (never skips them)."""
-    from streams.kafka_local import free_port, port_is_open, start_broker, stop_broker
+    from streams.kafka.local import free_port, port_is_open, start_broker, stop_broker
 
     configured = os.environ.get("STORYWATCH_KAFKA_BOOTSTRAP")
     if configured:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from config.settings import Settings
 from streams.cli import main
 from streams.engine.pairs import derive_pairs
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from tests.conftest import SAMPLE
 
 COMMANDS = [
@@ -144,7 +144,7 @@ def test_cluster_and_eval_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # With merges on, eval adds the final scores, and cluster --out writes final story ids:
     # as many distinct ids as eval's final story count.
     merging = {"STORYWATCH_MERGE_BRIDGES": "1", "STORYWATCH_MERGE_SCORE": "0.5"}
-    monkeypatch.setattr("streams.cli.load_settings", lambda: Settings(**_lower(merging)))
+    monkeypatch.setattr("streams.cli.offline.load_settings", lambda: Settings(**_lower(merging)))
     result = runner.invoke(main, ["eval", str(data)])
     assert result.exit_code == 0, result.output
     table = dict(line.split("  ", 1) for line in result.output.splitlines() if "  " in line)

@@ -11,7 +11,7 @@ import pytest
 
 from config.settings import Settings
 from streams.exceptions import BrokerError
-from streams.kafka_local import (
+from streams.kafka.local import (
     BrokerInfo,
     broker_status,
     free_port,

@@ -1,7 +1,7 @@
 """A compacted topic followed into memory: the feeds, their poll state and the seen articles.
 
 Every worker reads each of these topics from its start (no consumer group) and then follows
-it, as the subscriptions store does (streams/subscription_store.py says why not a Faust
+it, as the subscriptions store does (streams/subscriptions/store.py says why not a Faust
 GlobalTable): the topic is the storage, memory a cache; a worker that takes over a feed's
 partition already holds its state. Writes wait for the broker's acknowledgement.
 """
@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.feeds.errors import FeedError
-from streams.kafka_readers import group_free_consumer, topic_partitions
+from streams.kafka.readers import group_free_consumer, topic_partitions
 
 __all__ = ["CompactedView", "StoreNotReady", "read_topic"]
 

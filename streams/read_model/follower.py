@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka_readers import group_free_consumer, topic_partitions
+from streams.kafka.readers import group_free_consumer, topic_partitions
 from streams.read_model.model import StoryReadModel
 
 __all__ = ["ReadModelFollower"]

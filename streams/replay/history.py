@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from streams.kafka_readers import decode_json_object
+from streams.kafka.readers import decode_json_object
 from streams.replay.reading import TopicReader
 from streams.time_ranges import TimeRange
 

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.exceptions import BrokerUnavailable, TopicNotFound
-from streams.kafka_readers import group_free_consumer
+from streams.kafka.readers import group_free_consumer
 from streams.time_ranges import TimeRange, format_ms
 
 __all__ = ["Plan", "Record", "Span", "TopicReader"]

@@ -28,7 +28,7 @@ from kafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
 from streams.exceptions import ReplayError
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 from streams.replay.backtest import Backtest
 from streams.replay.progress import Progress
 from streams.replay.reading import Plan, Span, TopicReader

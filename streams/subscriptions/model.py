@@ -284,7 +284,7 @@ class Subscription:
             owner=str(record["owner"]),
             filter=_filter(record["filter"], "filter"),
             webhook=_delivery(record["delivery"], "delivery"),
-            # No secret: one that did not decrypt here (streams/subscription_store.py), or a
+            # No secret: one that did not decrypt here (streams/subscriptions/store.py), or a
             # reader that never signs (a replay): it is never sent.
             secret=str(record.get("secret") or ""),
             enabled=bool(record["enabled"]),

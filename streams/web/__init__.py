@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from config.settings import Settings
 from streams.alert_history import AlertFanout, AlertReader
 from streams.read_model import StoryReadModel
-from streams.subscription_store import SubscriptionStore
 from streams.subscriptions.ssrf import WebhookGuard
+from streams.subscriptions.store import SubscriptionStore
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
 from streams.web.access import ReadAccess

@@ -16,11 +16,11 @@ from faust.web import Request, Response, View
 
 from config.settings import Settings
 from streams.cursors import BadCursor, decode_cursor, encode_cursor
-from streams.subscription_store import SubscriptionStore, SubscriptionStoreNotReady
 from streams.subscriptions.alerts import outbox_entry, test_alert
 from streams.subscriptions.errors import DeliveryError
 from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
 from streams.subscriptions.ssrf import WebhookGuard
+from streams.subscriptions.store import SubscriptionStore, SubscriptionStoreNotReady
 from streams.web.http import ApiTokens, HttpError, json_view, read_json_body
 from streams.web.limits import RateLimit
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from config.exceptions import StorywatchError
-from streams.kafka_local import stop_broker
+from streams.kafka.local import stop_broker
 from tests.integration.secure_broker import SecureBroker, start_secure_broker
 
 

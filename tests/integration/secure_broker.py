@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings
-from streams.kafka_certs import LOCAL_HOSTS, CertificateAuthority, TlsFiles, local_tls_files
-from streams.kafka_local import (
+from streams.kafka.certs import LOCAL_HOSTS, CertificateAuthority, TlsFiles, local_tls_files
+from streams.kafka.local import (
     BrokerInfo,
     BrokerSecurity,
     ClientListener,

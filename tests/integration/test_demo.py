@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.kafka

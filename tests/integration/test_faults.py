@@ -482,7 +482,7 @@ def broker_restart_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> 
     is stopped and started again on the same port and data. The worker is never touched."""
     import threading
 
-    from streams.kafka_local import free_port, start_broker, stop_broker
+    from streams.kafka.local import free_port, start_broker, stop_broker
 
     settings = Settings()
     data_dir = tmp_path_factory.mktemp("restart-broker")
@@ -751,7 +751,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory, crash_rows) -> Iterato
     import signal
     import threading
 
-    from streams.kafka_local import free_port, start_cluster, stop_cluster
+    from streams.kafka.local import free_port, start_cluster, stop_cluster
 
     settings = Settings()
     data_dir = tmp_path_factory.mktemp("cluster3")

@@ -40,7 +40,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from streams.engine.offline import read_jsonl
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from streams.producer import produce_rows
 from streams.subscriptions.webhooks import new_secret
 from tests.conftest import SAMPLE

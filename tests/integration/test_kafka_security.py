@@ -18,7 +18,7 @@ import pytest
 
 from config.settings import Settings
 from streams.engine.offline import read_jsonl
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 from tests.conftest import SAMPLE
 from tests.integration.secure_broker import MODES, SecureBroker, other_ca
 
@@ -210,7 +210,7 @@ def test_a_refused_login_stops_the_worker_at_start(
     secure_broker: SecureBroker, tmp_path: Path
 ) -> None:
     """The worker exits non-zero with the one line (no crash loop, no Faust start)."""
-    from streams.kafka_local import free_port
+    from streams.kafka.local import free_port
 
     env = {
         **secure_broker.env("sasl_ssl_scram512"),
@@ -229,7 +229,7 @@ def test_a_refused_login_stops_the_worker_at_start(
 def test_kafka_start_security_prints_what_a_client_needs(tmp_path: Path) -> None:
     """`storywatch kafka start --security mtls`: the export line it prints is all a client
     needs; `kafka stop` stops it."""
-    from streams.kafka_local import free_port
+    from streams.kafka.local import free_port
 
     data = tmp_path / "broker"
     base: dict[str, Any] = {"STORYWATCH_KAFKA_PORT": str(free_port())}
@@ -301,7 +301,7 @@ def test_a_mechanism_the_broker_does_not_offer_is_named_with_those_it_does(
 def test_a_client_certificate_from_another_ca_is_refused_naming_it(
     secure_broker: SecureBroker, sample_file: Path, tmp_path: Path
 ) -> None:
-    from streams.kafka_certs import CertificateAuthority
+    from streams.kafka.certs import CertificateAuthority
 
     stranger = CertificateAuthority.create(tmp_path / "stranger", "Not the broker's CA")
     stranger.issue(

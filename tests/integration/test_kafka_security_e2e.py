@@ -19,7 +19,7 @@ import pytest
 
 from config.settings import Settings
 from streams.engine.offline import read_jsonl
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 from tests.conftest import SAMPLE
 from tests.integration.secure_broker import SecureBroker
 from tests.integration.worker_process import WorkerRun

@@ -26,7 +26,7 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.engine.offline import read_jsonl
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from streams.producer import produce_rows
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, broker_lag, read_topic

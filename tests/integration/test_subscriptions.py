@@ -27,7 +27,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from streams.engine.offline import read_jsonl
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 from streams.producer import produce_rows
 from streams.subscriptions.alerts import webhook_id_of
 from streams.subscriptions.webhooks import render_body

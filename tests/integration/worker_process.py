@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka_local import free_port
+from streams.kafka.local import free_port
 
 TOPIC_NAMES = (
     "articles",

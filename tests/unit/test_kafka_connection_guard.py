@@ -1,4 +1,4 @@
-"""Every Kafka client is built by streams/kafka_connection.py: a client constructed anywhere
+"""Every Kafka client is built by streams/kafka/connection.py: a client constructed anywhere
 else in the product (or a Faust app given its broker elsewhere) fails this test, so no future
 command can skip TLS or the login."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The product and its benches; tests build raw clients on purpose (the negative tests).
 SCANNED = ("streams", "agents", "config", "bench")
-CONNECTION_MODULE = Path("streams/kafka_connection.py")
+CONNECTION_MODULE = Path("streams/kafka/connection.py")
 APP_MODULE = Path("streams/app.py")
 CLIENT_CLASSES = frozenset(
     {
@@ -74,7 +74,7 @@ def test_no_kafka_client_is_built_outside_the_connection_layer() -> None:
             relative = file.relative_to(ROOT)
             found += construction_sites(file.read_text(encoding="utf-8"), relative)
     assert not found, (
-        "Kafka clients built outside streams/kafka_connection.py (they would skip TLS and the "
+        "Kafka clients built outside streams/kafka/connection.py (they would skip TLS and the "
         "login): build them with KafkaConnection.from_settings(settings).producer()/"
         ".consumer()/.admin()/.aio_consumer():\n" + "\n".join(found)
     )

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from config.exceptions import SettingsError
 from config.settings import Settings, load_settings
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 
 SECRET = "s3cret-do-not-print"
 
@@ -195,7 +195,7 @@ def test_the_ssl_context_follows_the_settings() -> None:
 
 
 def test_files_that_are_not_pem_are_named_when_the_context_is_built(tmp_path: Path) -> None:
-    from streams.kafka_certs import local_tls_files
+    from streams.kafka.certs import local_tls_files
 
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n", encoding="utf-8")
@@ -226,7 +226,7 @@ def test_files_that_are_not_pem_are_named_when_the_context_is_built(tmp_path: Pa
 def test_an_encrypted_client_key_loads_with_its_password(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from streams.kafka_certs import local_tls_files
+    from streams.kafka.certs import local_tls_files
 
     files = local_tls_files(tmp_path / "tls")
     key = serialization.load_pem_private_key(files.client_key.read_bytes(), None)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.log_limits import RepeatLimiter, limit_kafka_client_logs
+from streams.kafka.log_limits import RepeatLimiter, limit_kafka_client_logs
 
 
 def _record(msg: str, name: str = "aiokafka.client") -> logging.LogRecord:
@@ -11,7 +11,7 @@ def _record(msg: str, name: str = "aiokafka.client") -> logging.LogRecord:
 
 def test_one_record_of_a_kind_per_interval_then_a_count(monkeypatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr("streams.log_limits.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("streams.kafka.log_limits.time.monotonic", lambda: clock[0])
     limiter = RepeatLimiter(interval_s=10)
     assert limiter.filter(_record("Unable connect to node %s"))
     assert not any(limiter.filter(_record("Unable connect to node %s")) for _ in range(500))

@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.consumer_lag import ConsumerLag
+from streams.kafka.consumer_lag import ConsumerLag
 from streams.metrics import PipelineMetrics
 from streams.web.health import Readiness
 

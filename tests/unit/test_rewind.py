@@ -1,4 +1,4 @@
-"""The consumer's answer to a jump in a stream partition's offsets (streams/kafka_transport.py)."""
+"""The consumer's answer to a jump in a stream partition's offsets (streams/kafka/transport.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import FutureMessage, PendingMessage
 
-from streams.kafka_transport import DurableApp, HeadStalls, commit_end, rewind_to
+from streams.kafka.transport import DurableApp, HeadStalls, commit_end, rewind_to
 
 
 def test_consecutive_offsets_read_on() -> None:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from config.settings import Settings
+from streams.cli.history import history_row
 from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
 from streams.engine.story_state import StoryMerge
-from streams.history_cli import history_row
 from streams.records import MERGED, StoryEvent
 from streams.replay.backtest import Backtest
 from streams.replay.sources import Item

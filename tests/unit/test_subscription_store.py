@@ -8,7 +8,7 @@ from itertools import count
 from typing import Any
 
 from config.settings import Settings
-from streams.subscription_store import SubscriptionStore
+from streams.subscriptions.store import SubscriptionStore
 
 
 def _store() -> SubscriptionStore:

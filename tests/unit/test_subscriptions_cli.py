@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from config.exceptions import StorywatchError
 from config.settings import load_settings
-from streams import subscriptions_cli as sc
 from streams.cli import main
-from streams.subscriptions_cli import (
+from streams.cli import subscriptions as sc
+from streams.cli.subscriptions import (
     ApiClient,
     ApiConfigError,
     ApiError,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from streams.admin import pipeline_topic_partitions
+from streams.kafka.admin import pipeline_topic_partitions
 from streams.watch import format_story_event
 
 HEADLINE = "Quake of magnitude 7.1 strikes off the coast; tsunami warning issued for the region"

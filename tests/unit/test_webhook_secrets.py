@@ -15,11 +15,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config.settings import Settings
-from streams.subscription_store import SubscriptionStore
 from streams.subscriptions.errors import SecretUnreadable
 from streams.subscriptions.model import Subscription, parse_subscription
 from streams.subscriptions.redaction import RedactingFilter, redact_text, redact_url
 from streams.subscriptions.sealing import SecretBox
+from streams.subscriptions.store import SubscriptionStore
 from streams.subscriptions.webhooks import webhook_headers
 
 KEY_A = b"a" * 32

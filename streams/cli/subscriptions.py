@@ -24,7 +24,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from config.exceptions import StorywatchError
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = [
     "API_TOKEN_ENV",

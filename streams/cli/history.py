@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = ["history", "history_row"]
 
@@ -82,8 +82,8 @@ def history(  # noqa: PLR0917 - click passes options positionally
     import asyncio
 
     from config.settings import load_settings
-    from streams.kafka_connection import KafkaConnection
-    from streams.kafka_diagnosis import check_connection
+    from streams.kafka.connection import KafkaConnection
+    from streams.kafka.diagnosis import check_connection
     from streams.replay.history import read_history
     from streams.replay.reading import Plan
     from streams.time_ranges import format_ms, parse_range

@@ -10,8 +10,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from config.settings import Settings
 from streams.engine.validation import derived_record_max_bytes
 from streams.exceptions import BrokerUnavailable
-from streams.kafka_connection import KafkaConnection
-from streams.kafka_diagnosis import check_connection
+from streams.kafka.connection import KafkaConnection
+from streams.kafka.diagnosis import check_connection
 
 __all__ = ["ensure_topics", "pipeline_topic_partitions"]
 

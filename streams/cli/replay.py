@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = ["replay", "summary_lines"]
 
@@ -110,8 +110,8 @@ def replay(  # noqa: PLR0917 - click passes options positionally
 
     from config.settings import load_settings
     from streams.engine.alerts import EmergingRule
-    from streams.kafka_connection import KafkaConnection
-    from streams.kafka_diagnosis import check_connection
+    from streams.kafka.connection import KafkaConnection
+    from streams.kafka.diagnosis import check_connection
     from streams.replay.overrides import apply_overrides, load_rules, parse_overrides
     from streams.replay.run import ReplayRequest, run_replay
     from streams.time_ranges import parse_range

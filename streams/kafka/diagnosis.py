@@ -20,7 +20,7 @@ import ssl
 import struct
 
 from streams.exceptions import BrokerUnavailable, KafkaSecurityError
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 
 __all__ = ["check_connection"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from config.settings import Settings
-from streams.kafka_connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection
 
 __all__ = ["decode_json_object", "group_free_consumer", "topic_partitions"]
 

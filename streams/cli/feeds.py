@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from config.settings import Settings, load_settings
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 from streams.feeds.errors import FeedError, FeedListError
 from streams.feeds.health import feed_health
 from streams.feeds.model import FeedDef, parse_feed_list
@@ -29,10 +29,10 @@ _SEND_TIMEOUT_S = 30.0
 
 
 def _broker(settings: Settings) -> str:
-    from streams.admin import ensure_topics
-    from streams.cli import _require_broker
+    from streams.cli.kafka import require_broker
+    from streams.kafka.admin import ensure_topics
 
-    address = _require_broker(settings)
+    address = require_broker(settings)
     ensure_topics(address, settings)
     return address
 
@@ -41,7 +41,7 @@ def _write(settings: Settings, records: list[tuple[str, dict[str, Any] | None]])
     """Write ``(feed id, record or None)`` to the feeds topic and wait for every ack."""
     from kafka.errors import KafkaError
 
-    from streams.kafka_connection import KafkaConnection
+    from streams.kafka.connection import KafkaConnection
 
     address = _broker(settings)
     # The one connection layer: TLS and the login as the worker's.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli_errors import clean_errors
+from streams.cli.errors import clean_errors
 
 __all__ = ["rebuild"]
 
@@ -25,8 +25,8 @@ def rebuild(start: str, wait_s: float) -> None:
     then, once they are stopped, switch the story tables' changelogs to it. Start the
     workers again afterwards: they load the new state."""
     from config.settings import load_settings
-    from streams.kafka_connection import KafkaConnection
-    from streams.kafka_diagnosis import check_connection
+    from streams.kafka.connection import KafkaConnection
+    from streams.kafka.diagnosis import check_connection
     from streams.replay.rebuild import rebuild_state
     from streams.time_ranges import now_ms, parse_instant
 

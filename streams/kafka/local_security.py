@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from streams.kafka_certs import local_tls_files
-from streams.kafka_local import BrokerSecurity, ClientListener
+from streams.kafka.certs import local_tls_files
+from streams.kafka.local import BrokerSecurity, ClientListener
 
 __all__ = ["SECURITY_MODES", "LocalSecurity", "local_security"]
 

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka_readers import group_free_consumer, topic_partitions
+from streams.kafka.readers import group_free_consumer, topic_partitions
 from streams.subscriptions.errors import SecretUnreadable
 from streams.subscriptions.sealing import SecretBox
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.exceptions import BrokerError
-from streams.kafka_certs import TlsFiles
+from streams.kafka.certs import TlsFiles
 
 __all__ = [
     "BrokerInfo",

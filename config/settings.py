@@ -200,7 +200,8 @@ class Settings(BaseSettings):
     # last, starts its own story: an old report, an earlier event of the same kind). It
     # separates ECB+ sibling events years apart and leaves UCI as it is; chosen on half 0
     # (ECB+ F1 up), it fails the other half (ECB+ F1 down: it splits events reported over
-    # more than the window), so the halves rule keeps it off (docs/QUALITY.md "Round 3,
+    # more than the window), so the halves rule keeps it off by default; the `headlines`
+    # profile turns it on (with e5 it raised ECB+ on both halves) (docs/QUALITY.md "Round 3,
     # second pass" has both sets of numbers).
     window_both_ways: bool = False
     # Why 50,000: up to this many active stories every lookup is an exact scan (~8-10 ms at

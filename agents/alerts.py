@@ -9,10 +9,10 @@ from faust import StreamT
 from mode.signals import BaseSignalT
 
 from streams.app import app, metrics, settings, tables, topics
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
+from streams.contracts.cloudevents import CLOUDEVENT_HEADERS, cloud_event
+from streams.contracts.records import StoryEvent
+from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
 from streams.engine.expiry import InactiveKeys
-from streams.record_headers import CLOUDEVENT_HEADERS
-from streams.records import StoryEvent
 from streams.story_merges import MergedStates, absorb_emerging
 
 __all__ = ["emerging_rule", "evaluate_alerts", "quiet_stories"]

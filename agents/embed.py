@@ -14,11 +14,11 @@ from faust import StreamT
 from faust.types import EventT
 
 from streams.app import app, dead_letters, embedder, metrics, model_thread, settings, topics
+from streams.contracts.records import EmbeddedArticle
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, derived_record_max_bytes, parse_article
 from streams.engine.vectors import encode_vector
-from streams.records import EmbeddedArticle
 from streams.stream_time import StreamClock
 from streams.wire_json import dumps as wire_dumps
 

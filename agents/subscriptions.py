@@ -27,13 +27,14 @@ from streams.app import (
     tables,
     topics,
 )
+from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
+from streams.contracts.outbox import outbox_entry
+from streams.contracts.records import StoryEvent
 from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
-from streams.record_headers import CLOUDEVENT_HEADERS
-from streams.records import StoryEvent
 from streams.story_merges import MergedStates, absorb_emerging
-from streams.subscriptions.alerts import match_alert, outbox_entry
+from streams.subscriptions.alert_events import match_alert
 from streams.subscriptions.matching import (
     Matcher,
     SemanticIndex,

@@ -11,8 +11,8 @@ from faust.types import Message
 from prometheus_client import Counter
 
 from config.settings import Settings
-from streams.dead_letters import DeadLetters
-from streams.records import EmbeddedArticle, StoryEvent
+from streams.contracts.dead_letters import DeadLetters
+from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.wire_json import WIRE_JSON
 
 __all__ = ["DeadLetteringTopic", "PipelineTopics", "declare_topics"]

@@ -38,9 +38,8 @@ class LibraryChanged(StorywatchError):
 class Override:
     library: str  # the distribution: a key of PINNED
     target: str  # "module:Class.attribute"
-    kind: (
-        Kind  # method: a callable on the class; attribute: on the class; instance: set by __init__
-    )
+    # method: a callable on the class; attribute: on the class; instance: set by __init__
+    kind: Kind
     used_by: str  # where Storywatch relies on it
     reason: str
     parameters: tuple[str, ...] | None = None  # a method's parameter names, self included

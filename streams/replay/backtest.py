@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
+from streams.contracts.cloudevents import cloud_event
+from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
 from streams.engine.clustering import Assignment, ClusterParams, StateChanges, StoryEngine
 from streams.engine.story_state import StoryMerge
 from streams.replay.sources import Item, Skipped

@@ -62,7 +62,7 @@ def _webhook_subscription(
     spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
     subscription = Subscription.create(spec, owner, 1e9)
     subscription_store._apply(subscription.id, subscription.to_record())
-    subscription_store._ready.set()
+    subscription_store.follower.caught_up.set()  # as if the topic were read
     return subscription
 
 

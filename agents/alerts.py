@@ -13,7 +13,7 @@ from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_e
 from streams.engine.expiry import InactiveKeys
 from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.records import StoryEvent
-from streams.story_merges import MergedStates, absorb_emerging
+from streams.stages.merges import MergedStates, absorb_emerging
 
 __all__ = ["emerging_rule", "evaluate_alerts", "quiet_stories"]
 

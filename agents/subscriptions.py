@@ -32,7 +32,7 @@ from streams.engine.expiry import InactiveKeys
 from streams.engine.vectors import decode_vector
 from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.records import StoryEvent
-from streams.story_merges import MergedStates, absorb_emerging
+from streams.stages.merges import MergedStates, absorb_emerging
 from streams.subscriptions.alerts import match_alert, outbox_entry
 from streams.subscriptions.matching import (
     Matcher,

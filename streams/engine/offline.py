@@ -21,6 +21,7 @@ from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, St
 from streams.engine.embedding import Embedder
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import InputFileError
+from streams.stages.merges import resolve
 
 __all__ = [
     "ClusterRun",
@@ -89,13 +90,7 @@ class ClusterRun:
     def final_story_ids(self) -> dict[str, str]:
         """Article id -> its story at the end of the stream (merged stories followed)."""
         into = {m.absorbed_id: m.story_id for m in self.merges}
-
-        def final(story_id: str) -> str:
-            while story_id in into:
-                story_id = into[story_id]
-            return story_id
-
-        return {a.article_id: final(a.story_id) for a in self.assignments}
+        return {a.article_id: resolve(a.story_id, into.get) for a in self.assignments}
 
     @property
     def seconds(self) -> float:

@@ -16,7 +16,7 @@ from streams.engine.clustering import Assignment, ClusterParams, StateChanges, S
 from streams.engine.story_state import StoryMerge
 from streams.replay.sources import Item, Skipped
 from streams.replay.subscriptions import SubscriptionReplay
-from streams.story_merges import absorb_emerging
+from streams.stages.merges import absorb_emerging
 
 __all__ = ["Backtest", "TopStory"]
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from streams.engine.alerts import EmergingRule, EmergingState, iso_time
 from streams.engine.clustering import Assignment
 from streams.replay.reading import TopicReader
-from streams.story_merges import absorb_emerging
+from streams.stages.merges import absorb_emerging
 from streams.subscriptions.alerts import match_alert
 from streams.subscriptions.matching import Matcher, SemanticIndex, StoryMatchState, StoryUpdate
 from streams.subscriptions.model import Subscription

@@ -21,6 +21,7 @@ from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, St
 from streams.engine.embedding import Embedder
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import InputFileError
+from streams.stages.cluster import ClusterInput, cluster
 from streams.stages.merges import resolve
 
 __all__ = [
@@ -128,7 +129,8 @@ def embed_rows(
 
 
 def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
-    """One online pass of the engine over an embedded stream, in order."""
+    """One online pass of the cluster stage (streams.stages.cluster, as the worker runs it)
+    over an embedded stream, in order."""
     engine = StoryEngine(params)
     assignments: list[Assignment] = []
     merges: list[StoryMerge] = []
@@ -136,10 +138,10 @@ def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
     for article, vector, stamp in zip(
         stream.articles, stream.vectors, stream.stamps_ms, strict=True
     ):
-        assignment, changes = engine.process(article, vector, stamp / 1000.0)
-        if assignment is not None:
-            assignments.append(assignment)
-        merges.extend(changes.merges)
+        out = cluster(engine, ClusterInput(article, vector, stamp / 1000.0, None))
+        if out.assignment is not None:
+            assignments.append(out.assignment)
+        merges.extend(out.changes.merges)
     seconds = time.perf_counter() - started
     return ClusterRun(assignments, stream.invalid, stream.embed_seconds, seconds, merges)
 

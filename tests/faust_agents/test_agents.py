@@ -93,10 +93,18 @@ def sent() -> Iterator[dict[str, Recorder]]:
 
 @pytest.fixture
 def fresh_state() -> Iterator[None]:
-    for table in (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts):
+    from streams.app import subscription_store
+
+    tables_used = (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts)
+    for table in (*tables_used, tables.matches):
         table.data.clear()
     cluster_agent._restore_needed[0] = True
     alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
+    # The stories agent matches subscriptions after the alert stage: the store read to its
+    # end (empty unless a test adds one), as a started worker has it.
+    subscription_store._records.clear()
+    subscription_store.version += 1
+    subscription_store._ready.set()
     yield
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from faust import StreamT
 from mode.signals import BaseSignalT
 
-from agents.subscriptions import match_batch, prepare_matching
+from agents.subscriptions import match_batch, match_stage, prepare_matching
 from streams.app import app, metrics, settings, tables, topics
 from streams.engine.alerts import EmergingRule
 from streams.engine.expiry import InactiveKeys
@@ -35,8 +35,10 @@ def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs
 
 
 def _reload_activity() -> None:
-    """Rebuild the activity index from the table (after a start or a rebalance)."""
+    """Rebuild the stages' activity indexes from their tables (after a start or a
+    rebalance)."""
     alert_stage.reload(tables.alerts.items())
+    match_stage.reload(tables.matches.items())
     _reload_needed[0] = False
 
 

@@ -14,13 +14,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from mode.signals import BaseSignalT
 
 from streams.app import (
-    app,
     embedder,
     metrics,
     model_thread,
@@ -48,12 +45,6 @@ match_stage = MatchStage(
     InactiveKeys(settings.story_window_hours * 3600.0),
     f"/storywatch/{settings.app_id}/subscriptions",
 )
-_reload_needed = [True]
-
-
-@app.on_rebalance_complete.connect
-def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-    _reload_needed[0] = True
 
 
 @dataclass
@@ -97,12 +88,8 @@ subscription_set = SubscriptionSet()
 
 
 async def prepare_matching() -> None:
-    """Before a batch: the current subscriptions, and the activity index after a start or a
-    rebalance."""
+    """Before a batch: the current subscriptions."""
     await subscription_set.refresh()
-    if _reload_needed[0]:
-        match_stage.reload(tables.matches.items())
-        _reload_needed[0] = False
 
 
 def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:

@@ -75,9 +75,9 @@ class AlertStage:
             if step.absorbed_id is not None:
                 # The survivor inherits what fired for the absorbed story: a merge re-fires
                 # nothing; the absorbed id now redirects to the survivor (and expires).
-                if states.merge(step.story_id, step.absorbed_id, absorb_emerging):
-                    self.quiet.touch(step.absorbed_id, when)
-                self.quiet.touch(states.resolve(step.story_id), when)
+                states.follow_merge(
+                    step.story_id, step.absorbed_id, absorb_emerging, self.quiet, when
+                )
                 emerging.append(None)
                 continue
             story_id, state = states.get(step.story_id)

@@ -133,12 +133,11 @@ class MatchStage:
             if step.absorbed_id is not None:
                 # The survivor inherits what each subscription fired for the absorbed story:
                 # the same (subscription, trigger) does not fire again for the merged story.
-                if states.merge(step.story_id, step.absorbed_id, StoryMatchState.absorb):
-                    self.quiet.touch(step.absorbed_id, when)
-                story_id, state = states.get(step.story_id)
+                _, state = states.follow_merge(
+                    step.story_id, step.absorbed_id, StoryMatchState.absorb, self.quiet, when
+                )
                 state.size = max(state.size, event.story_size)
                 state.source_count = max(state.source_count, event.source_count)
-                self.quiet.touch(story_id, when)
                 continue
             assert verdict is not None  # the alert stage's verdict on an article's step
             story_id, state = states.get(step.story_id)

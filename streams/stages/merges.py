@@ -109,6 +109,22 @@ class MergedStates(Generic[S]):
         self.redirects[absorbed] = survivor
         return True
 
+    def follow_merge(
+        self,
+        survivor_id: str,
+        absorbed_id: str,
+        fold: Callable[[S, S], None],
+        quiet: InactiveKeys,
+        when: float,
+    ) -> tuple[str, S]:
+        """A ``merged`` event in a stage: :meth:`merge`, both stories active at ``when``
+        (the absorbed id's redirect expires like a story); (the survivor, its state)."""
+        if self.merge(survivor_id, absorbed_id, fold):
+            quiet.touch(absorbed_id, when)
+        story_id, state = self.get(survivor_id)
+        quiet.touch(story_id, when)
+        return story_id, state
+
     def write_back(
         self,
         table: MutableMapping[str, Any],

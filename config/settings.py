@@ -351,6 +351,18 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webhook_retry_delays_ordered(self) -> Settings:
+        # Checked when the settings load, not when the delivery agent starts: a worker
+        # would otherwise run for a while and only then refuse to deliver anything.
+        if self.webhook_retry_base_s > self.webhook_retry_max_s:
+            raise ValueError(
+                f"STORYWATCH_WEBHOOK_RETRY_BASE_S ({self.webhook_retry_base_s}) must not "
+                f"exceed STORYWATCH_WEBHOOK_RETRY_MAX_S ({self.webhook_retry_max_s}): lower "
+                "the first or raise the second"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_secret_key(self) -> Settings:
         if self.secret_key is not None and self.secret_key_file is not None:
             raise ValueError(

@@ -26,6 +26,7 @@ from faust.sensors.prometheus import FaustMetrics
 from kafka import KafkaAdminClient
 from prometheus_client import CollectorRegistry
 
+from config.reference import SECTION, default_text, replace_table
 from config.settings import Settings
 from streams.cli import main
 from streams.feeds.metrics import FeedMetrics
@@ -417,64 +418,16 @@ def test_every_metric_in_rules_and_dashboard_exists() -> None:
 # --- docs/DEPLOYMENT.md ------------------------------------------------------------------
 
 
-def _doc_settings() -> dict[str, str]:
-    """The settings table of docs/DEPLOYMENT.md: variable -> default column."""
+def test_deployment_doc_table_is_the_one_generated_from_the_settings() -> None:
+    # Every setting, its default and its "why", exactly as config.reference writes them.
     text = DEPLOYMENT_DOC.read_text()
-    section = text.split("## Every setting", 1)[1].split("\n## ", 1)[0]
+    assert replace_table(text) == text, (
+        "regenerate: python -m config.reference --write docs/DEPLOYMENT.md"
+    )
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(STORYWATCH_[A-Z0-9_]+)` \| ([^|]*) \|", section, re.MULTILINE)
-    return {name: default.strip() for name, default in rows}
-
-
-def _default_text(name: str) -> str:
-    field = Settings.model_fields[name]
-    default = field.default
-    if name == "kafka_home":
-        return "`~/.cache/storywatch`"
-    if name == "model_dir":
-        return "`~/.cache/storywatch/models`"
-    if default is None:
-        return "unset"
-    if default == "":
-        return '`""`'
-    return f"`{default}`"
-
-
-def test_deployment_doc_lists_every_setting_with_its_default() -> None:
-    documented = _doc_settings()
-    expected = {f"STORYWATCH_{name.upper()}": _default_text(name) for name in Settings.model_fields}
-    assert sorted(documented) == sorted(expected), "regenerate: python -m tests.test_deployment"
-    assert documented == expected
-
-
-def _field_notes() -> dict[str, str]:
-    """Each field's "why" comment (the lines above it) and inline comment, from the source."""
-    notes: dict[str, str] = {}
-    pending: list[str] = []
-    for line in (PROJECT_ROOT / "config" / "settings.py").read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("# ---"):
-            pending = []
-        elif stripped.startswith("#"):
-            pending.append(stripped.lstrip("# "))
-        elif match := re.match(r"    ([a-z_0-9]+): [^=]+=", line):
-            inline = line.split("  # ", 1)[1] if "  # " in line else ""
-            notes[match.group(1)] = " ".join([*pending, inline]).strip()
-            pending = []
-        else:
-            pending = []
-    return notes
-
-
-def settings_table() -> str:
-    """The markdown rows of docs/DEPLOYMENT.md's settings table (``python -m`` prints them)."""
-    notes = _field_notes()
-    rows = ["| variable | default | what, and why the default |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        what = " ".join(x for x in (field.description or "", notes.get(name, "")) if x)
-        rows.append(
-            f"| `STORYWATCH_{name.upper()}` | {_default_text(name)} | {what.replace('|', '/')} |"
-        )
-    return "\n".join(rows)
+    expected = {f"STORYWATCH_{name.upper()}": default_text(name) for name in Settings.model_fields}
+    assert {name: default.strip() for name, default in rows} == expected
 
 
 # --- the topic service, on the real broker -----------------------------------------------
@@ -540,10 +493,6 @@ def test_topics_command_creates_the_partition_plan(kafka_bootstrap: str) -> None
     assert again.returncode == 0 and all(
         line.endswith("exists") for line in again.stdout.splitlines()
     ), again.stdout
-
-
-if __name__ == "__main__":
-    print(settings_table())
 
 
 # --- docker/compose.tls.yaml (the TLS broker override) -------------------------------------

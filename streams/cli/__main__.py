@@ -2,4 +2,5 @@
 
 from streams.cli.main import main
 
-main()
+if __name__ == "__main__":  # importing this module (the packaging test imports all) runs nothing
+    main()

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config.settings import Settings
-from streams.engine.story_index import DEFAULT_EXACT_MAX, DEFAULT_PROBES
 
 __all__ = ["ClusterParams"]
+
+
+def _default(name: str, scale: float = 1.0) -> Any:
+    """The default of setting ``name`` (times ``scale``): each default is written once, in
+    :class:`config.Settings`, with its reason."""
+    value = Settings.model_fields[name].default
+    return value * scale if scale != 1.0 else value
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterParams:
     """The clustering knobs (see :class:`config.Settings` for why each default)."""
 
-    story_threshold: float = 0.35
-    dup_threshold: float = 0.90
-    window_s: float = 72 * 3600.0
-    max_event_lead_s: float = 3600.0  # an article's date counts at most this far past its record's
-    lexical_weight: float = 0.30
-    entity_share: float = 0.10
-    entity_min: int = 6
-    entity_override: float = 0.90
-    candidates: int = 5
-    merge_bridges: int = 3  # 0: never merge stories after the fact
-    merge_score: float = 0.80
-    merge_entity_share: float = 0.0  # a judged bridge needs this names share with the other
-    index_exact_max: int = DEFAULT_EXACT_MAX
-    index_probes: int = DEFAULT_PROBES
+    story_threshold: float = _default("story_threshold")
+    dup_threshold: float = _default("dup_threshold")
+    window_s: float = _default("story_window_hours", 3600.0)
+    max_event_lead_s: float = _default("max_event_lead_minutes", 60.0)
+    lexical_weight: float = _default("lexical_weight")
+    entity_share: float = _default("entity_share")
+    entity_min: int = _default("entity_min")
+    entity_override: float = _default("entity_override")
+    candidates: int = _default("candidate_stories")
+    merge_bridges: int = _default("merge_bridges")  # 0: never merge stories after the fact
+    merge_score: float = _default("merge_score")
+    merge_entity_share: float = _default("merge_entity_share")
+    index_exact_max: int = _default("index_exact_max")
+    index_probes: int = _default("index_probes")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:

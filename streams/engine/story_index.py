@@ -26,19 +26,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from config.settings import Settings
 from streams.engine.vectors import Vector
 
 __all__ = ["StoryIndex"]
 
-# Why 50,000: an exact scan reads every centroid (50k x 384 float32 = 73 MiB, ~8-10 ms
-# here), about what the model spends per headline; past that the scan, not the model, would
-# cap throughput, so lookups turn approximate. Below it every decision is exact.
-DEFAULT_EXACT_MAX = 50_000
-# Why 16 probes of up to 1,024 lists (~2% of the centroids at 100k): the scan stays well
-# under 1 ms. Approximate: on real headlines weakly similar joins (cosine 0.35-0.5) fall in
-# other lists; the engine adds the stories that share the article's rarest terms
-# (docs/BENCHMARKS.md section 1 measures what is lost).
-DEFAULT_PROBES = 16
+# The defaults of STORYWATCH_INDEX_EXACT_MAX and STORYWATCH_INDEX_PROBES (config.Settings says
+# why each): written once there.
+DEFAULT_EXACT_MAX: int = Settings.model_fields["index_exact_max"].default
+DEFAULT_PROBES: int = Settings.model_fields["index_probes"].default
 # Why 1,024 lists at most: the coarse lookup (lists x 384) stays in cache (1.5 MiB), and at
 # 100k stories a list holds ~100 centroids, so 16 probes read ~1,600 rows.
 _MAX_LISTS = 1024

@@ -158,3 +158,17 @@ def test_bootstrap_with_port_is_kept_and_blank_means_unset() -> None:
     assert Settings(kafka_bootstrap=" 10.0.0.5:9093 ").kafka_bootstrap == "10.0.0.5:9093"
     assert Settings(kafka_bootstrap="   ").kafka_bootstrap is None
     assert Settings(kafka_bootstrap="").kafka_bootstrap is None
+
+
+def test_webhook_retry_delays_are_checked_when_settings_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A base delay above the maximum used to be refused only when the delivery agent
+    # started; now loading the settings refuses it, naming both variables.
+    monkeypatch.setenv("STORYWATCH_WEBHOOK_RETRY_BASE_S", "600")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "STORYWATCH_WEBHOOK_RETRY_BASE_S" in str(info.value)
+    assert "STORYWATCH_WEBHOOK_RETRY_MAX_S" in str(info.value)
+    monkeypatch.setenv("STORYWATCH_WEBHOOK_RETRY_MAX_S", "600")
+    assert load_settings().webhook_retry_base_s == 600.0

@@ -628,6 +628,29 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     assert all(p["error"].startswith("receiver_backlog_full: alice's") for p in full)
 
 
+async def test_the_stories_agent_matches_on_the_alert_stages_verdict(sent, fresh_state) -> None:
+    """One agent runs the alert stage, then the match stage on its verdict: a subscription's
+    ``emerging`` trigger fires on the event the emerging alert fires on, and the story's
+    matching state holds no copy of the rule's state."""
+    from streams.app import subscription_store
+    from streams.subscriptions.model import Subscription, SubscriptionFilter, SubscriptionSpec
+
+    spec = SubscriptionSpec("bursts", SubscriptionFilter(triggers=("emerging",)))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    rule = alerts_agent.emerging_rule
+    async with alerts_agent.evaluate_alerts.test_context() as agent:
+        for n in range(1, rule.min_articles + 3):
+            await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}"))
+        await _until(sent["alerts"], 2)
+        await asyncio.sleep(0.3)  # a third alert would come after this
+    ids = [a["value"]["id"] for a in sent["alerts"].sent]
+    story = sent["alerts"].sent[0]["value"]["subject"]
+    assert ids == [f"{story}:emerging", f"{subscription.id}:{story}:emerging"]
+    assert set(tables.matches[story]) == {"match", "last_seen"}
+    assert tables.alerts[story]["fired"] is True
+
+
 def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:
     """One matrix product per batch; each event gets the queries its story's centroid
     reached (the matcher's semantic candidates), an event without a centroid none."""

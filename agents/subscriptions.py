@@ -28,7 +28,6 @@ from streams.app import (
 )
 from streams.engine.expiry import InactiveKeys
 from streams.record_headers import CLOUDEVENT_HEADERS
-from streams.records import StoryEvent
 from streams.stages.alerts import Emerging
 from streams.stages.cluster import StoryStep
 from streams.stages.matching import MatchStage, Subscriptions
@@ -90,11 +89,6 @@ subscription_set = SubscriptionSet()
 async def prepare_matching() -> None:
     """Before a batch: the current subscriptions."""
     await subscription_set.refresh()
-
-
-def _semantic_scores(events: list[StoryEvent]) -> list[dict[str, float]]:
-    """Per event, the queries its story's centroid reached (the matcher's candidates)."""
-    return subscription_set.scores([StoryStep.of_event(event) for event in events])
 
 
 async def match_batch(steps: Sequence[StoryStep], emerging: Sequence[Emerging | None]) -> None:

@@ -655,6 +655,7 @@ def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() 
     """One matrix product per batch; each event gets the queries its story's centroid
     reached (the matcher's semantic candidates), an event without a centroid none."""
     import agents.subscriptions as subscriptions_agent
+    from streams.stages.cluster import StoryStep
     from streams.subscriptions.matching import SemanticIndex
 
     axis = np.eye(384, dtype=np.float32)
@@ -666,7 +667,8 @@ def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() 
     on_floods = replace_fields(_story_event(1, "a"), centroid=_vector(0.3))  # cos 0.955
     no_centroid = _story_event(2, "b")
     with patch.object(subscriptions_agent.subscription_set, "semantic", index):
-        scores = subscriptions_agent._semantic_scores([on_floods, no_centroid])
+        steps = [StoryStep.of_event(e) for e in (on_floods, no_centroid)]
+        scores = subscriptions_agent.subscription_set.scores(steps)
     assert scores == [pytest.approx({"near": np.cos(0.3)}, abs=1e-6), {}]
 
 

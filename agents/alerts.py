@@ -12,10 +12,10 @@ from mode.signals import BaseSignalT
 
 from agents.subscriptions import match_batch, match_stage, prepare_matching
 from streams.app import app, metrics, settings, tables, topics
+from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
+from streams.contracts.records import StoryEvent
 from streams.engine.alerts import EmergingRule
 from streams.engine.expiry import InactiveKeys
-from streams.record_headers import CLOUDEVENT_HEADERS
-from streams.records import StoryEvent
 from streams.stages.alerts import AlertBatch, AlertStage
 from streams.stages.cluster import StoryStep
 

@@ -12,9 +12,9 @@ from faust.types import EventT
 from mode.signals import BaseSignalT
 
 from streams.app import app, dead_letters, metrics, settings, tables, topics
+from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
 from streams.engine.vectors import decode_vector, encode_vector
-from streams.records import EmbeddedArticle, StoryEvent
 from streams.stages.cluster import ClusterInput, cluster
 
 __all__ = ["cluster_articles", "engine"]

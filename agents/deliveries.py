@@ -1,365 +1,61 @@
-"""Agent: drain the webhook outbox; sign, send, retry with backoff, then record or park.
-
-An outbox entry (on ``deliveries``, keyed by webhook-id) is acked only once its delivery is
-final: delivered (a receipt is written) or parked on ``alerts-dlq`` after the last retry.
-A restarted worker re-reads the entries it had not finished; the receipts table skips
-those already delivered, so a receiver sees each webhook-id once (or, when a worker dies
-between the receiver's 2xx and the receipt, twice with the same webhook-id, which
-Standard Webhooks receivers drop).
-
-Each delivery runs as its own task: a slow or dead receiver holds up only its own
-deliveries. At most ``STORYWATCH_WEBHOOK_CONCURRENCY`` run at once, at most
-``_PER_HOST`` of them to one host; past ``_MAX_PENDING`` unfinished entries the agent stops
-taking more (back-pressure on the topic, nothing held in memory without bound). One receiver
-holds at most ``STORYWATCH_WEBHOOK_RECEIVER_BACKLOG`` of those entries: past it, its new
-entries are parked on ``alerts-dlq`` at once (``receiver_backlog_full``), so a dead receiver
-retrying for minutes cannot fill the shared pool and stall every other receiver.
-"""
+"""Agent: drain the webhook outbox. Faust glue only: read a batch, hand each entry to the
+delivery service (``streams.subscriptions.delivery``) as its own task, ack the entry once
+its delivery is final (delivered, parked or cancelled)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
-import time
-from collections import Counter, defaultdict
-from typing import Any, cast
+from typing import Any
 
 from faust import StreamT
 from faust.types import EventT
-from yarl import URL
 
 from streams.app import app, metrics, settings, subscription_store, tables, topics
-from streams.subscriptions.model import Subscription
-from streams.subscriptions.redaction import RedactingFilter, redact_text
-from streams.subscriptions.sender import Attempt, RetryPolicy, WebhookSender
+from streams.subscriptions.delivery import PER_RECEIVER, DeliveryService, redact_logs
+from streams.subscriptions.sender import WebhookSender
 from streams.subscriptions.ssrf import WebhookGuard
-from streams.subscriptions.webhooks import render_body, webhook_headers
 
 __all__ = ["deliver_webhooks"]
 
-logger = logging.getLogger(__name__)
 
-# Why 4 per owner and receiver (scheme, host, port): an owner's deliveries to one receiver
-# get a few parallel requests, never a flood; a hanging one ties up 4 connections, not the
-# sender, and not the other owners' deliveries to the same receiver.
-_PER_HOST = 4
-# Why 32: connections to one receiver (scheme, host, port) across all owners at most; a
-# receiver shared by many owners (Slack, a team's hub) gets their deliveries in parallel,
-# while one owner holds at most _PER_HOST of them.
-_PER_RECEIVER = 32
-# Why 10,000: unfinished deliveries kept in memory at most (a few KiB each); past it the
-# outbox waits in Kafka.
-_MAX_PENDING = 10_000
-# Why 50: the recent attempts `GET /api/subscriptions/{id}/deliveries` shows per subscription.
-_LOG_ENTRIES = 50
-_FINAL = ("delivered", "parked", "cancelled")
-
-# An outbox record's (partition, offset).
-Position = tuple[int, int]
-
-
-def already_final(receipt: dict[str, Any] | None, position: Position | None) -> bool:
-    """Whether the outbox record at ``position`` is done with: its webhook-id was delivered or
-    cancelled, or parked from this record or an earlier one (a replay after a restart). A
-    parked entry re-published from alerts-dlq is a later record: it is delivered again."""
-    if receipt is None or receipt.get("outcome") not in _FINAL:
-        return False
-    parked_at = receipt.get("position")
-    if receipt["outcome"] != "parked" or parked_at is None or position is None:
-        return True
-    partition, offset = parked_at
-    return position[0] == partition and position[1] <= offset
-
-
-def _log(subscription_id: str, entry: dict[str, Any], row: dict[str, Any]) -> None:
-    """Keep the delivery's latest state in its subscription's recent-deliveries list."""
-    alert = entry["alert"]
-    row = {
-        "webhook_id": entry["webhook_id"],
-        "trigger": alert["data"].get("trigger"),
-        "story_id": alert.get("subject"),
-        "alert_id": alert["id"],
-        **row,
-        "at": time.time(),
-    }
-    recent = tables.delivery_log.get(subscription_id) or []
-    kept = [r for r in recent if r["webhook_id"] != row["webhook_id"]]
-    tables.delivery_log[subscription_id] = [*kept, row][-_LOG_ENTRIES:]
-
-
-async def _dead_letter(
-    entry: dict[str, Any], subscription: Subscription, reason: str, error: str, status: int | None
-) -> None:
-    """Park ``entry`` on alerts-dlq with why (logged too); returns once the broker has it.
-    URLs in the error are redacted (their tokens stay out of the log and the dead letter)."""
-    error = redact_text(error)
-    logger.warning(
-        "webhook %s to subscription %s parked on %s: %s",
-        entry["webhook_id"],
-        subscription.id,
-        settings.topic_alerts_dlq,
-        error,
-    )
-    parked = await topics.alerts_dlq.send(
-        key=entry["webhook_id"],
-        value={**entry, "reason": reason, "error": error, "status": status},
-    )
+async def _park(key: Any, value: dict[str, Any]) -> None:
+    """Send one dead letter to alerts-dlq; returns once the broker has it."""
+    parked = await topics.alerts_dlq.send(key=key, value=value)
     await parked
 
 
-class _Deliveries:
-    """The agent's running deliveries: limits, the sender, the retry policy."""
-
-    def __init__(self, sender: WebhookSender) -> None:
-        self.sender = sender
-        self.slots = asyncio.Semaphore(settings.webhook_concurrency)
-        self.pending = asyncio.Semaphore(_MAX_PENDING)
-        # (owner, receiver) -> its connection slots
-        self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(_PER_HOST)
-        )
-        self.policy = RetryPolicy(
-            max_attempts=settings.webhook_max_attempts,
-            base_s=settings.webhook_retry_base_s,
-            max_s=settings.webhook_retry_max_s,
-        )
-        self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
-        self.tasks: set[asyncio.Task[None]] = set()
-        # "owner receiver" -> that owner's deliveries to the receiver (scheme, host, port)
-        # sending or waiting to retry: one owner's dead receiver fills its own backlog only.
-        self.backlog: Counter[str] = Counter()
-        # webhook-id -> its delivery in progress. A replayed stage re-sends an outbox entry,
-        # so two entries of one alert can be in flight at once: the second waits for the
-        # first and then finds its receipt (without this, both were delivered).
-        self.inflight: dict[str, asyncio.Future[None]] = {}
-
-    async def run(self, entry: dict[str, Any], position: Position | None = None) -> None:
-        webhook_id = entry["webhook_id"]
-        while webhook_id in self.inflight:
-            await asyncio.shield(self.inflight[webhook_id])
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.inflight[webhook_id] = done
-        try:
-            await self._deliver(entry, position)
-        finally:
-            del self.inflight[webhook_id]
-            done.set_result(None)
-
-    async def _deliver(self, entry: dict[str, Any], position: Position | None) -> None:
-        webhook_id = entry["webhook_id"]
-        if already_final(tables.receipts.get(webhook_id), position):
-            return  # delivered (or parked) before a restart: never again
-        await subscription_store.ready()
-        record = subscription_store.get(entry["subscription_id"])
-        subscription = Subscription.from_record(record) if record else None
-        if subscription is None or subscription.webhook is None:
-            self._finish(entry, "cancelled", None, "the subscription or its webhook was removed")
-            return
-        body = render_body(entry["alert"], subscription.webhook.format)
-        url = subscription.webhook.url
-        if not subscription.signing_secrets(time.time()):
-            await _dead_letter(
-                entry,
-                subscription,
-                "secret_unreadable",
-                "the subscription's webhook secret does not decrypt with this worker's "
-                "STORYWATCH_SECRET_KEY: give every worker the same key, or rotate the secret "
-                "(POST /api/subscriptions/{id}/rotate-secret), then re-publish this entry",
-                None,
-            )
-            self._finish(entry, "parked", None, "secret_unreadable", position=position)
-            return
-        # One owner's deliveries to one receiver (scheme, host and port).
-        host = f"{subscription.owner} {URL(url).origin()}"
-        if self.backlog[host] >= settings.webhook_receiver_backlog:
-            await self._park_backlog(entry, subscription, host)
-            return
-        self.backlog[host] += 1
-        try:
-            await self._attempts(entry, subscription, url, body, host, position=position)
-        finally:
-            self.backlog[host] -= 1
-            if not self.backlog[host]:
-                del self.backlog[host]
-
-    async def _attempts(
-        self,
-        entry: dict[str, Any],
-        subscription: Subscription,
-        url: str,
-        body: bytes,
-        host: str,
-        *,
-        position: Position | None,
-    ) -> None:
-        """Send with retries until delivered, failed or out of attempts (then parked)."""
-        webhook_id = entry["webhook_id"]
-        attempt: Attempt | None = None
-        for number in range(1, self.policy.max_attempts + 1):
-            now = time.time()
-            headers = webhook_headers(webhook_id, subscription.signing_secrets(now), body, now)
-            async with self.hosts[host], self.slots:
-                attempt = await self.sender.send(url, body, headers)
-            metrics.deliveries.labels(attempt.outcome).inc()
-            _log(subscription.id, entry, self._row(attempt, number))
-            if attempt.outcome == "delivered":
-                metrics.delivery_latency.observe(max(0.0, time.time() - entry["created_at"]))
-                self._finish(entry, "delivered", attempt, None, attempts=number)
-                return
-            if attempt.outcome == "failed" or self.policy.exhausted(number):
-                break
-            metrics.delivery_retries.inc()
-            await asyncio.sleep(self.policy.delay(number, attempt.retry_after_s, self.rng))
-        await self._park(entry, subscription, attempt, position)
-
-    def _row(self, attempt: Attempt, number: int) -> dict[str, Any]:
-        return {
-            "outcome": attempt.outcome,
-            "status": attempt.status,
-            "error": attempt.error,
-            "attempts": number,
-            "duration_s": round(attempt.duration_s, 4),
-        }
-
-    async def _park(
-        self,
-        entry: dict[str, Any],
-        subscription: Subscription,
-        attempt: Attempt | None,
-        position: Position | None,
-    ) -> None:
-        error = attempt.error if attempt else "no attempt was made"
-        await _dead_letter(
-            entry,
-            subscription,
-            "delivery_failed",
-            f"{error}; fix the receiver, then resend with "
-            "`storywatch subscriptions test` or re-publish this entry to the outbox",
-            attempt.status if attempt else None,
-        )
-        self._finish(entry, "parked", attempt, error, position=position)
-
-    async def _park_backlog(
-        self, entry: dict[str, Any], subscription: Subscription, host: str
-    ) -> None:
-        """Park an entry of a receiver already holding its backlog cap, without trying it.
-        No receipt is written: the entry re-sent from alerts-dlq to the outbox is delivered."""
-        owner, _, receiver = host.partition(" ")
-        error = (
-            f"receiver_backlog_full: {owner}'s deliveries to {receiver} hold "
-            f"{self.backlog[host]} waiting (the cap per owner and receiver is "
-            "STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
-            f"entry from {settings.topic_alerts_dlq} to the {settings.topic_deliveries} topic"
-        )
-        await _dead_letter(entry, subscription, "receiver_backlog_full", error, None)
-        metrics.deliveries.labels("backlog_full").inc()
-        _log(subscription.id, entry, {"outcome": "backlog_full", "error": error})
-
-    def _finish(
-        self,
-        entry: dict[str, Any],
-        outcome: str,
-        attempt: Attempt | None,
-        error: str | None,
-        *,
-        attempts: int = 0,
-        position: Position | None = None,
-    ) -> None:
-        if outcome != "delivered":
-            metrics.deliveries.labels(outcome).inc()
-        tables.receipts[entry["webhook_id"]] = {
-            "outcome": outcome,
-            "status": attempt.status if attempt else None,
-            "error": error,
-            "attempts": attempts,
-            "at": time.time(),
-            "position": list(position) if position else None,
-        }
-        if outcome != "delivered":
-            _log(entry["subscription_id"], entry, {"outcome": outcome, "error": error})
-
-    def start(self, stream: StreamT[Any], event: EventT) -> None:
-        task = asyncio.ensure_future(self._one(stream, event))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _one(self, stream: StreamT[Any], event: EventT) -> None:
-        try:
-            try:
-                message = event.message
-                await self.run(
-                    cast(dict[str, Any], event.value), (message.partition, message.offset)
-                )
-            except Exception as exc:  # a bug or a malformed entry: parked
-                logger.exception("delivering %s failed unexpectedly; parking it", event.key)
-                await self._park_broken(event, exc)
-        except Exception:
-            # Not even parked (the broker refused it): not acked, so the entry is read again
-            # after a restart. Say so loudly.
-            logger.exception(
-                "outbox entry %s could not be parked on %s; it is retried after a restart",
-                event.key,
-                settings.topic_alerts_dlq,
-            )
-            return
-        finally:
-            self.pending.release()
-            metrics.outbox_depth.dec()
+async def _one(service: DeliveryService, stream: StreamT[Any], event: EventT) -> None:
+    try:
+        final = await service.settle(event.key, event.value, event.message)
+    finally:
+        service.release()
+    if final:
         await stream.ack(event)
-
-    async def _park_broken(self, event: EventT, exc: Exception) -> None:
-        """An entry whose delivery raised (a malformed entry, or a bug): parked with the
-        error, so one bad entry neither stalls the outbox's committed offset nor is lost."""
-        entry = event.value if isinstance(event.value, dict) else {"entry": repr(event.value)}
-        parked = await topics.alerts_dlq.send(
-            key=event.key,
-            value={
-                **entry,
-                "reason": "delivery_crashed",
-                "error": redact_text(
-                    f"{type(exc).__name__}: {exc}; report it with this record, then "
-                    "re-publish the entry to the outbox once fixed"
-                ),
-                "status": None,
-            },
-        )
-        await parked
-        webhook_id = entry.get("webhook_id")
-        if isinstance(webhook_id, str):
-            tables.receipts[webhook_id] = {
-                "outcome": "parked",
-                "status": None,
-                "error": redact_text(f"{type(exc).__name__}: {exc}"),
-                "attempts": 0,
-                "at": time.time(),
-                "position": [event.message.partition, event.message.offset],
-            }
-        metrics.deliveries.labels("parked").inc()
-
-
-def _redact_logs() -> None:
-    """Every log line of this worker leaves with the URLs in it redacted (a webhook URL's
-    token in an error text or a traceback): a filter on each handler of the root logger,
-    which Faust has set up by the time the agent starts."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
 
 
 @app.agent(topics.deliveries)
 async def deliver_webhooks(stream: StreamT[Any]) -> None:
     """One task per outbox entry; the entry is acked when its delivery is final."""
-    _redact_logs()
+    redact_logs()
     guard = WebhookGuard(settings.webhook_allowed_hosts)
     async with WebhookSender(
-        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=_PER_RECEIVER
+        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=PER_RECEIVER
     ) as sender:
-        deliveries = _Deliveries(sender)
+        service = DeliveryService(
+            sender,
+            settings=settings,
+            metrics=metrics,
+            receipts=tables.receipts,
+            delivery_log=tables.delivery_log,
+            subscriptions=subscription_store,
+            park=_park,
+        )
+        tasks: set[asyncio.Task[None]] = set()
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.stage_batch_size, settings.stage_max_wait_s
         ):
             for event in events:
-                await deliveries.pending.acquire()
-                metrics.outbox_depth.inc()
-                deliveries.start(stream, event)
+                await service.admit()
+                task = asyncio.ensure_future(_one(service, stream, event))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)

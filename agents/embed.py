@@ -14,9 +14,9 @@ from faust import StreamT
 from faust.types import EventT
 
 from streams.app import app, dead_letters, embedder, metrics, model_thread, settings, topics
+from streams.contracts.records import EmbeddedArticle
 from streams.engine.validation import InvalidArticle, derived_record_max_bytes
 from streams.engine.vectors import encode_vector
-from streams.records import EmbeddedArticle
 from streams.stages.embed import Limits, Parsed, embedded, parse
 from streams.stream_time import StreamClock
 from streams.wire_json import dumps as wire_dumps

@@ -26,12 +26,12 @@ from streams.app import (
     tables,
     topics,
 )
+from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
+from streams.contracts.outbox import outbox_entry
 from streams.engine.expiry import InactiveKeys
-from streams.record_headers import CLOUDEVENT_HEADERS
 from streams.stages.alerts import Emerging
 from streams.stages.cluster import StoryStep
 from streams.stages.matching import MatchStage, Subscriptions
-from streams.subscriptions.alerts import outbox_entry
 from streams.subscriptions.matching import Matcher, SemanticIndex
 from streams.subscriptions.model import Subscription
 

@@ -218,7 +218,12 @@ def variant_params(variant: str) -> ClusterParams:
     for item in variant.removeprefix("abs/").split("/"):
         key, _, value = item.partition("=")
         key = {"bar": "story_threshold"}.get(key, key)
-        fields[key] = int(value) if key == "merge_bridges" else float(value)
+        if key == "merge_bridges":
+            fields[key] = int(value)
+        elif key == "window_both_ways":
+            fields[key] = value in ("1", "true")
+        else:
+            fields[key] = float(value)
     return dataclasses.replace(ClusterParams(), **fields)
 
 

@@ -3,7 +3,7 @@
 
 One broker (``streams.kafka.local.start_broker``, temp dir, free ports) with two client
 listeners, PLAINTEXT and SASL_SSL, so both workers talk to the same JVM. Two real workers
-(``tests/integration/worker_process.WorkerRun``, isolated topics), one per listener, both
+(``streams.worker_run.WorkerRun``, isolated topics), one per listener, both
 warmed up (the model loads on the first batch). Then ROUNDS rounds; in each, the same CHUNK
 headlines go through each worker in turn (the order alternates between rounds, so drift from
 the shared machine's load falls on both): the clock starts when the first headline is
@@ -40,7 +40,7 @@ from streams.kafka.local import (  # noqa: E402
     stop_broker,
 )
 from streams.producer import produce_rows  # noqa: E402
-from tests.integration.worker_process import WorkerRun  # noqa: E402
+from streams.worker_run import WorkerRun  # noqa: E402
 
 UCI = Path("/work/shared/data/uci-headlines-dev.jsonl")
 UCI_FALLBACK = ROOT / "streams/samples/uci-headlines-sample.jsonl"

@@ -8,7 +8,7 @@ cluster agent -> `stories`) should deliver nearly the raw model throughput (targ
 Per kind (headlines: UCI titles; full articles: ECB+ "title. text"), in ONE run, side by side:
 1. raw: ``Embedder.encode`` on the same texts in batches of settings.embed_batch_size;
 2. pipeline: a real broker (``streams.kafka.local.start_broker``, temp dir, free port) and
-   the real worker as a subprocess (``tests/integration/worker_process.WorkerRun``, isolated
+   the real worker as a subprocess (``streams.worker_run.WorkerRun``, isolated
    topics). The worker loads the model lazily on its first batch, so a few warm-up articles
    (other rows) go through first and that cold start is reported apart. The clock starts
    when the first measured article is produced and stops when its last story event is read;
@@ -54,7 +54,7 @@ from streams.engine.validation import article_from_mapping, parse_article  # noq
 from streams.kafka.connection import KafkaConnection  # noqa: E402
 from streams.kafka.local import free_port, start_broker, stop_broker  # noqa: E402
 from streams.producer import produce_rows  # noqa: E402
-from tests.integration.worker_process import WorkerRun  # noqa: E402
+from streams.worker_run import WorkerRun  # noqa: E402
 
 prefer_passive_threads()  # the raw baseline runs the model as the worker does (before torch)
 import torch  # noqa: E402

@@ -42,7 +42,7 @@ from streams.kafka.local import free_port, start_broker, stop_broker  # noqa: E4
 from streams.producer import produce_rows  # noqa: E402
 from streams.replay.run import ReplayRequest, run_replay  # noqa: E402
 from streams.time_ranges import TimeRange, format_ms  # noqa: E402
-from tests.integration.worker_process import WorkerRun  # noqa: E402
+from streams.worker_run import WorkerRun  # noqa: E402
 
 # Why 32 warm-up rows: one embedding batch, so the worker's model is loaded before the clock.
 _WARM = 32

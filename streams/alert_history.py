@@ -1,12 +1,13 @@
 """Read the ``alerts`` topic by time or offset: the history behind ``GET /api/alerts`` and
 the live tail behind ``GET /api/alerts/stream`` (Server-Sent Events).
 
-A history request reads Kafka itself (its own consumer, no group, nothing committed), so
-any worker serves every alert. Live streams share ONE reader per worker
-(:class:`AlertFanout`): it follows the topic's end and hands each alert to the streams of its
-owner; a stream resuming with ``Last-Event-ID`` reads only the gap up to the shared reader's
-position with a short-lived consumer of its own, then joins the fan-out. A browser resumes
-exactly where it stopped: an alert's SSE id is its offset on the topic.
+A history request reads Kafka itself with the one window reader (streams/kafka/window.py:
+its own consumer, no group, nothing committed), so any worker serves every alert. Live
+streams share ONE reader per worker (:class:`AlertFanout`): it follows the topic's end and
+hands each alert to the streams of its owner; a stream resuming with ``Last-Event-ID``
+reads only the gap up to the shared reader's position with a short-lived consumer of its
+own, then joins the fan-out. A browser resumes exactly where it stopped: an alert's SSE id
+is its offset on the topic.
 
 History pages on with a cursor (``next_cursor``, then ``?cursor=``): the offset after the
 last record the page used, so the next page reads on from exactly there and paging through
@@ -14,7 +15,8 @@ a window returns what one large request would, in the same order.
 
 An alert can be on the topic twice with the same CloudEvent id: the subscriptions agent
 sends a batch's alerts before it writes its state, so a worker killed in between re-sends
-them after the restart. Both readers serve an id once: a history request remembers the ids
+them after the restart. Both readers serve an id once (the answer every reader of a window
+gives, ``storywatch history`` too: streams/kafka/window.py): a history request remembers the ids
 it returned (at most ``limit``, 1,000), a live stream the last :data:`_LIVE_IDS` ids it sent.
 Both first read back up to :data:`_RESUME_LOOKBACK` records before where they resume (a
 history cursor, a stream's ``Last-Event-ID``; a history page not before its window's start),
@@ -25,19 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
 from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
+from streams.kafka.follower import Message, TopicFollower
 from streams.kafka.readers import decode_json_object, group_free_consumer
+from streams.kafka.window import Record, ServedIds, TopicReader
 
 __all__ = [
     "AlertFanout",
@@ -77,7 +78,7 @@ _CURSOR_KIND = "alerts"
 _STREAM_QUEUE = 1_000
 # Why 1 s: how often a quiet live stream checks its client is still there.
 _ALIVE_CHECK_S = 1.0
-# Why 5 s: the shared reader that lost the broker tries again this often.
+# Why 5 s: the shared reader that lost the broker tries again this often (logged each time).
 _RETRY_S = 5.0
 
 
@@ -92,30 +93,6 @@ def decode_alert_cursor(cursor: str) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise BadCursor(NOT_HANDED_OUT)
     return int(offset)
-
-
-class ServedIds:
-    """The CloudEvent ids already served, the last ``capacity`` of them (oldest forgotten
-    first). An alert without an id is never taken for a duplicate."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def first(self, alert: dict[str, Any]) -> bool:
-        """True the first time an alert's id is seen (and remember it); False for a copy."""
-        alert_id = alert.get("id")
-        if not isinstance(alert_id, str):
-            return True
-        if alert_id in self._ids:
-            return False
-        self._ids[alert_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
-        return True
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
 
 @dataclass
@@ -140,7 +117,7 @@ class AlertPage:
     def __post_init__(self) -> None:
         self.resume = self.read_to = self.start
 
-    def take(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+    def take(self, record: Record) -> bool:
         """Read ``record``; False once the page needs no more records."""
         self.read_to = record.offset + 1
         if self.until_ms is not None and record.timestamp >= self.until_ms:
@@ -197,38 +174,25 @@ class AlertReader:
         finally:
             self._count(-1)
 
-    async def _start_offset(self, consumer: AIOKafkaConsumer, since_ms: int | None) -> int:
-        if since_ms is None:
-            return int((await consumer.beginning_offsets([self.partition]))[self.partition])
-        found = await consumer.offsets_for_times({self.partition: since_ms})
-        hit = found.get(self.partition)
-        if hit is None:  # nothing at or after that time
-            return int((await consumer.end_offsets([self.partition]))[self.partition])
-        return int(hit.offset)
+    @asynccontextmanager
+    async def _window(self) -> AsyncIterator[TopicReader]:
+        """The one window reader (streams/kafka/window.py) on a consumer of this reader."""
+        async with self._consumer() as consumer:
+            yield TopicReader.over(self.settings, consumer)
 
-    async def _range(
-        self, consumer: AIOKafkaConsumer, start: int, end: int
-    ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
+    def _range(self, window: TopicReader, start: int, end: int) -> AsyncGenerator[Record, None]:
         """The records at offsets [start, end): at most :data:`_SCAN_LIMIT`, and only until
         :data:`_READ_DEADLINE_S` has passed (the broker is slow or gone)."""
-        consumer.seek(self.partition, start)
-        scanned = 0
-        deadline = time.monotonic() + _READ_DEADLINE_S
-        while start < end and scanned < _SCAN_LIMIT and time.monotonic() <= deadline:
-            batch = await consumer.getmany(self.partition, timeout_ms=_POLL_MS)
-            for record in batch.get(self.partition, []):
-                if record.offset >= end:
-                    return
-                scanned += 1
-                start = record.offset + 1
-                yield record
+        return window.span(
+            self.partition, start, end, most=_SCAN_LIMIT, deadline_s=_READ_DEADLINE_S
+        )
 
     async def _remember(
-        self, consumer: AIOKafkaConsumer, start: int, end: int, keep: Predicate, served: ServedIds
+        self, window: TopicReader, start: int, end: int, keep: Predicate, served: ServedIds
     ) -> None:
         """Learn the ids of the alerts at offsets [start, end) that ``keep`` takes: what a
         client resuming at ``end`` already has."""
-        async with aclosing(self._range(consumer, start, end)) as records:
+        async with aclosing(self._range(window, start, end)) as records:
             async for record in records:
                 alert = decode_json_object(record.value)
                 if alert is not None and keep(alert):
@@ -247,43 +211,18 @@ class AlertReader:
         offset (a cursor's) instead of ``since``'s; the ids of the :data:`_RESUME_LOOKBACK`
         records before it (none before ``since``) are served already. Returns the alerts
         and the offset the next page starts at (None: none left)."""
-        async with self._consumer() as consumer:
-            first = await self._start_offset(consumer, since_ms)
+        async with self._window() as window:
+            first = await window.offset_at(self.partition, since_ms)
             start = first if after is None else after  # a relative since has moved on
-            end = int((await consumer.end_offsets([self.partition]))[self.partition])
+            end = await window.end_offset(self.partition)
             served = ServedIds(limit + _RESUME_LOOKBACK)
-            await self._remember(
-                consumer, max(first, start - _RESUME_LOOKBACK), start, keep, served
-            )
+            await self._remember(window, max(first, start - _RESUME_LOOKBACK), start, keep, served)
             page = AlertPage(until_ms, limit, keep, served, start)
-            async with aclosing(self._range(consumer, start, end)) as records:
+            async with aclosing(self._range(window, start, end)) as records:
                 async for record in records:
                     if not page.take(record):
                         break
             return page.alerts, page.next_offset(end)
-
-    async def follow(
-        self, after_offset: int | None, keep: Predicate, alive: Callable[[], bool]
-    ) -> AsyncIterator[OwnedAlert]:
-        """Alerts after ``after_offset`` (None: only new ones), as they arrive, while
-        ``alive()``; a re-sent copy of an alert already sent (same CloudEvent id) is
-        skipped."""
-        served = ServedIds(_LIVE_IDS)
-        async with self._consumer() as consumer:
-            if after_offset is None:
-                start = int((await consumer.end_offsets([self.partition]))[self.partition])
-            else:
-                start = after_offset + 1
-                first = int((await consumer.beginning_offsets([self.partition]))[self.partition])
-                back = max(first, start - _RESUME_LOOKBACK)
-                await self._remember(consumer, back, start, keep, served)
-            consumer.seek(self.partition, start)
-            while alive():
-                batch = await consumer.getmany(self.partition, timeout_ms=_POLL_MS)
-                for record in batch.get(self.partition, []):
-                    alert = decode_json_object(record.value)
-                    if alert is not None and keep(alert) and served.first(alert):
-                        yield record.offset, alert
 
 
 @dataclass(eq=False)
@@ -319,8 +258,23 @@ class AlertFanout:
         self.reader = reader
         self._listeners: set[_Listener] = set()
         self._wanted = asyncio.Event()
-        self._positioned = asyncio.Event()
-        self.position = 0  # the offset the shared reader hands out next
+        # The one follower of a topic (streams/kafka/follower.py), from the topic's end, on
+        # a consumer the reader counts (the storywatch_alerts_readers gauge).
+        self._follower = TopicFollower(
+            reader.settings,
+            [reader.partition.topic],
+            self._offer,
+            poll_ms=_POLL_MS,
+            name="alerts fan-out",
+            retry_s=_RETRY_S,
+            from_end=True,
+            consumers=reader._consumer,
+        )
+
+    @property
+    def position(self) -> int:
+        """The offset the shared reader hands out next."""
+        return self._follower.positions.get(self.reader.partition, 0)
 
     @property
     def streams(self) -> int:
@@ -329,35 +283,13 @@ class AlertFanout:
     async def run(self) -> None:
         """Follow the topic once a stream wants it, for as long as the worker runs."""
         await self._wanted.wait()
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                logger.warning(
-                    "the shared reader of %s failed (%s); retrying in %.0f s",
-                    self.reader.partition.topic,
-                    exc,
-                    _RETRY_S,
-                )
-                await asyncio.sleep(_RETRY_S)
+        await self._follower.run()
 
-    async def _follow(self) -> None:
-        partition = self.reader.partition
-        async with self.reader._consumer() as consumer:
-            if not self._positioned.is_set():
-                self.position = int((await consumer.end_offsets([partition]))[partition])
-            consumer.seek(partition, self.position)
-            self._positioned.set()
-            while True:
-                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
-                for record in batch.get(partition, []):
-                    alert = decode_json_object(record.value)
-                    if alert is not None:
-                        for listener in self._listeners:
-                            listener.offer(record.offset, alert)
-                    self.position = record.offset + 1
+    def _offer(self, record: Message) -> None:
+        alert = decode_json_object(record.value)
+        if alert is not None:
+            for listener in self._listeners:
+                listener.offer(record.offset, alert)
 
     async def follow(
         self, after_offset: int | None, keep: Predicate, alive: Callable[[], bool]
@@ -367,7 +299,7 @@ class AlertFanout:
         sent (same CloudEvent id) is skipped."""
         self._wanted.set()
         try:
-            await asyncio.wait_for(self._positioned.wait(), _READ_DEADLINE_S)
+            await asyncio.wait_for(self._follower.caught_up.wait(), _READ_DEADLINE_S)
         except TimeoutError:
             # The shared reader has not reached the broker yet: end the stream (the client
             # reconnects, with Last-Event-ID, EventSource's retry after).
@@ -399,21 +331,16 @@ class AlertFanout:
         :data:`_RESUME_LOOKBACK` records before ``start`` are served already."""
         reader = self.reader
         partition = reader.partition
-        async with reader._consumer() as consumer:
-            first = int((await consumer.beginning_offsets([partition]))[partition])
+        async with reader._window() as window:
+            first = await window.first_offset(partition)
             start = max(start, first)
             await reader._remember(
-                consumer, max(first, start - _RESUME_LOOKBACK), start, keep, served
+                window, max(first, start - _RESUME_LOOKBACK), start, keep, served
             )
-            consumer.seek(partition, start)
-            while start < end and alive():
-                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
-                if not batch and await consumer.position(partition) >= end:
-                    return  # the rest of the gap holds no records (e.g. compacted away)
-                for record in batch.get(partition, []):
-                    if record.offset >= end:
+            async with aclosing(window.span(partition, start, end)) as records:
+                async for record in records:
+                    if not alive():
                         return
-                    start = record.offset + 1
                     alert = decode_json_object(record.value)
                     if alert is not None and keep(alert) and served.first(alert):
                         yield record.offset, alert

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from config.settings import Settings
-from streams.record_headers import REPLAY_SIGNATURE_HEADER, REPLAY_TIME_HEADER
+from streams.contracts.headers import REPLAY_SIGNATURE_HEADER, REPLAY_TIME_HEADER
 from streams.secret_key import derive_key, master_key
 
 __all__ = ["StreamClock", "StreamTime", "replay_headers", "replay_time_key"]

@@ -19,7 +19,7 @@ class SinglePartitionTable(faust.Table):
     (and the delivery agent from its send tasks). With one partition the answer is always 0.
     """
 
-    def partition_for_key(self, key: Any) -> int:
+    def partition_for_key(self, key: Any) -> int:  # listed in streams/kafka/overrides.py
         return 0
 
 

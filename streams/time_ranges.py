@@ -2,7 +2,8 @@
 time (``24h``, ``7d``) or epoch seconds, all to epoch milliseconds (Kafka record time).
 
 One parser for ``storywatch replay``, ``storywatch history``, ``storywatch rebuild`` and
-``GET /api/alerts``, so the same text means the same instant everywhere.
+``GET /api/alerts``, so the same text means the same instant everywhere; and one formatter,
+:func:`iso_time`, for every time Storywatch writes as text (alerts, the API, feeds, the CLI).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Literal
 
 from streams.exceptions import TimeRangeError
 
-__all__ = ["TimeRange", "format_ms", "now_ms", "parse_instant", "parse_range"]
+__all__ = ["TimeRange", "format_ms", "iso_time", "now_ms", "parse_instant", "parse_range"]
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])(?:\s*ago)?$")
@@ -27,12 +29,31 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def iso_time(when: float | datetime, *, precision: Literal["s", "ms", "us"] = "us") -> str:
+    """``when`` (epoch seconds, or a datetime: naive is taken as UTC) as ISO-8601 UTC with a
+    Z: the one time formatter. ``precision``: ``us`` shows microseconds when not zero (alert
+    CloudEvents, the API's times), ``ms`` milliseconds when not zero (Kafka record times,
+    see :func:`format_ms`), ``s`` whole seconds, any fraction dropped (stored subscriptions,
+    feeds)."""
+    if isinstance(when, datetime):
+        moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    elif precision == "ms":
+        seconds, millis = divmod(round(when * 1000), 1000)
+        stamp = datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "")
+        return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
+    else:
+        moment = datetime.fromtimestamp(when, tz=UTC)
+    if precision == "s":
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if precision == "ms":
+        return iso_time(moment.timestamp(), precision="ms")
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def format_ms(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC with a Z; milliseconds shown when not zero, so
-    ``parse_instant(format_ms(t)) == t``."""
-    seconds, millis = divmod(int(ms), 1000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "")
-    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
+    """Epoch milliseconds (a Kafka record time) as :func:`iso_time` writes them: milliseconds
+    shown when not zero, so ``parse_instant(format_ms(t)) == t``."""
+    return iso_time(ms / 1000, precision="ms")
 
 
 def parse_instant(text: str, *, now: int, name: str = "time") -> int:

@@ -11,8 +11,8 @@ from faust.types import Message
 from prometheus_client import Counter
 
 from config.settings import Settings
-from streams.dead_letters import DeadLetters
-from streams.records import EmbeddedArticle, StoryEvent
+from streams.contracts.dead_letters import DeadLetters
+from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.wire_json import WIRE_JSON
 
 __all__ = ["DeadLetteringTopic", "PipelineTopics", "declare_topics"]
@@ -26,7 +26,7 @@ class DeadLetteringTopic(faust.Topic):
         super().__init__(*args, **kwargs)
         self.dead_letters = dead_letters
 
-    def _clone_args(self) -> Mapping[str, Any]:
+    def _clone_args(self) -> Mapping[str, Any]:  # listed in streams/kafka/overrides.py
         # Agents read a clone of the topic: the clone must keep the dead-letter sender.
         return {**super()._clone_args(), "dead_letters": self.dead_letters}
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.contracts.records import MERGED
 from streams.kafka.connection import KafkaConnection
-from streams.records import MERGED
 
 __all__ = ["follow_stories", "format_alert", "format_merge", "format_story_event"]
 

@@ -84,8 +84,8 @@ def history(  # noqa: PLR0917 - click passes options positionally
     from config.settings import load_settings
     from streams.kafka.connection import KafkaConnection
     from streams.kafka.diagnosis import check_connection
+    from streams.kafka.window import Plan
     from streams.replay.history import read_history
-    from streams.replay.reading import Plan
     from streams.time_ranges import format_ms, parse_range
 
     settings = load_settings()

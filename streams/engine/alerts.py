@@ -1,16 +1,16 @@
-"""Alert rules over story assignments, and the CloudEvents 1.0 envelope they are sent in."""
+"""Alert rules over story assignments (their CloudEvents envelope: streams.contracts)."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import Settings
 from streams.engine.clustering import Assignment
+from streams.time_ranges import iso_time
 
-__all__ = ["EMERGING", "EmergingRule", "EmergingState", "cloud_event", "iso_time"]
+__all__ = ["EMERGING", "EmergingRule", "EmergingState", "iso_time"]
 
 EMERGING = "io.storywatch.story.emerging"
 # Why 5: enough links for a reader to check the story without flooding the alert.
@@ -90,24 +90,3 @@ class EmergingRule:
             "first_seen": iso_time(event.first_seen),
             "last_seen": iso_time(event.last_seen),
         }
-
-
-def cloud_event(
-    event_type: str, subject: str, data: dict[str, Any], *, source: str, event_id: str, time: float
-) -> dict[str, Any]:
-    """A CloudEvents 1.0 structured-mode JSON event; ``event_id`` makes delivery idempotent."""
-    return {
-        "specversion": "1.0",
-        "type": event_type,
-        "source": source,
-        "id": event_id,
-        "subject": subject,
-        "time": iso_time(time),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-def iso_time(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with a Z, as alerts carry times."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -154,6 +154,8 @@ class StoryEngine:
         candidates = index.candidates(vector, self.params.candidates)
         if index.partitioned:
             candidates = self._with_lexical_candidates(candidates, vector, term_vec)
+        if self.params.window_both_ways:
+            candidates = self._in_span(candidates, event_time)
         name_weights = self._frequencies.name_weights(article_entities, self.params.entity_min)
         evidence = [
             weigh(self._stories[sid], dense, term_vec, name_weights, self.params)
@@ -266,6 +268,23 @@ class StoryEngine:
             changes.merges.append(merge)
             return survivor
         return story
+
+    def _in_span(
+        self, candidates: list[tuple[str, float]], event_time: float
+    ) -> list[tuple[str, float]]:
+        """The candidates whose span an article of ``event_time`` can belong to: dated no
+        more than a window before the story's first article nor after its last
+        (``window_both_ways``). Expiry bounds a story by the stream's clock only, so an
+        article dated years before a story (an old report re-sent, a past event of the same
+        kind) could join it, and so could a current report join a story of such articles
+        while the clock keeps it active; both start their own story instead."""
+        window = self.params.window_s
+        stories = self._stories
+        return [
+            (sid, dense)
+            for sid, dense in candidates
+            if stories[sid].first_seen - window <= event_time <= stories[sid].last_seen + window
+        ]
 
     def _with_lexical_candidates(
         self, found: list[tuple[str, float]], vector: Vector, term_vec: dict[str, float]

@@ -33,6 +33,7 @@ class ClusterParams:
     merge_bridges: int = _default("merge_bridges")  # 0: never merge stories after the fact
     merge_score: float = _default("merge_score")
     merge_entity_share: float = _default("merge_entity_share")
+    window_both_ways: bool = _default("window_both_ways")
     index_exact_max: int = _default("index_exact_max")
     index_probes: int = _default("index_probes")
 
@@ -51,6 +52,7 @@ class ClusterParams:
             merge_bridges=settings.merge_bridges,
             merge_score=settings.merge_score,
             merge_entity_share=settings.merge_entity_share,
+            window_both_ways=settings.window_both_ways,
             index_exact_max=settings.index_exact_max,
             index_probes=settings.index_probes,
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 from streams.feeds.model import FeedDef
 from streams.feeds.state import FeedState
+from streams.time_ranges import iso_time
 
 __all__ = ["feed_health", "iso_or_none"]
 
@@ -15,7 +15,7 @@ __all__ = ["feed_health", "iso_or_none"]
 def iso_or_none(when: float | None) -> str | None:
     if when is None or not math.isfinite(when):
         return None
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(when, precision="s")
 
 
 def feed_health(feed: FeedDef, state: FeedState | None, now: float) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import calendar
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -23,8 +23,9 @@ import lxml.html
 from streams.feeds.errors import FeedParseError, InvalidFeedUrl
 from streams.feeds.language import LanguageDetector, primary_tag
 from streams.feeds.urls import article_id, canonical_url
+from streams.time_ranges import iso_time
 
-__all__ = ["FeedItem", "ParsedFeed", "item_to_article", "iso_utc", "parse_feed", "plain_text"]
+__all__ = ["FeedItem", "ParsedFeed", "item_to_article", "parse_feed", "plain_text"]
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Why 512: the article topic's bound on source names (streams/engine/validation.py).
@@ -49,18 +50,11 @@ class ParsedFeed:
     format: str = ""
 
 
-def iso_utc(when: datetime) -> str:
-    """``when`` as UTC ISO 8601 with a Z (naive times are taken as UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _struct_iso(value: time.struct_time | None) -> str | None:
     if value is None:
         return None
     try:
-        return iso_utc(datetime.fromtimestamp(calendar.timegm(value), UTC))
+        return iso_time(calendar.timegm(value), precision="s")
     except (OverflowError, ValueError, OSError):
         return None
 
@@ -69,7 +63,7 @@ def _rfc3339_iso(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
-        return iso_utc(datetime.fromisoformat(value.strip()))
+        return iso_time(datetime.fromisoformat(value.strip()), precision="s")
     except ValueError:
         return None
 

@@ -55,6 +55,7 @@ class ConsumerLag:
                 if tp.topic not in changelogs and "__assignor" not in tp.topic
             ]
             ends = await consumer.highwaters(*partitions) if partitions else {}
+            # Faust's private state, listed in streams/kafka/overrides.py
             committed = dict(getattr(consumer, "_committed_offset", {}))
             never = [tp for tp in partitions if committed.get(tp) is None]
             starts = await consumer.earliest_offsets(*never) if never else {}

@@ -1,6 +1,6 @@
-"""One way to build a plain reader of a topic outside Faust's consumer group (the alert
-history, the subscriptions every worker reads): no group, nothing committed, and the same
-credentials as the Faust app."""
+"""One way to build a plain reader of a topic outside Faust's consumer group (a window of a
+topic: streams/kafka/window.py; a topic followed into memory: streams/kafka/follower.py): no
+group, nothing committed, and the same credentials as the Faust app."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from config.settings import Settings
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["decode_json_object", "group_free_consumer", "topic_partitions"]
+__all__ = ["cluster_partitions", "decode_json_object", "group_free_consumer", "topic_partitions"]
 
 
 def group_free_consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -32,9 +32,18 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         if found:
             return set(found)
         await asyncio.sleep(0.1)
+        # A private client call (streams/kafka/overrides.py): aiokafka has no public refresh.
         await consumer._client.force_metadata_update()
         found = consumer.partitions_for_topic(topic)
     return set()
+
+
+async def cluster_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of ``topic`` from a fresh fetch of the whole cluster's metadata (the
+    consumer's own covers only what it was assigned); empty if the topic does not exist."""
+    # A private client call (streams/kafka/overrides.py): `topics()` returns only the names.
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
 
 
 def decode_json_object(raw: bytes | None) -> dict[str, Any] | None:

@@ -27,7 +27,11 @@ late, instead of lost.
 Rebalances: stream records fetched from the start of a rebalance to the end of Faust's
 recovery are not handed to Faust at all (its streams and its recovery drop what arrives
 then); the consumer seeks back to them and fetches them again once the rebalance is over
-(:meth:`_GaplessConsumer.holds_back`), so the input order is kept."""
+(:meth:`_GaplessConsumer.holds_back`), so the input order is kept.
+
+Every private method and attribute of Faust these classes override or read is listed, with
+its reason, in streams/kafka/overrides.py; tests/unit/test_library_overrides.py fails when
+the pinned Faust changes under one of them."""
 
 from __future__ import annotations
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.contracts.records import MERGED
 from streams.cursors import Key, decode_cursor, encode_cursor
 from streams.engine.alerts import EMERGING
 from streams.read_model.events import EventFeed
 from streams.read_model.index import SORTS, StoryIndexes
 from streams.read_model.story import ArticleEntry, StoryEntry, words_of
-from streams.records import MERGED
 from streams.stages.merges import merge_pair, resolve
 
 __all__ = ["StoryPage", "StoryQuery", "StoryReadModel"]

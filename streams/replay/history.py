@@ -9,7 +9,7 @@ from typing import Any
 
 from config.settings import Settings
 from streams.kafka.readers import decode_json_object
-from streams.replay.reading import TopicReader
+from streams.kafka.window import Plan, ServedIds, TopicReader
 from streams.time_ranges import TimeRange
 
 __all__ = ["HistoryRecord", "read_history"]
@@ -27,16 +27,19 @@ async def read_history(
     topic: str,
     window: TimeRange,
     keep: Callable[[dict[str, Any]], bool] = lambda _: True,
-    on_plan: Callable[[Any], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> list[HistoryRecord]:
-    """Every JSON record of ``topic`` in ``window`` that ``keep`` accepts, in read order."""
+    """Every JSON record of ``topic`` in ``window`` that ``keep`` accepts, in read order;
+    a re-sent copy (the same ``id``: an alert's CloudEvent id) once, as ``GET /api/alerts``
+    serves it (streams/kafka/window.py)."""
     async with TopicReader(settings) as reader:
         plan = await reader.plan(topic, window)
         if on_plan is not None:
             on_plan(plan)
+        served = ServedIds()
         found = []
         async for record in reader.records(plan):
             value = decode_json_object(record.value)
-            if value is not None and keep(value):
+            if value is not None and keep(value) and served.first(value):
                 found.append(HistoryRecord(record.timestamp, record.offset, value))
         return found

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
+from streams.contracts.records import MERGED
 from streams.engine.alerts import EMERGING, EmergingRule
 from streams.exceptions import ReplayError
-from streams.records import MERGED
 from streams.replay.backtest import Backtest
 from streams.replay.compare import compare_runs
 from streams.replay.history import read_history

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
+from streams.contracts.cloudevents import cloud_event
+from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
 from streams.engine.expiry import InactiveKeys
 from streams.stages.cluster import StoryStep
 from streams.stages.merges import MergedStates, absorb_emerging

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streams.engine.alerts import iso_time
 from streams.engine.expiry import InactiveKeys
 from streams.stages.alerts import Emerging
 from streams.stages.cluster import StoryStep
 from streams.stages.merges import MergedStates
-from streams.subscriptions.alerts import match_alert
+from streams.subscriptions.alert_events import match_alert
 from streams.subscriptions.matching import Matcher, SemanticIndex, StoryMatchState, StoryUpdate
 from streams.subscriptions.model import Subscription
+from streams.time_ranges import iso_time
 
 __all__ = ["MatchBatch", "MatchStage", "SubscriptionAlert", "Subscriptions"]
 

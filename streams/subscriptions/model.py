@@ -11,12 +11,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from config.exceptions import StorywatchError
 from streams.subscriptions.webhooks import FORMATS, new_secret
+from streams.time_ranges import iso_time
 
 __all__ = [
     "DEFAULT_GROWTH_STEPS",
@@ -331,7 +331,7 @@ def parse_subscription(body: object) -> SubscriptionSpec:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(ts, precision="s")
 
 
 def _path(parent: str, key: str) -> str:

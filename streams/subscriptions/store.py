@@ -14,18 +14,14 @@ encryption loads as it is and is sealed on its next write.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka.readers import group_free_consumer, topic_partitions
+from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower
 from streams.subscriptions.errors import SecretUnreadable
 from streams.subscriptions.sealing import SecretBox
 
@@ -37,13 +33,8 @@ Record = dict[str, Any]
 # Writes one record (None: a tombstone), waits for the broker, answers the record's offset.
 Send = Callable[[str, Record | None], Awaitable[int]]
 
-# Why 30 s: how long a request waits for a starting worker to read the topic to its end;
-# past it the caller answers 503-like errors rather than serve a partial list.
-_READY_TIMEOUT_S = 30.0
 # Why 1 s: a subscription made on another worker is matched here within about this.
 _POLL_MS = 1000
-# Why 5 s: a reader that lost the broker tries again this often (the error is logged once).
-_RETRY_S = 5.0
 
 
 class SubscriptionStoreNotReady(StorywatchError):
@@ -62,22 +53,27 @@ class SubscriptionStore:
         # it, must not put an older record of that id back over it (a PUT right after a POST
         # read back the POST's version until the follower caught up).
         self._written_at: dict[str, int] = {}
-        self._ready = asyncio.Event()
         self.version = 0  # bumped on every change: readers rebuild what they derive
+        self.follower = TopicFollower(
+            settings,
+            [settings.topic_subscriptions],
+            self._follow,
+            poll_ms=_POLL_MS,
+            name="subscriptions",
+            on_caught_up=self._caught_up,
+        )
 
     @property
     def is_ready(self) -> bool:
         """Whether the topic has been read to its end once (the worker's readiness)."""
-        return self._ready.is_set()
+        return self.follower.caught_up.is_set()
 
     async def ready(self) -> None:
-        try:
-            await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT_S)
-        except TimeoutError:
+        if not await self.follower.wait_caught_up():
             raise SubscriptionStoreNotReady(
                 f"the subscriptions topic {self.settings.topic_subscriptions!r} was not read "
-                f"within {_READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
-            ) from None
+                f"within {READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
+            )
 
     def values(self) -> list[Record]:
         return list(self._records.values())
@@ -108,43 +104,15 @@ class SubscriptionStore:
         self.version += 1
 
     async def run(self) -> None:
-        """Read the topic from its start, then follow it, for as long as the worker runs."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError, SubscriptionStoreNotReady) as exc:
-                # The broker went away or the topic is missing: keep what we have, retry.
-                logger.warning(
-                    "reading %s failed (%s); retrying in %.0f s",
-                    self.settings.topic_subscriptions,
-                    exc,
-                    _RETRY_S,
-                )
-                await asyncio.sleep(_RETRY_S)
+        """Read the topic from its start, then follow it, for as long as the worker runs
+        (streams/kafka/follower.py: through broker restarts)."""
+        await self.follower.run()
 
-    async def _follow(self) -> None:
-        consumer = group_free_consumer(self.settings)
-        await consumer.start()
-        try:
-            topic = self.settings.topic_subscriptions
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            while True:
-                batch = await consumer.getmany(*partitions, timeout_ms=_POLL_MS)
-                for records in batch.values():
-                    for message in records:
-                        self.follow_record(message.key, message.value, message.offset)
-                if not self._ready.is_set() and await _caught_up(consumer, ends):
-                    logger.info("read %d subscriptions from %s", len(self._records), topic)
-                    self._ready.set()
-        finally:
-            await consumer.stop()
+    def _follow(self, message: Message) -> None:
+        self.follow_record(message.key, message.value, message.offset)
+
+    def _caught_up(self) -> None:
+        logger.info("read %d subscriptions", len(self._records))
 
     def follow_record(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         """Apply one record read from the topic at ``offset`` (what the follower does)."""
@@ -176,19 +144,3 @@ class SubscriptionStore:
             logger.error("%s", exc)
             kept = {k: v for k, v in record.items() if not k.endswith("_sealed")}
             return {**kept, "secret": "", "secret_unreadable": True}
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    found = await topic_partitions(consumer, topic)
-    if not found:
-        raise SubscriptionStoreNotReady(
-            f"topic {topic!r} does not exist: `storywatch worker` creates it at start"
-        )
-    return found

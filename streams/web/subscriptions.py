@@ -7,7 +7,6 @@ STORYWATCH_MAX_SUBSCRIPTIONS_PER_OWNER subscriptions (409 past it)."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -15,12 +14,14 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from config.settings import Settings
+from streams.contracts.outbox import outbox_entry
 from streams.cursors import BadCursor, decode_cursor, encode_cursor
-from streams.subscriptions.alerts import outbox_entry, test_alert
+from streams.subscriptions.alert_events import test_alert
 from streams.subscriptions.errors import DeliveryError
 from streams.subscriptions.model import InvalidField, Subscription, parse_subscription
 from streams.subscriptions.ssrf import WebhookGuard
 from streams.subscriptions.store import SubscriptionStore, SubscriptionStoreNotReady
+from streams.time_ranges import iso_time
 from streams.web.http import ApiTokens, HttpError, json_view, read_json_body
 from streams.web.limits import RateLimit
 
@@ -158,9 +159,7 @@ class SubscriptionService:
 
 
 def _iso_or_none(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+    return None if ts is None else iso_time(ts)
 
 
 def register_subscription_views(

@@ -20,10 +20,10 @@ import agents.alerts as alerts_agent
 import agents.cluster as cluster_agent
 import agents.embed as embed_agent
 from streams.app import app, metrics, tables, topics
+from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.evidence import TextEvidence
 from streams.engine.vectors import encode_vector
-from streams.records import EmbeddedArticle, StoryEvent
 
 
 class Recorder:
@@ -62,7 +62,7 @@ def _webhook_subscription(
     spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
     subscription = Subscription.create(spec, owner, 1e9)
     subscription_store._apply(subscription.id, subscription.to_record())
-    subscription_store._ready.set()
+    subscription_store.follower.caught_up.set()  # as if the topic were read
     return subscription
 
 
@@ -104,7 +104,7 @@ def fresh_state() -> Iterator[None]:
     # end (empty unless a test adds one), as a started worker has it.
     subscription_store._records.clear()
     subscription_store.version += 1
-    subscription_store._ready.set()
+    subscription_store.follower.caught_up.set()
     yield
 
 
@@ -408,7 +408,8 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
     """A replayed stage re-sends an outbox entry: the two copies may be in flight at once.
     The second waits for the first and finds its receipt; the receiver gets one POST."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -437,7 +438,8 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     the error and acked: it neither holds the outbox's committed offset back nor is lost;
     the entries after it are still delivered."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     posts: list[str] = []
@@ -465,6 +467,16 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
     assert dead["webhook_id"] == "msg_broken"
     assert dead["reason"] == "delivery_crashed"
     assert "KeyError" in dead["error"] and "re-publish" in dead["error"]
+    # The articles-dlq shape (the outbox record's coordinates and bytes) plus the delivery's
+    # fields; the malformed entry's missing fields are None.
+    assert set(dead) == {
+        "reason", "error", "stage", "topic", "partition", "offset", "timestamp", "key",
+        "value_b64", "value_text", "truncated", "sha256",
+        "webhook_id", "subscription_id", "alert_id", "attempts", "status",
+    }  # fmt: skip
+    assert dead["stage"] == "deliveries" and dead["topic"] == topics.deliveries.get_topic_name()
+    assert (dead["subscription_id"], dead["alert_id"], dead["attempts"]) == (None, None, 0)
+    assert json.loads(base64.b64decode(dead["value_b64"])) == {"webhook_id": "msg_broken"}
     assert tables.receipts["msg_broken"]["outcome"] == "parked"
 
 
@@ -524,8 +536,10 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     further entries are parked on alerts-dlq at once (receiver_backlog_full, counted) and
     acked, and another receiver's entry is still delivered while it hangs."""
     import agents.deliveries as deliveries_agent
+    import streams.subscriptions.delivery as delivery_service
     from streams.app import settings
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -554,7 +568,7 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     with (
         patch.object(deliveries_agent, "WebhookSender", Receivers),
         patch.object(deliveries_agent, "settings", capped),
-        patch.object(deliveries_agent, "_MAX_PENDING", 3),  # the dead receiver alone fills it
+        patch.object(delivery_service, "_MAX_PENDING", 3),  # the dead receiver alone fills it
         patch.object(topics.alerts_dlq, "send", parked),
     ):
         async with deliveries_agent.deliver_webhooks.test_context() as agent:
@@ -588,7 +602,8 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     host, port) goes out at once instead of being parked as receiver_backlog_full."""
     import agents.deliveries as deliveries_agent
     from streams.app import settings
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     delivered: list[str] = []
@@ -681,7 +696,9 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     re-published to the outbox (a later record) is sent again once the receiver is fixed,
     while a replay of the record it was parked from is not (`already_final`)."""
     import agents.deliveries as deliveries_agent
-    from streams.subscriptions.alerts import outbox_entry, test_alert
+    import streams.subscriptions.delivery as delivery_service
+    from streams.contracts.outbox import outbox_entry
+    from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
 
     answers = ["failed", "delivered"]  # refused (4xx: parked at once), then fixed
@@ -708,8 +725,14 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
             receipt = tables.receipts[webhook_id]
             assert receipt["outcome"] == "parked"
             position = (first.message.partition, first.message.offset)
-            assert deliveries_agent.already_final(receipt, position)  # its replay: skipped
-            again = await agent.put(entry, key=webhook_id)  # re-published from alerts-dlq
+            assert delivery_service.already_final(receipt, position)  # its replay: skipped
+            [dead] = [s["value"] for s in parked.sent]
+            assert (dead["webhook_id"], dead["attempts"], dead["status"]) == (webhook_id, 1, 404)
+            assert dead["alert_id"] == entry["alert"]["id"]
+            assert dead["subscription_id"] == subscription.id
+            republished = json.loads(dead["value_text"])  # what the operator re-publishes
+            assert republished == entry
+            again = await agent.put(republished, key=dead["webhook_id"])
             await _eventually(lambda: again.message.acked)
     assert posts == [webhook_id, webhook_id]
     assert tables.receipts[webhook_id]["outcome"] == "delivered"

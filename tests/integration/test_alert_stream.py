@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from streams.engine.alerts import iso_time
 from streams.engine.embedding import Embedder
 from streams.engine.offline import read_jsonl
 from streams.engine.vectors import decode_vector
 from streams.producer import produce_rows
+from streams.time_ranges import iso_time
 from tests.conftest import SAMPLE
 from tests.integration import test_subscriptions as subscription_tests
 from tests.integration.test_subscriptions import ALICE, BOB, SBARRO, Receiver, _until, api
@@ -491,7 +491,7 @@ def test_dns_turning_private_is_refused_at_send_time(worker, streamed, receiver)
     parked = read_topic(
         worker.bootstrap, worker.topic("alerts_dlq"), expect=len(alerts) + 1, timeout_s=30
     )
-    assert sorted(p["alert"]["id"] for p in parked) == sorted(a["id"] for a in alerts)
+    assert sorted(p["alert_id"] for p in parked) == sorted(a["id"] for a in alerts)
     for entry in parked:
         assert entry["subscription_id"] == sub_id and entry["status"] is None
         assert entry["reason"] == "delivery_failed"

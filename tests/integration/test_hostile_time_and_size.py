@@ -23,9 +23,9 @@ import pytest
 from kafka import KafkaProducer
 
 from config.settings import Settings
+from streams.contracts.headers import REPLAY_TIME_HEADER
 from streams.engine.offline import read_jsonl
 from streams.engine.validation import derived_record_max_bytes
-from streams.record_headers import REPLAY_TIME_HEADER
 from tests.conftest import SAMPLE
 from tests.integration.worker_process import WorkerRun, read_topic, records_to_end
 

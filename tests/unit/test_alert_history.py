@@ -94,15 +94,26 @@ class _Partition:
 
     def __init__(self, records: list[ConsumerRecord]) -> None:
         self.records = records
-        self.position = 0
+        self.at = 0
+
+    def assign(self, _partitions: list[TopicPartition]) -> None:
+        pass
+
+    def partitions_for_topic(self, _topic: str) -> set[int]:
+        return {0}
 
     def seek(self, _partition: TopicPartition, offset: int) -> None:
-        self.position = offset
+        self.at = offset
 
-    async def getmany(self, partition: TopicPartition, timeout_ms: int) -> dict[Any, Any]:
-        batch = self.records[self.position : self.position + 7]  # a few per fetch
-        self.position += len(batch)
+    async def getmany(
+        self, partition: TopicPartition, timeout_ms: int, max_records: int | None = None
+    ) -> dict[Any, Any]:
+        batch = self.records[self.at : self.at + 7]  # a few per fetch
+        self.at += len(batch)
         return {partition: batch}
+
+    async def position(self, _partition: TopicPartition) -> int:
+        return self.at
 
     async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
         return dict.fromkeys(partitions, 0)
@@ -245,14 +256,13 @@ def _counting_reader(topic: list[ConsumerRecord]) -> AlertReader:
     reader = AlertReader(Settings())
 
     class Growing(_Partition):
-        async def getmany(self, partition: TopicPartition, timeout_ms: int) -> dict[Any, Any]:
+        async def getmany(
+            self, partition: TopicPartition, timeout_ms: int, max_records: int | None = None
+        ) -> dict[Any, Any]:
             batch = await super().getmany(partition, timeout_ms)
             if not batch[partition]:
                 await asyncio.sleep(0.01)  # a poll with nothing new waits, as Kafka's does
             return batch
-
-        async def position(self, _partition: TopicPartition) -> int:
-            return self.position
 
     @asynccontextmanager
     async def consumer() -> AsyncIterator[_Partition]:

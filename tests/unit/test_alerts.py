@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState, cloud_event
+from streams.contracts.cloudevents import cloud_event
+from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
 
 T0 = 1_700_000_000.0

@@ -1105,3 +1105,49 @@ def test_the_merge_names_guard_keeps_merges_of_articles_without_names() -> None:
     _, history = _bridge_history(guarded)
     merges = [m for _, changes in history for m in changes.merges]
     assert [(m.article_id, m.bridges) for m in merges] == [("bridge1", 2)]
+
+
+def _backdated(params: ClusterParams, days_before: float) -> tuple[Any, Any, Any]:
+    """A story begun by an article dated T0, then a near-identical report (cosine 0.95)
+    dated ``days_before`` days earlier, then a third dated T0 + 1 h."""
+    eng = engine(params)
+    first = assign(eng, art("now", published=T0), e(0), ts=T0)
+    early = T0 - days_before * 24 * HOUR
+    old = assign(eng, art("old", published=early), mix(0.95), ts=T0 + 60)
+    later = assign(eng, art("later", published=T0 + HOUR), mix(0.96), ts=T0 + HOUR)
+    return first, old, later
+
+
+def test_an_article_dated_a_window_before_a_story_starts_its_own_when_both_ways() -> None:
+    """window_both_ways: the report dated 30 days before the story's first article (a
+    past event of the same kind, or an old report re-sent) is not joined to it, whatever its
+    cosine; the report dated an hour later joins the current story, not the old report's
+    (closer by cosine, and kept active by the stream's clock, but dated a month before)."""
+    params = ClusterParams(story_threshold=0.55, window_s=WINDOW, window_both_ways=True)
+    first, old, later = _backdated(params, days_before=30)
+    assert old.decision == "new"
+    assert old.story_id != first.story_id
+    assert later.decision == "joined"
+    assert later.story_id == first.story_id
+
+
+def test_an_article_dated_inside_the_window_before_a_story_still_joins_it() -> None:
+    """Backward, the bar is the window itself: a report dated a little less than a window
+    before the story's first article joins it (the story's first report came late)."""
+    params = ClusterParams(story_threshold=0.55, window_s=WINDOW, window_both_ways=True)
+    first, old, _ = _backdated(params, days_before=(WINDOW - HOUR) / (24 * HOUR))
+    assert old.decision == "joined"
+    assert old.story_id == first.story_id
+
+
+def test_window_both_ways_is_off_by_default_and_backdated_reports_join() -> None:
+    """Off by default (docs/QUALITY.md "Round 3, second pass" says why): the backdated
+    report joins the current story, as it always has."""
+    from config.settings import Settings
+
+    assert ClusterParams().window_both_ways is False
+    assert Settings().window_both_ways is False
+    assert ClusterParams.from_settings(Settings(window_both_ways=True)).window_both_ways
+    first, old, _ = _backdated(ClusterParams(story_threshold=0.55, window_s=WINDOW), 30)
+    assert old.decision == "joined"
+    assert old.story_id == first.story_id

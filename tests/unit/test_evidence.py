@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from streams.contracts.records import EmbeddedArticle
 from streams.engine.article import Article
 from streams.engine.evidence import (
     TERM_BODY_CHARS,
@@ -17,7 +18,6 @@ from streams.engine.evidence import (
     term_vector,
     terms,
 )
-from streams.records import EmbeddedArticle
 
 # --- terms -----------------------------------------------------------------------------
 

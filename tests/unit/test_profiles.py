@@ -49,3 +49,18 @@ def test_an_unknown_profile_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("STORYWATCH_PROFILE", "turbo")
     with pytest.raises(SettingsError, match="STORYWATCH_PROFILE"):
         load_settings()
+
+
+def test_headlines_bounds_the_story_window_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile turns window_both_ways on (off in the plain defaults), and the engine's
+    parameters carry it."""
+    from streams.engine.params import ClusterParams
+
+    assert Settings().window_both_ways is False
+    monkeypatch.setenv("STORYWATCH_PROFILE", "headlines")
+    s = load_settings()
+    assert s.window_both_ways is True
+    assert ClusterParams.from_settings(s).window_both_ways is True
+    monkeypatch.setenv("STORYWATCH_WINDOW_BOTH_WAYS", "false")
+    load_settings.cache_clear()
+    assert load_settings().window_both_ways is False  # explicit wins

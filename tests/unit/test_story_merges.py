@@ -14,10 +14,10 @@ import numpy as np
 
 from config.settings import Settings
 from streams.cli.history import history_row
+from streams.contracts.records import MERGED, StoryEvent
 from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
 from streams.engine.story_state import StoryMerge
-from streams.records import MERGED, StoryEvent
 from streams.replay.backtest import Backtest
 from streams.replay.sources import Item
 from streams.stages.merges import MERGED_INTO, MergedStates, absorb_emerging, redirect_record

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.record_headers import REPLAY_SIGNATURE_HEADER, REPLAY_TIME_HEADER
+from streams.contracts.headers import REPLAY_SIGNATURE_HEADER, REPLAY_TIME_HEADER
 from streams.stream_time import StreamClock, replay_headers
 
 KEY = b"k" * 32

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from config.exceptions import StorywatchError
 from config.settings import load_settings
 from streams.cli import main
-from streams.cli import subscriptions as sc
-from streams.cli.subscriptions import (
+from streams.subscriptions import client as sc
+from streams.subscriptions.client import (
     ApiClient,
     ApiConfigError,
     ApiError,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from streams.exceptions import TimeRangeError
-from streams.time_ranges import TimeRange, format_ms, parse_instant, parse_range
+from streams.time_ranges import TimeRange, format_ms, iso_time, parse_instant, parse_range
 
 NOW = int(datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
 HOUR = 3_600_000
@@ -77,3 +77,39 @@ def test_range_is_half_open_and_open_ended() -> None:
 @pytest.mark.parametrize("at", [0, NOW, NOW + 1, NOW + 999, -1_500])
 def test_format_and_parse_round_trip(at: int) -> None:
     assert parse_instant(format_ms(at), now=NOW) == at
+
+
+# The three formatters iso_time replaced, kept here as the oracle of byte-identical output.
+def _old_iso_time(ts: float) -> str:  # alerts, the API
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _old_seconds(ts: float) -> str:  # subscriptions' created/updated, feeds
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _old_format_ms(ms: int) -> str:  # Kafka record times
+    seconds, millis = divmod(int(ms), 1000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "")
+    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [0.0, 1.0, 1e9, 1_765_000_000.0, 1_765_000_000.5, 1_765_000_000.123456, 1_765_000_000.999999,
+     1_765_000_000.0000005, 4_102_444_800.25, 1_700_000_000.1],
+)  # fmt: skip
+def test_iso_time_writes_exactly_what_the_three_old_formatters_wrote(ts: float) -> None:
+    assert iso_time(ts) == _old_iso_time(ts)
+    assert iso_time(ts, precision="s") == _old_seconds(ts)
+    naive = datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
+    assert iso_time(naive, precision="s") == _old_seconds(ts)
+    millis = int(ts * 1000)
+    assert format_ms(millis) == _old_format_ms(millis)
+    assert iso_time(millis / 1000, precision="ms") == _old_format_ms(millis)
+
+
+def test_format_ms_is_byte_identical_over_every_millisecond_of_a_second() -> None:
+    base = 1_765_000_000_000
+    for millis in range(base - 5, base + 1005):
+        assert format_ms(millis) == _old_format_ms(millis), millis

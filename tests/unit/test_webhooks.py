@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from streams.engine.alerts import cloud_event
+from streams.contracts.cloudevents import cloud_event
 from streams.subscriptions.errors import DeliveryError, InvalidSecret, UnknownFormat
 from streams.subscriptions.webhooks import (
     FORMATS,

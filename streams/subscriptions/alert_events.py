@@ -1,33 +1,17 @@
-"""The alert a subscription match makes (a CloudEvent) and its webhook outbox entry."""
+"""The alert a subscription match makes (a CloudEvent; its shape: streams.contracts)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
-from streams.engine.alerts import cloud_event
+from streams.contracts.cloudevents import SUBSCRIPTION_EVENT_PREFIX, cloud_event
 from streams.subscriptions.matching import Match
 from streams.subscriptions.model import Subscription
 
-__all__ = [
-    "SUBSCRIPTION_EVENT_PREFIX",
-    "StorySummary",
-    "match_alert",
-    "outbox_entry",
-    "test_alert",
-    "webhook_id_of",
-]
-
-SUBSCRIPTION_EVENT_PREFIX = "io.storywatch.subscription."
+__all__ = ["StorySummary", "match_alert", "test_alert"]
 
 StorySummary = dict[str, Any]  # story_id, headline, size, source_count, sources, keywords, ...
-
-
-def webhook_id_of(event_id: str) -> str:
-    """The Standard Webhooks ``webhook-id`` of an alert: derived from the CloudEvent id (one
-    per subscription, story and trigger), so a re-sent alert keeps it and receivers dedupe."""
-    return "msg_" + hashlib.sha256(event_id.encode()).hexdigest()[:32]
 
 
 def match_alert(
@@ -81,15 +65,3 @@ def test_alert(subscription: Subscription, *, source: str, time: float) -> dict[
         event_id=f"{subscription.id}:test:{secrets.token_hex(8)}",
         time=time,
     )
-
-
-def outbox_entry(alert: dict[str, Any], created_at: float) -> dict[str, Any]:
-    """What goes on the ``deliveries`` topic (keyed by webhook-id): the intent to deliver.
-    The URL, format and secret are read from the subscription at send time, so an edited
-    URL applies and a deleted subscription's pending deliveries are cancelled."""
-    return {
-        "webhook_id": webhook_id_of(alert["id"]),
-        "subscription_id": alert["data"]["subscription_id"],
-        "alert": alert,
-        "created_at": created_at,
-    }

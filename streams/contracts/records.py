@@ -6,11 +6,11 @@ from typing import Any
 
 import faust
 
+from streams.contracts.headers import REPLAY_TIME_HEADER
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment
 from streams.engine.evidence import TextEvidence
 from streams.engine.story_state import StoryMerge
-from streams.record_headers import REPLAY_TIME_HEADER
 from streams.wire_json import WIRE_JSON
 
 __all__ = [

@@ -5,6 +5,11 @@ what to do), which ``stage`` refused the record, where it came from (topic, part
 offset, timestamp, key) and the original bytes: base64, and as text too when short and
 UTF-8. Past the size limit the copy is cut and flagged ``truncated``; the whole record
 stays in its source topic at the offset given.
+
+``articles-dlq`` holds that shape. ``alerts-dlq`` holds the same shape (stage
+``deliveries``, the original bytes those of the outbox entry) plus the delivery's fields:
+``webhook_id``, ``subscription_id``, ``alert_id``, ``attempts`` and ``status`` (the last
+HTTP status, None when no answer came); see :func:`delivery_dead_letter`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-__all__ = ["DeadLetters", "MessageCoordinates", "dead_letter_record"]
+__all__ = [
+    "DELIVERY_STAGE",
+    "DeadLetters",
+    "MessageCoordinates",
+    "dead_letter_record",
+    "delivery_dead_letter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +49,10 @@ class MessageCoordinates(Protocol):
     offset: int
     timestamp: float
     key: bytes | None
+
+
+#: The ``stage`` of an alerts-dlq dead letter: the webhook delivery of an outbox entry.
+DELIVERY_STAGE = "deliveries"
 
 
 class _Sendable(Protocol):
@@ -75,6 +90,49 @@ def dead_letter_record(
         "truncated": len(raw) > keep,
         "sha256": hashlib.sha256(raw).hexdigest(),
     }
+
+
+def delivery_dead_letter(
+    *,
+    reason: str,
+    error: str,
+    entry: Any,
+    message: MessageCoordinates | None,
+    value: bytes | None,
+    max_bytes: int,
+    attempts: int,
+    status: int | None,
+) -> dict[str, Any]:
+    """The alerts-dlq record of one outbox entry: :func:`dead_letter_record` of the entry's
+    record on ``deliveries`` (``value``: its bytes) plus the delivery's fields. ``entry`` is
+    the decoded entry, possibly malformed (a delivery that crashed on it): each field it
+    lacks is None. Re-publishing ``value_text`` (or the decoded ``value_b64``) to the outbox,
+    keyed by ``webhook_id``, delivers it again."""
+    fields = entry if isinstance(entry, dict) else {}
+    alert = fields.get("alert")
+    record = dead_letter_record(
+        reason=reason,
+        error=error,
+        stage=DELIVERY_STAGE,
+        message=message,
+        value=value,
+        max_bytes=max_bytes,
+    )
+    webhook_id = fields.get("webhook_id")
+    if record["key"] is None and isinstance(webhook_id, str):
+        record["key"] = base64.b64encode(webhook_id.encode()).decode()  # the outbox's key
+    return {
+        **record,
+        "webhook_id": webhook_id if isinstance(webhook_id, str) else None,
+        "subscription_id": _text_or_none(fields.get("subscription_id")),
+        "alert_id": _text_or_none(alert.get("id")) if isinstance(alert, dict) else None,
+        "attempts": attempts,
+        "status": status,
+    }
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class DeadLetters:

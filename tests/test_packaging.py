@@ -8,6 +8,7 @@ A listed package set once missed streams.read_model and streams.replay: an edita
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -46,8 +47,17 @@ def _modules(root: Path) -> list[str]:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout, unpacked as pip would install it."""
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what the build reads, not from the checkout: setuptools reuses a
+    # checkout's build/ folder, whose stale copies of deleted or moved modules would land in
+    # the wheel (and hide a module the wheel misses).
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(PROJECT_ROOT / name, source / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in PACKAGES:
+        shutil.copytree(PROJECT_ROOT / package, source / package, ignore=skip)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*build, "-w", str(out), str(PROJECT_ROOT)], check=True, cwd=out)
+    subprocess.run([*build, "-w", str(out), str(source)], check=True, cwd=out)
     (wheel,) = out.glob("storywatch-*.whl")
     site = out / "site"
     with zipfile.ZipFile(wheel) as archive:

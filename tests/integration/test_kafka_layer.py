@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,12 +18,10 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from click.testing import CliRunner
 from kafka.admin import NewTopic
 
 from config.settings import Settings
 from streams.alert_history import AlertReader
-from streams.cli.history import history
 from streams.exceptions import TopicNotFound
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.follower import Message, TopicFollower, read_to_end
@@ -139,14 +140,23 @@ async def test_history_and_api_alerts_give_one_answer_about_re_sent_copies(
     assert reader.consumers == 0
 
     # The command itself, as a user runs it.
-    result = await asyncio.to_thread(
-        CliRunner().invoke,
-        history,
-        ["alerts", "--since", "2026-12-01T00:00:00Z", "--until", "2026-12-02", "--json"],
-        env={"STORYWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap, "STORYWATCH_TOPIC_ALERTS": topic},
+    listed = subprocess.run(
+        [
+            *(sys.executable, "-m", "streams.cli", "history", "alerts", "--json"),
+            *("--since", "2026-12-01T00:00:00Z", "--until", "2026-12-02"),
+        ],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("STORYWATCH_")},
+            "STORYWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "STORYWATCH_TOPIC_ALERTS": topic,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert result.exit_code == 0, result.output
-    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == expected
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == expected
 
 
 # --- a topic followed into memory ---------------------------------------------------------

@@ -15,6 +15,7 @@ from streams.app import app, dead_letters, metrics, settings, tables, topics
 from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
 from streams.engine.vectors import decode_vector, encode_vector
+from streams.stages.cluster import ClusterInput, cluster
 
 __all__ = ["cluster_articles", "engine"]
 
@@ -124,17 +125,21 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             item: EmbeddedArticle = event.value
             started = time.perf_counter()
             try:
-                assignment, changes = engine.process(
-                    item.to_article(),
-                    decode_vector(item.vector),
-                    item.record_ts,
-                    item.text_evidence(),
+                out = cluster(
+                    engine,
+                    ClusterInput(
+                        item.to_article(),
+                        decode_vector(item.vector),
+                        item.record_ts,
+                        item.text_evidence(),
+                    ),
                 )
             except Exception as exc:  # noqa: BLE001 - reported in the dead letter
                 await _dead_letter(event, exc)
                 continue
             metrics.clustering_duration.observe(time.perf_counter() - started)
-            pending.merge(changes)
+            pending.merge(out.changes)
+            assignment, centroid = out.assignment, out.centroid
             if assignment is None:
                 metrics.articles_duplicate.labels("id").inc()
                 continue
@@ -142,7 +147,6 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
                 metrics.articles_duplicate.labels("content").inc()
             else:
                 metrics.clustering_decisions.labels(assignment.decision).inc()
-            centroid = engine.centroid(assignment.story_id)
             event_record = StoryEvent.build(
                 assignment,
                 item.produced_at,
@@ -158,7 +162,7 @@ async def cluster_articles(stream: StreamT[EmbeddedArticle]) -> None:
             )
             # After the article's own event: the merge it completed, one event each (a
             # replayed batch re-sends the same ones: every reader folds a merge once).
-            for merge in changes.merges:
+            for merge in out.merges:
                 await topics.stories.send(
                     key=merge.story_id,
                     value=StoryEvent.merged(merge, event_record),

@@ -15,10 +15,9 @@ from faust.types import EventT
 
 from streams.app import app, dead_letters, embedder, metrics, model_thread, settings, topics
 from streams.contracts.records import EmbeddedArticle
-from streams.engine.article import Article
-from streams.engine.evidence import TextEvidence
-from streams.engine.validation import InvalidArticle, derived_record_max_bytes, parse_article
+from streams.engine.validation import InvalidArticle, derived_record_max_bytes
 from streams.engine.vectors import encode_vector
+from streams.stages.embed import Limits, Parsed, embedded, parse
 from streams.stream_time import StreamClock
 from streams.wire_json import dumps as wire_dumps
 
@@ -33,6 +32,10 @@ _SEND_RETRY_MAX_S = 30.0
 _STAGE = "embed"
 # Built when the agent starts (it reads the deployment's key): no I/O at import.
 _clock: list[StreamClock] = []
+
+
+def _limits() -> Limits:
+    return Limits.from_settings(settings)
 
 
 def _stream_clock() -> StreamClock:
@@ -53,12 +56,14 @@ async def _dead_letter(event: EventT, reason: str, error: str) -> Awaitable[Any]
 
 @dataclass(frozen=True)
 class _Parsed:
-    """A valid record: its article, the text the model reads and the text's evidence."""
+    """A valid record (the stage's parse) and its input event."""
 
-    article: Article
+    parsed: Parsed
     event: EventT
-    text: str
-    evidence: TextEvidence
+
+    @property
+    def text(self) -> str:
+        return self.parsed.text
 
 
 @dataclass
@@ -72,21 +77,9 @@ class _Batch:
 
 
 def _parse(event: EventT) -> _Parsed | InvalidArticle:
-    """The parsed record, or why not. Anything a record can make the parsing raise is caught
-    here, per record: a poison record is a dead letter, never a crash loop of the agent."""
-    try:
-        article = parse_article(
-            event.value, settings.max_record_bytes, settings.max_article_text_bytes
-        )
-        text = article.embed_text(settings.embed_max_chars)
-        return _Parsed(article, event, text, TextEvidence.of(article.title, article.text))
-    except InvalidArticle as error:
-        return error
-    except Exception as exc:
-        logger.exception("parsing a record failed unexpectedly")
-        return InvalidArticle(
-            "unparseable", f"{type(exc).__name__}: {exc}; report it with this dead letter"
-        )
+    """The parsed record, or why not (the embed stage's parse: never raises)."""
+    parsed = parse(event.value, _limits())
+    return parsed if isinstance(parsed, InvalidArticle) else _Parsed(parsed, event)
 
 
 def _timed_encode(texts: list[str]) -> Any:
@@ -134,10 +127,16 @@ async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
     for parsed, vector in await _embedded(batch, sent):
         event = parsed.event
         message = event.message
-        stream_time = clock.read(message.headers, message.timestamp * 1000.0, message.key)
-        # The Kafka time cut to the same bound: a record stamped 2100 would otherwise stamp
-        # its derived records 2100 too (and keep their log segments past any retention).
-        kafka_time = min(float(message.timestamp), clock.latest())
+        out = embedded(
+            parsed.parsed,
+            vector,
+            clock,
+            headers=message.headers,
+            kafka_ms=message.timestamp * 1000.0,
+            key=message.key,
+            kafka_s=message.timestamp,
+        )
+        stream_time, kafka_time, article = out.stream_time, out.kafka_time, out.article
         if stream_time.header == "unsigned":
             metrics.replay_header_ignored.inc()
         if stream_time.capped:
@@ -146,18 +145,18 @@ async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
                 "article %s claims stream time %.0f, past this worker's clock + "
                 "STORYWATCH_CLOCK_TOLERANCE_MINUTES: processed at %.0f (fix the producer's "
                 "clock)",
-                parsed.article.id,
+                article.id,
                 stream_time.claimed,
                 stream_time.seconds,
             )
-        if parsed.article.truncated_from is not None:
+        if article.truncated_from is not None:
             metrics.articles_truncated.inc()
         record = EmbeddedArticle.build(
-            parsed.article,
+            article,
             encode_vector(vector),
             stream_time.seconds,
             kafka_time,
-            parsed.evidence,
+            out.evidence,
             model=settings.model,
             claimed_time=stream_time.claimed if stream_time.capped else None,
         )

@@ -162,13 +162,17 @@ def kafka_topics() -> None:
         click.echo(f"{name}: {partitions} partition(s), {state}")
 
 
-@kafka.command("stop")
-@click.option(
+#: The --data-dir of the commands that act on a broker `kafka start` started.
+_started_data_dir = click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
     help="Broker (or cluster) data folder given to `kafka start`.",
 )
+
+
+@kafka.command("stop")
+@_started_data_dir
 @clean_errors
 def kafka_stop(data_dir: Path | None) -> None:
     """Stop the local broker, or every node of the local cluster."""
@@ -187,12 +191,7 @@ def kafka_stop(data_dir: Path | None) -> None:
 
 
 @kafka.command("status")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Broker (or cluster) data folder given to `kafka start`.",
-)
+@_started_data_dir
 @clean_errors
 def kafka_status(data_dir: Path | None) -> None:
     """Say whether the local broker (or each cluster node) runs (exit status 1 if none)."""

@@ -21,6 +21,8 @@ from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, St
 from streams.engine.embedding import Embedder
 from streams.engine.validation import InvalidArticle, article_from_mapping
 from streams.exceptions import InputFileError
+from streams.stages.cluster import ClusterInput, cluster
+from streams.stages.merges import resolve
 
 __all__ = [
     "ClusterRun",
@@ -89,13 +91,7 @@ class ClusterRun:
     def final_story_ids(self) -> dict[str, str]:
         """Article id -> its story at the end of the stream (merged stories followed)."""
         into = {m.absorbed_id: m.story_id for m in self.merges}
-
-        def final(story_id: str) -> str:
-            while story_id in into:
-                story_id = into[story_id]
-            return story_id
-
-        return {a.article_id: final(a.story_id) for a in self.assignments}
+        return {a.article_id: resolve(a.story_id, into.get) for a in self.assignments}
 
     @property
     def seconds(self) -> float:
@@ -133,7 +129,8 @@ def embed_rows(
 
 
 def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
-    """One online pass of the engine over an embedded stream, in order."""
+    """One online pass of the cluster stage (streams.stages.cluster, as the worker runs it)
+    over an embedded stream, in order."""
     engine = StoryEngine(params)
     assignments: list[Assignment] = []
     merges: list[StoryMerge] = []
@@ -141,10 +138,10 @@ def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
     for article, vector, stamp in zip(
         stream.articles, stream.vectors, stream.stamps_ms, strict=True
     ):
-        assignment, changes = engine.process(article, vector, stamp / 1000.0)
-        if assignment is not None:
-            assignments.append(assignment)
-        merges.extend(changes.merges)
+        out = cluster(engine, ClusterInput(article, vector, stamp / 1000.0, None))
+        if out.assignment is not None:
+            assignments.append(out.assignment)
+        merges.extend(out.changes.merges)
     seconds = time.perf_counter() - started
     return ClusterRun(assignments, stream.invalid, stream.embed_seconds, seconds, merges)
 

@@ -23,6 +23,7 @@ from streams.engine.alerts import EMERGING
 from streams.read_model.events import EventFeed
 from streams.read_model.index import SORTS, StoryIndexes
 from streams.read_model.story import ArticleEntry, StoryEntry, words_of
+from streams.stages.merges import merge_pair, resolve
 
 __all__ = ["StoryPage", "StoryQuery", "StoryReadModel"]
 
@@ -113,7 +114,7 @@ class StoryReadModel:
         return self._merged_into.get(story_id)
 
     def _resolve(self, story_id: str) -> str:
-        return self._merged_into.get(story_id, story_id)
+        return resolve(story_id, self._merged_into.get)
 
     # --- applying the topics -----------------------------------------------------------
 
@@ -157,11 +158,11 @@ class StoryReadModel:
         if not event.get("absorbed_id"):
             self._changed("skipped")
             return False
-        survivor_id = self._resolve(str(event["story_id"]))
-        absorbed_id = self._resolve(str(event["absorbed_id"]))
-        if absorbed_id == survivor_id:
+        pair = merge_pair(str(event["story_id"]), str(event["absorbed_id"]), self._merged_into.get)
+        if pair is None:
             self._changed("replayed")
             return False
+        survivor_id, absorbed_id = pair
         when = float(event["event_time"])
         self._advance(when)
         entry = self._stories.get(survivor_id)

@@ -1,5 +1,7 @@
-"""The backtest itself, in plain Python: the live engine and alert rules over a sequence of
-articles, with its outputs in files (never in the live tables or topics)."""
+"""The backtest itself, in plain Python: the live stages (streams/stages: cluster, emerging
+alerts, subscription matching) over a sequence of articles, in batches as the worker takes
+them, with their state in memory and their outputs in files (never in the live tables or
+topics)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings
-from streams.contracts.cloudevents import cloud_event
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
+from streams.engine.alerts import EmergingRule
 from streams.engine.clustering import Assignment, ClusterParams, StateChanges, StoryEngine
-from streams.engine.story_state import StoryMerge
+from streams.engine.expiry import InactiveKeys
 from streams.replay.sources import Item, Skipped
 from streams.replay.subscriptions import SubscriptionReplay
-from streams.story_merges import absorb_emerging
+from streams.stages.alerts import AlertStage
+from streams.stages.cluster import ClusterInput, StoryStep, cluster
+from streams.stages.matching import MatchStage
 
 __all__ = ["Backtest", "TopStory"]
 
@@ -59,11 +62,25 @@ class Backtest:
     last_ms: int | None = None
     started: float = field(default_factory=time.perf_counter)
     merges: int = 0  # stories merged after the fact (STORYWATCH_MERGE_BRIDGES > 0)
-    _rule_states: dict[tuple[str, str], EmergingState] = field(default_factory=dict)
+    # The stages after clustering, as the worker runs them: one alert stage per rule (the
+    # configured rule's verdict feeds the match stage), each with its table in memory.
+    _alerting: list[tuple[AlertStage, dict[str, Any]]] = field(default_factory=list)
+    _matching: tuple[MatchStage, dict[str, Any]] | None = None
+    _verdict: tuple[AlertStage, dict[str, Any]] | None = None  # the live rule, not in rules
+    _pending: list[StoryStep] = field(default_factory=list)  # the batch being gathered
     _files: dict[str, IO[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = StoryEngine(ClusterParams.from_settings(self.settings))
+        window_s = self.settings.story_window_hours * 3600.0
+        source = f"/storywatch/{self.settings.app_id}/replay"
+        for rule in self.rules:
+            self._alerting.append((AlertStage(rule, InactiveKeys(window_s), source), {}))
+        if self.subscriptions is not None:
+            self._matching = (MatchStage(InactiveKeys(window_s), source), {})
+            live = EmergingRule.from_settings(self.settings)
+            if live not in self.rules:  # the match stage reads the configured rule's verdict
+                self._verdict = (AlertStage(live, InactiveKeys(window_s), source), {})
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for name in ("stories", "alerts"):
@@ -77,14 +94,16 @@ class Backtest:
         self.first_ms = item.kafka_ms if self.first_ms is None else self.first_ms
         self.last_ms = item.kafka_ms
         try:
-            assignment, changes = self.engine.process(
-                item.article, item.vector, item.stream_time, item.evidence
+            out = cluster(
+                self.engine,
+                ClusterInput(item.article, item.vector, item.stream_time, item.evidence),
             )
         except Exception as exc:  # noqa: BLE001 - live, this is a dead letter
             self.skipped.append(Skipped(-1, f"clustering failed: {type(exc).__name__}: {exc}"))
             return
         if self.keep_state:
-            self.state.merge(changes)
+            self.state.merge(out.changes)
+        assignment = out.assignment
         if assignment is None:
             self.resent += 1
             return
@@ -101,55 +120,48 @@ class Backtest:
         if self._files:  # no files (the benchmark, rebuild): no serialising
             fields = {name: getattr(assignment, name) for name in _ASSIGNMENT_FIELDS}
             self._write("stories", {**fields, "kafka_time_ms": item.kafka_ms})
-        for rule in self.rules:
-            self._apply_rule(rule, assignment)
-        if self.subscriptions is not None:
-            text = item.article.text[: self.settings.embed_max_chars]
-            centroid = self.engine.centroid(assignment.story_id)
-            for alert in self.subscriptions.observe(assignment, text, centroid):
-                self._write("alerts", alert)
-        for merge in changes.merges:
-            self._follow_merge(merge, item.kafka_ms)
+        for merge in out.merges:  # as live: the merge is an event after the article's
+            self.merges += 1
+            self.stories.pop(merge.absorbed_id, None)
+            self._write("stories", {**merge.record(), "kafka_time_ms": item.kafka_ms})
+        if self._alerting or self._matching is not None:
+            self._pending += out.steps(item.article.text[: self.settings.embed_max_chars])
+            if len(self._pending) >= self.settings.stage_batch_size:
+                self.flush()
 
-    def _follow_merge(self, merge: StoryMerge, kafka_ms: int) -> None:
-        """As live: the merge is an event, and what fired for the absorbed story stays fired
-        for the survivor (its rule and subscription states are folded)."""
-        self.merges += 1
-        self.stories.pop(merge.absorbed_id, None)
-        self._write("stories", {**merge.record(), "kafka_time_ms": kafka_ms})
-        for rule in self.rules:
-            absorbed = self._rule_states.pop((rule.name, merge.absorbed_id), None)
-            if absorbed is not None:
-                survivor = self._rule_states.setdefault(
-                    (rule.name, merge.story_id), EmergingState()
-                )
-                absorb_emerging(survivor, absorbed)
-        if self.subscriptions is not None:
-            self.subscriptions.follow_merge(merge.story_id, merge.absorbed_id)
-
-    def _apply_rule(self, rule: EmergingRule, assignment: Assignment) -> None:
-        key = (rule.name, assignment.story_id)
-        state = self._rule_states.get(key)
-        if state is None:
-            state = self._rule_states[key] = EmergingState()
-        if state.fired:
+    def flush(self) -> None:
+        """Run the stages after clustering over the steps gathered (as the worker does a
+        batch of story events); their alerts go to alerts.jsonl in step order."""
+        steps, self._pending = self._pending, []
+        if not steps:
             return
-        alert = rule.observe(state, assignment)
-        if alert is None:
-            return
-        self.alerts_by_rule[rule.name] += 1
-        self.alerted.setdefault(rule.name, set()).add(assignment.story_id)
-        self._write(
-            "alerts",
-            cloud_event(
-                EMERGING,
-                subject=assignment.story_id,
-                data=alert,
-                source=f"/storywatch/{self.settings.app_id}/replay",
-                event_id=f"{assignment.story_id}:{rule.name}",
-                time=assignment.event_time,
-            ),
-        )
+        fired: list[tuple[int, int, dict[str, Any]]] = []  # (step, kind, CloudEvent)
+        live = EmergingRule.from_settings(self.settings)
+        verdicts = None
+        for stage, table in self._alerting:
+            batch = stage.run(table, steps)
+            stage.commit(batch, table)
+            for alert in batch.alerts:
+                self.alerts_by_rule[stage.rule.name] += 1
+                self.alerted.setdefault(stage.rule.name, set()).add(alert.story_id)
+                fired.append((alert.step, 0, alert.event))
+            if stage.rule == live:
+                verdicts = batch.emerging
+        if self._verdict is not None:
+            stage, table = self._verdict
+            batch = stage.run(table, steps)
+            stage.commit(batch, table)
+            verdicts = batch.emerging
+        if self._matching is not None and self.subscriptions is not None:
+            assert verdicts is not None
+            matcher, table = self._matching
+            matched = matcher.run(table, steps, verdicts, self.subscriptions.current)
+            matcher.commit(matched, table)
+            for sub_alert in matched.alerts:
+                self.subscriptions.fired[sub_alert.subscription.id] += 1
+                fired.append((sub_alert.step, 1, sub_alert.event))
+        for _, _, event in sorted(fired, key=lambda x: (x[0], x[1])):
+            self._write("alerts", event)
 
     def _write(self, name: str, value: dict[str, Any]) -> None:
         handle = self._files.get(name)
@@ -169,6 +181,7 @@ class Backtest:
         return ranked[:_TOP_STORIES]
 
     def summary(self) -> dict[str, Any]:
+        self.flush()
         return {
             "articles_read": self.read,
             "articles_processed": self.processed,
@@ -205,6 +218,7 @@ class Backtest:
         }
 
     def close(self, summary: dict[str, Any]) -> None:
+        self.flush()
         for handle in self._files.values():
             handle.close()
         self._files.clear()

@@ -23,6 +23,7 @@ from streams.replay.progress import Progress
 from streams.replay.reading import Plan, TopicReader
 from streams.replay.sources import Item, ModelMismatch, Skipped, embedded_items, raw_items
 from streams.replay.subscriptions import SubscriptionReplay, read_subscriptions
+from streams.stages.embed import Limits
 from streams.stream_time import StreamClock
 from streams.time_ranges import TimeRange, format_ms
 
@@ -100,9 +101,7 @@ def _items(
     return raw_items(
         records,
         embedder.encode,
-        max_bytes=settings.max_record_bytes,
-        max_text_bytes=settings.max_article_text_bytes,
-        max_chars=settings.embed_max_chars,
+        limits=Limits.from_settings(settings),
         batch_size=settings.embed_batch_size,
         clock=StreamClock.from_settings(settings),
     )
@@ -127,9 +126,7 @@ async def _subscriptions(
         embedder.load()
         encode = embedder.encode
     say(f"matching {len(found)} subscriptions of {run.topic_subscriptions} (nothing is delivered)")
-    return SubscriptionReplay(
-        found, EmergingRule.from_settings(run), encode, f"/storywatch/{run.app_id}/replay"
-    )
+    return SubscriptionReplay.build(found, encode)
 
 
 async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, str]:

@@ -15,9 +15,11 @@ import numpy as np
 
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
-from streams.engine.validation import InvalidArticle, article_from_mapping, parse_article
-from streams.engine.vectors import Vector, decode_vector
+from streams.engine.validation import InvalidArticle
+from streams.engine.vectors import Vector
 from streams.replay.reading import Record
+from streams.stages.cluster import ClusterInput
+from streams.stages.embed import Limits, Parsed, embedded, parse
 from streams.stream_time import StreamClock
 
 __all__ = ["Item", "ModelMismatch", "Skipped", "embedded_items", "raw_items"]
@@ -58,20 +60,15 @@ async def embedded_items(
     first = True
     async for record in records:
         try:
-            # The JSON straight into the engine's types: what EmbeddedArticle.to_article /
-            # text_evidence do, without building the Faust record (a third of the decoding).
+            # The JSON straight into the engine's types, without building the Faust record
+            # (a third of the decoding).
             data = json.loads(record.value or b"")
             found = data.get("model")
             if first and found is not None and found != model:
                 raise ModelMismatch(str(found))
             first = False
-            yield Item(
-                article_from_mapping(data),
-                decode_vector(data["vector"]),
-                float(data["record_ts"]),
-                _evidence(data),
-                record.timestamp,
-            )
+            one = ClusterInput.from_mapping(data)  # the cluster stage's own decoding
+            yield Item(one.article, one.vector, one.stream_time, one.evidence, record.timestamp)
         except ModelMismatch:
             raise
         except Exception as exc:  # noqa: BLE001 - a poison record is skipped, as live
@@ -79,50 +76,39 @@ async def embedded_items(
             yield Skipped(record.offset, f"{type(exc).__name__}: {exc}")
 
 
-def _evidence(data: dict[str, object]) -> TextEvidence | None:
-    counts, entities, key = data.get("term_counts"), data.get("entities"), data.get("content_key")
-    if not isinstance(counts, dict) or not isinstance(entities, list) or not isinstance(key, str):
-        return None
-    return TextEvidence(dict(counts), frozenset(entities), key)
-
-
 async def raw_items(
     records: AsyncIterator[Record],
     encode: Callable[[list[str]], np.ndarray],
     *,
-    max_bytes: int,
-    max_text_bytes: int,
-    max_chars: int,
+    limits: Limits,
     batch_size: int,
     clock: StreamClock,
 ) -> AsyncIterator[Item | Skipped]:
-    """Parse and embed ``articles`` records in batches, as the embed stage does: the same
-    size budget, and the same stream time (a time past ``clock``'s bound is cut to it)."""
-    batch: list[tuple[Record, Article]] = []
+    """``articles`` records through the embed stage (streams.stages.embed) in batches: the
+    same parse and size budget, and the same stream time, as the worker."""
+    batch: list[tuple[Record, Parsed]] = []
 
     def flush() -> list[Item]:
         if not batch:
             return []
-        vectors = encode([a.embed_text(max_chars) for _, a in batch])
-        items = [
-            Item(
-                a,
-                v,
-                clock.read(r.headers, r.timestamp, r.key).seconds,
-                TextEvidence.of(a.title, a.text),
-                r.timestamp,
+        vectors = encode([parsed.text for _, parsed in batch])
+        items = []
+        for (r, parsed), vector in zip(batch, vectors, strict=True):
+            out = embedded(
+                parsed, vector, clock, headers=r.headers, kafka_ms=r.timestamp, key=r.key
             )
-            for (r, a), v in zip(batch, vectors, strict=True)
-        ]
+            items.append(
+                Item(out.article, out.vector, out.stream_time.seconds, out.evidence, r.timestamp)
+            )
         batch.clear()
         return items
 
     async for record in records:
-        try:
-            batch.append((record, parse_article(record.value, max_bytes, max_text_bytes)))
-        except InvalidArticle as exc:
-            yield Skipped(record.offset, str(exc))
+        parsed = parse(record.value, limits)
+        if isinstance(parsed, InvalidArticle):
+            yield Skipped(record.offset, str(parsed))
             continue
+        batch.append((record, parsed))
         if len(batch) >= batch_size:
             for item in flush():
                 yield item

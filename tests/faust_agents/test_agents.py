@@ -93,10 +93,18 @@ def sent() -> Iterator[dict[str, Recorder]]:
 
 @pytest.fixture
 def fresh_state() -> Iterator[None]:
-    for table in (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts):
+    from streams.app import subscription_store
+
+    tables_used = (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts)
+    for table in (*tables_used, tables.matches):
         table.data.clear()
     cluster_agent._restore_needed[0] = True
     alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
+    # The stories agent matches subscriptions after the alert stage: the store read to its
+    # end (empty unless a test adds one), as a started worker has it.
+    subscription_store._records.clear()
+    subscription_store.version += 1
+    subscription_store.follower.caught_up.set()
     yield
 
 
@@ -635,10 +643,34 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     assert all(p["error"].startswith("receiver_backlog_full: alice's") for p in full)
 
 
+async def test_the_stories_agent_matches_on_the_alert_stages_verdict(sent, fresh_state) -> None:
+    """One agent runs the alert stage, then the match stage on its verdict: a subscription's
+    ``emerging`` trigger fires on the event the emerging alert fires on, and the story's
+    matching state holds no copy of the rule's state."""
+    from streams.app import subscription_store
+    from streams.subscriptions.model import Subscription, SubscriptionFilter, SubscriptionSpec
+
+    spec = SubscriptionSpec("bursts", SubscriptionFilter(triggers=("emerging",)))
+    subscription = Subscription.create(spec, "alice", 1e9)
+    subscription_store._apply(subscription.id, subscription.to_record())
+    rule = alerts_agent.emerging_rule
+    async with alerts_agent.evaluate_alerts.test_context() as agent:
+        for n in range(1, rule.min_articles + 3):
+            await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}"))
+        await _until(sent["alerts"], 2)
+        await asyncio.sleep(0.3)  # a third alert would come after this
+    ids = [a["value"]["id"] for a in sent["alerts"].sent]
+    story = sent["alerts"].sent[0]["value"]["subject"]
+    assert ids == [f"{story}:emerging", f"{subscription.id}:{story}:emerging"]
+    assert set(tables.matches[story]) == {"match", "last_seen"}
+    assert tables.alerts[story]["fired"] is True
+
+
 def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:
     """One matrix product per batch; each event gets the queries its story's centroid
     reached (the matcher's semantic candidates), an event without a centroid none."""
     import agents.subscriptions as subscriptions_agent
+    from streams.stages.cluster import StoryStep
     from streams.subscriptions.matching import SemanticIndex
 
     axis = np.eye(384, dtype=np.float32)
@@ -650,7 +682,8 @@ def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() 
     on_floods = replace_fields(_story_event(1, "a"), centroid=_vector(0.3))  # cos 0.955
     no_centroid = _story_event(2, "b")
     with patch.object(subscriptions_agent.subscription_set, "semantic", index):
-        scores = subscriptions_agent._semantic_scores([on_floods, no_centroid])
+        steps = [StoryStep.of_event(e) for e in (on_floods, no_centroid)]
+        scores = subscriptions_agent.subscription_set.scores(steps)
     assert scores == [pytest.approx({"near": np.cos(0.3)}, abs=1e-6), {}]
 
 

@@ -429,7 +429,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 
 def rows(driver: WebDriver) -> list[str]:
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.story .headline")]
+    """The listed headlines, read in one script call: the list re-renders as events arrive,
+    and reading element by element could meet one the page had just replaced (a stale
+    element reference, seen once under load)."""
+    texts = driver.execute_script(
+        "return Array.from(document.querySelectorAll('li.story .headline'), (e) => e.innerText);"
+    )
+    return [str(text) for text in texts]
 
 
 @pytest.mark.browser

@@ -26,7 +26,7 @@ from streams.engine.clustering import ClusterParams
 from streams.engine.embedding import Embedder
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
-from streams.story_merges import MergedStates, absorb_emerging
+from streams.stages.merges import MergedStates, absorb_emerging
 from streams.stream_time import replay_headers, replay_time_key
 from tests.conftest import PROJECT_ROOT, SAMPLE
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic

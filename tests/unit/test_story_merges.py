@@ -20,7 +20,7 @@ from streams.engine.clustering import Assignment
 from streams.engine.story_state import StoryMerge
 from streams.replay.backtest import Backtest
 from streams.replay.sources import Item
-from streams.story_merges import MERGED_INTO, MergedStates, absorb_emerging, redirect_record
+from streams.stages.merges import MERGED_INTO, MergedStates, absorb_emerging, redirect_record
 from streams.subscriptions.matching import Matcher, StoryMatchState
 from streams.watch import format_story_event
 from tests.unit.test_alerts import event as alert_event

@@ -1,9 +1,14 @@
-"""Following story merges in the stages after clustering (alert rules, subscription matching).
+"""The one fold of story merges: every reader of ``stories`` follows a merge with this.
 
-Each stage keeps per-story state in a table keyed by story id. A ``merged`` event folds the
-absorbed story's state into the survivor's (what already fired stays fired) and leaves a
-redirect record in place of the absorbed story's, so a late or replayed event of the
-absorbed id lands on the survivor, and a replayed ``merged`` event finds nothing to fold.
+A ``merged`` event says ``absorbed_id`` now lives on as ``story_id``. Every reader (the alert
+and match stages, the read model, replay and the offline ``cluster``/``eval``) resolves ids
+through the redirects it has seen (:func:`resolve`) and folds a merge only when the two ids
+still resolve apart (:func:`merge_pair`): a replayed ``merged`` event finds nothing to fold.
+
+The stages after clustering keep per-story state in a table keyed by story id
+(:class:`MergedStates`): a merge folds the absorbed story's state into the survivor's (what
+already fired stays fired) and leaves a redirect record in place of the absorbed story's, so
+a late or replayed event of the absorbed id lands on the survivor.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ from typing import Any, Generic, TypeVar
 from streams.engine.alerts import EmergingState
 from streams.engine.expiry import InactiveKeys
 
-__all__ = ["MERGED_INTO", "MergedStates", "absorb_emerging", "redirect_record"]
+__all__ = [
+    "MERGED_INTO",
+    "MergedStates",
+    "absorb_emerging",
+    "merge_pair",
+    "redirect_record",
+    "resolve",
+]
 
 #: The field of a redirect record: the story the record's key was merged into.
 MERGED_INTO = "merged_into"
@@ -24,6 +36,25 @@ MERGED_INTO = "merged_into"
 _MAX_HOPS = 64
 
 S = TypeVar("S")
+Lookup = Callable[[str], "str | None"]
+
+
+def resolve(story_id: str, merged_into: Lookup) -> str:
+    """The story ``story_id`` lives on as: ``merged_into`` followed (it answers the story an
+    id was merged into, None for one that was not), at most :data:`_MAX_HOPS` hops."""
+    for _ in range(_MAX_HOPS):
+        into = merged_into(story_id)
+        if into is None:
+            return story_id
+        story_id = str(into)
+    return story_id
+
+
+def merge_pair(survivor_id: str, absorbed_id: str, merged_into: Lookup) -> tuple[str, str] | None:
+    """(survivor, absorbed) as they live on now, or None when they are one story already
+    (a replayed ``merged`` event): the merge folds nothing then."""
+    survivor, absorbed = resolve(survivor_id, merged_into), resolve(absorbed_id, merged_into)
+    return None if survivor == absorbed else (survivor, absorbed)
 
 
 def redirect_record(survivor_id: str, last_seen: float | None) -> dict[str, Any]:
@@ -46,15 +77,14 @@ class MergedStates(Generic[S]):
 
     def resolve(self, story_id: str) -> str:
         """The story ``story_id`` lives on as (itself unless it was merged)."""
-        for _ in range(_MAX_HOPS):
-            into = self.redirects.get(story_id)
-            if into is None and story_id not in self.states:
-                record = self._table.get(story_id)
-                into = record.get(MERGED_INTO) if isinstance(record, Mapping) else None
-            if into is None:
-                return story_id
-            story_id = str(into)
-        return story_id
+        return resolve(story_id, self._merged_into)
+
+    def _merged_into(self, story_id: str) -> str | None:
+        into = self.redirects.get(story_id)
+        if into is None and story_id not in self.states:
+            record = self._table.get(story_id)
+            into = record.get(MERGED_INTO) if isinstance(record, Mapping) else None
+        return None if into is None else str(into)
 
     def get(self, story_id: str) -> tuple[str, S]:
         """(the story ``story_id`` lives on as, its state)."""
@@ -68,15 +98,32 @@ class MergedStates(Generic[S]):
         """Fold the absorbed story's state into the survivor's (``fold(into, other)``) and
         redirect the absorbed id. False when it already lives on as the survivor (a
         replayed ``merged`` event): nothing folds twice."""
-        survivor, state = self.get(survivor_id)
-        absorbed = self.resolve(absorbed_id)
-        if absorbed == survivor:
+        survivor, state = self.get(survivor_id)  # loaded (and written back) either way
+        pair = merge_pair(survivor, absorbed_id, self._merged_into)
+        if pair is None:
             return False
+        absorbed = pair[1]
         _, other = self.get(absorbed)
         fold(state, other)
         del self.states[absorbed]
         self.redirects[absorbed] = survivor
         return True
+
+    def follow_merge(
+        self,
+        survivor_id: str,
+        absorbed_id: str,
+        fold: Callable[[S, S], None],
+        quiet: InactiveKeys,
+        when: float,
+    ) -> tuple[str, S]:
+        """A ``merged`` event in a stage: :meth:`merge`, both stories active at ``when``
+        (the absorbed id's redirect expires like a story); (the survivor, its state)."""
+        if self.merge(survivor_id, absorbed_id, fold):
+            quiet.touch(absorbed_id, when)
+        story_id, state = self.get(survivor_id)
+        quiet.touch(story_id, when)
+        return story_id, state
 
     def write_back(
         self,

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     # half of the dev stories and raises B-cubed F1 and pair accuracy on both halves of both
     # dev files and on shuffled streams; fewer bridges also merged ECB+ sibling events
     # (docs/QUALITY.md, "Story merges", "Sixth session"). The worker sends a `merged` event on
-    # `stories`, which alerts, subscriptions and the API follow (README "Story merges").
+    # `stories`, which alerts, subscriptions and the API follow (docs/MERGES.md).
     # 0 turns merges off.
     merge_bridges: int = Field(default=3, ge=0)
     # Why 0.8: chosen on one half of the dev stories, confirmed on the other; at 0.6-0.7 the
@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     )
     # Why off: the stories are what the worker publishes anyway (like its /metrics); on, the
     # dashboard's data (GET /api/stories..., /api/events/stream) needs a token of
-    # STORYWATCH_API_TOKENS. The page files hold no data and stay public (README).
+    # STORYWATCH_API_TOKENS. The page files hold no data and stay public (docs/DASHBOARD.md).
     dashboard_token_required: bool = False
     # Why 200: the articles a story view can list per story (newest kept; the story's counts,
     # sources and timeline still cover all of them): ~200 x 0.5 KiB, so 100,000 stories of

@@ -33,7 +33,6 @@ from streams.stages.alerts import Emerging
 from streams.stages.cluster import StoryStep
 from streams.stages.matching import MatchStage, Subscriptions
 from streams.subscriptions.matching import Matcher, SemanticIndex
-from streams.subscriptions.model import Subscription
 
 __all__ = ["match_batch", "match_stage", "prepare_matching", "subscription_set"]
 
@@ -61,14 +60,7 @@ class SubscriptionSet(Subscriptions):
         if subscription_store.version == self.version:
             return
         version = subscription_store.version
-        records = subscription_store.values()
-        subs = []
-        for record in records:
-            try:
-                subs.append(Subscription.from_record(record))
-            except Exception:  # a record the API did not write: skip it, loudly
-                logger.exception("ignoring an invalid subscription record")
-        enabled = [s for s in subs if s.enabled]
+        enabled = subscription_store.enabled()
         queries = sorted({s.filter.query for s in enabled if s.filter.query is not None})
         missing = [q for q in queries if q not in self.query_vectors]
         if missing:

@@ -29,9 +29,9 @@ from kafka.structs import OffsetAndMetadata
 from config.settings import Settings
 from streams.exceptions import ReplayError
 from streams.kafka.connection import KafkaConnection
+from streams.kafka.window import Plan, Span, TopicReader
 from streams.replay.backtest import Backtest
 from streams.replay.progress import Progress
-from streams.replay.reading import Plan, Span, TopicReader
 from streams.replay.sources import embedded_items
 from streams.time_ranges import TimeRange, format_ms
 

@@ -16,15 +16,16 @@ from config.settings import Settings
 from streams.contracts.records import MERGED
 from streams.engine.alerts import EMERGING, EmergingRule
 from streams.exceptions import ReplayError
+from streams.kafka.window import Plan, TopicReader
 from streams.replay.backtest import Backtest
 from streams.replay.compare import compare_runs
 from streams.replay.history import read_history
 from streams.replay.progress import Progress
-from streams.replay.reading import Plan, TopicReader
 from streams.replay.sources import Item, ModelMismatch, Skipped, embedded_items, raw_items
-from streams.replay.subscriptions import SubscriptionReplay, read_subscriptions
+from streams.replay.subscriptions import SubscriptionReplay
 from streams.stages.embed import Limits
 from streams.stream_time import StreamClock
+from streams.subscriptions.store import SubscriptionStore
 from streams.time_ranges import TimeRange, format_ms
 
 __all__ = ["ReplayRequest", "run_replay"]
@@ -107,13 +108,11 @@ def _items(
     )
 
 
-async def _subscriptions(
-    reader: TopicReader, request: ReplayRequest, say: Say
-) -> SubscriptionReplay | None:
+async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay | None:
     if not request.subscriptions:
         return None
     run = request.settings
-    found = await read_subscriptions(reader, run.topic_subscriptions)
+    found = (await SubscriptionStore.read_once(run)).enabled()
     if not found:
         return None
     encode = None
@@ -137,7 +136,7 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
         if plan.total == 0:
             raise _empty(plan)
         say(f"reading {plan.total} records of {plan.topic} in {request.window.describe()}")
-        matching = await _subscriptions(reader, request, say)
+        matching = await _subscriptions(request, say)
         test = Backtest(
             request.settings, request.rules, request.out_dir, request.keep_state, matching
         )

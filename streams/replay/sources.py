@@ -17,7 +17,7 @@ from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle
 from streams.engine.vectors import Vector
-from streams.replay.reading import Record
+from streams.kafka.window import Record
 from streams.stages.cluster import ClusterInput
 from streams.stages.embed import Limits, Parsed, embedded, parse
 from streams.stream_time import StreamClock

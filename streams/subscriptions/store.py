@@ -14,6 +14,7 @@ encryption loads as it is and is sealed on its next write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,8 +22,10 @@ from typing import Any
 
 from config.exceptions import StorywatchError
 from config.settings import Settings
-from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower
+from streams.exceptions import TopicNotFound
+from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower, read_to_end
 from streams.subscriptions.errors import SecretUnreadable
+from streams.subscriptions.model import Subscription
 from streams.subscriptions.sealing import SecretBox
 
 __all__ = ["SubscriptionStore", "SubscriptionStoreNotReady"]
@@ -75,8 +78,30 @@ class SubscriptionStore:
                 f"within {READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
             )
 
+    @classmethod
+    async def read_once(cls, settings: Settings) -> SubscriptionStore:
+        """The topic as it is now, read to its end once (a command's look: replay matches
+        against it and writes nothing); a missing topic is an empty store."""
+        store = cls(settings, _read_only)
+        with contextlib.suppress(TopicNotFound):  # no subscriptions were ever made
+            await read_to_end(settings, [settings.topic_subscriptions], store._follow)
+        return store
+
     def values(self) -> list[Record]:
         return list(self._records.values())
+
+    def enabled(self) -> list[Subscription]:
+        """The enabled subscriptions; a record the API did not write is skipped, loudly."""
+        found = []
+        for record in self._records.values():
+            try:
+                subscription = Subscription.from_record(record)
+            except Exception:
+                logger.exception("ignoring an invalid subscription record")
+                continue
+            if subscription.enabled:
+                found.append(subscription)
+        return found
 
     def get(self, subscription_id: str) -> Record | None:
         return self._records.get(subscription_id)
@@ -144,3 +169,10 @@ class SubscriptionStore:
             logger.error("%s", exc)
             kept = {k: v for k, v in record.items() if not k.endswith("_sealed")}
             return {**kept, "secret": "", "secret_unreadable": True}
+
+
+async def _read_only(key: str, record: Record | None) -> int:
+    raise StorywatchError(
+        f"this copy of the subscriptions (read once, for a command) cannot write {key!r}: "
+        "change subscriptions through a worker's API"
+    )

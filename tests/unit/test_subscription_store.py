@@ -58,3 +58,16 @@ async def test_count_follows_puts_and_deletes_at_once() -> None:
         await action
         counts.append((store.count(enabled=True), store.count(enabled=False)))
     assert counts == [(1, 0), (2, 0), (1, 1), (0, 1)]
+
+
+async def test_enabled_parses_each_record_and_skips_disabled_and_invalid_ones() -> None:
+    """What the live matcher and replay's backtest take from the store: one parse for both."""
+    from streams.subscriptions.model import Subscription, SubscriptionSpec
+
+    store = _store()
+    kept = Subscription.create(SubscriptionSpec("kept"), "alice", 1e9)
+    off = Subscription.create(SubscriptionSpec("off"), "alice", 1e9)
+    await store.put(kept.to_record())
+    await store.put({**off.to_record(), "enabled": False})
+    await store.put({"id": "sub_broken", "enabled": True})  # not a record the API writes
+    assert [s.id for s in store.enabled()] == [kept.id]

@@ -14,7 +14,7 @@ from agents.subscriptions import match_batch, match_stage, prepare_matching
 from streams.app import app, metrics, settings, tables, topics
 from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
 from streams.contracts.records import StoryEvent
-from streams.engine.alerts import EmergingRule
+from streams.engine.emerging import EmergingRule
 from streams.engine.expiry import InactiveKeys
 from streams.stages.alerts import AlertBatch, AlertStage
 from streams.stages.cluster import StoryStep

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from pipeline import load_rows, story_consumer, wait_events  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
-from streams.engine.alerts import EmergingRule  # noqa: E402
+from streams.engine.emerging import EmergingRule  # noqa: E402
 from streams.kafka.local import free_port, start_broker, stop_broker  # noqa: E402
 from streams.producer import produce_rows  # noqa: E402
 from streams.replay.run import ReplayRequest, run_replay  # noqa: E402

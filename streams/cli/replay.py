@@ -109,7 +109,7 @@ def replay(  # noqa: PLR0917 - click passes options positionally
     import json
 
     from config.settings import load_settings
-    from streams.engine.alerts import EmergingRule
+    from streams.engine.emerging import EmergingRule
     from streams.kafka.connection import KafkaConnection
     from streams.kafka.diagnosis import check_connection
     from streams.replay.overrides import apply_overrides, load_rules, parse_overrides

@@ -19,7 +19,7 @@ from typing import Any
 
 from streams.contracts.records import MERGED
 from streams.cursors import Key, decode_cursor, encode_cursor
-from streams.engine.alerts import EMERGING
+from streams.engine.emerging import EMERGING
 from streams.read_model.events import EventFeed
 from streams.read_model.index import SORTS, StoryIndexes
 from streams.read_model.story import ArticleEntry, StoryEntry, words_of

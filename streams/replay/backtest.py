@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings
-from streams.engine.alerts import EmergingRule
 from streams.engine.clustering import Assignment, ClusterParams, StateChanges, StoryEngine
+from streams.engine.emerging import EmergingRule
 from streams.engine.expiry import InactiveKeys
 from streams.replay.sources import Item, Skipped
 from streams.replay.subscriptions import SubscriptionReplay

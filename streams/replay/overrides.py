@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.exceptions import SettingsError
 from config.settings import Settings
-from streams.engine.alerts import EmergingRule
+from streams.engine.emerging import EmergingRule
 
 __all__ = ["apply_overrides", "load_rules", "parse_overrides"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Settings
 from streams.contracts.records import MERGED
-from streams.engine.alerts import EMERGING, EmergingRule
+from streams.engine.emerging import EMERGING, EmergingRule
 from streams.exceptions import ReplayError
 from streams.kafka.window import Plan, TopicReader
 from streams.replay.backtest import Backtest

@@ -1,7 +1,7 @@
 """The emerging-alert stage: a batch of story steps in; the alerts they fire and, per step,
 the rule's verdict on the step's story (which the match stage reads) out.
 
-State: one :class:`~streams.engine.alerts.EmergingState` per story in a table (the worker's
+State: one :class:`~streams.engine.emerging.EmergingState` per story in a table (the worker's
 changelog-backed table, or a dict in replay), merges followed with :mod:`.merges`, and the
 stories' last activity (:class:`~streams.engine.expiry.InactiveKeys`), which bounds it.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.contracts.cloudevents import cloud_event
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
+from streams.engine.emerging import EMERGING, EmergingRule, EmergingState
 from streams.engine.expiry import InactiveKeys
 from streams.stages.cluster import StoryStep
 from streams.stages.merges import MergedStates, absorb_emerging

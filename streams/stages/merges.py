@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar
 
-from streams.engine.alerts import EmergingState
+from streams.engine.emerging import EmergingState
 from streams.engine.expiry import InactiveKeys
 
 __all__ = [

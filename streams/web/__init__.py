@@ -15,7 +15,7 @@ from streams.subscriptions.store import SubscriptionStore
 from streams.tables import PipelineTables
 from streams.topics import PipelineTopics
 from streams.web.access import ReadAccess
-from streams.web.alerts import register_alert_views
+from streams.web.alert_views import register_alert_views
 from streams.web.health import Readiness, register_health_views
 from streams.web.http import ApiTokens
 from streams.web.limits import HttpLimitMetrics, RateLimit, StreamSlots, WorkGate

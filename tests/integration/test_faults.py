@@ -21,9 +21,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from config.settings import Settings
 from streams.contracts.headers import REPLAY_TIME_HEADER
-from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import ClusterParams
 from streams.engine.embedding import Embedder
+from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
 from streams.stages.merges import MergedStates, absorb_emerging

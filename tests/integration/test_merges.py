@@ -24,8 +24,8 @@ import pytest
 from selenium.common.exceptions import TimeoutException
 
 from config.settings import Settings
-from streams.engine.alerts import EMERGING
 from streams.engine.embedding import Embedder
+from streams.engine.emerging import EMERGING
 from streams.engine.offline import cluster_articles
 from streams.engine.params import ClusterParams
 from streams.producer import produce_rows

@@ -28,7 +28,7 @@ from streams.alert_history import (
     encode_alert_cursor,
 )
 from streams.cursors import BadCursor, encode_cursor
-from streams.web.alerts import cursor_offset
+from streams.web.alert_views import cursor_offset
 from streams.web.http import HttpError
 
 

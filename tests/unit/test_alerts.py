@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from streams.contracts.cloudevents import cloud_event
-from streams.engine.alerts import EMERGING, EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
+from streams.engine.emerging import EMERGING, EmergingRule, EmergingState
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.engine.alerts import EMERGING
+from streams.engine.emerging import EMERGING
 from streams.read_model import SORTS, BadCursor, EventFeed, StoryQuery, StoryReadModel
 from streams.read_model import model as model_module
 from streams.read_model.timeline import BUCKET_LADDER, TimeCounts, bucket_for_span

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from streams.engine.alerts import EmergingRule, EmergingState
+from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.expiry import InactiveKeys
 from streams.stages.alerts import AlertStage, Emerging
 from streams.stages.cluster import StoryStep

@@ -15,8 +15,8 @@ import numpy as np
 from config.settings import Settings
 from streams.cli.history import history_row
 from streams.contracts.records import MERGED, StoryEvent
-from streams.engine.alerts import EmergingRule, EmergingState
 from streams.engine.clustering import Assignment
+from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.story_state import StoryMerge
 from streams.replay.backtest import Backtest
 from streams.replay.sources import Item

@@ -1,4 +1,4 @@
-"""Alert rules over story assignments (their CloudEvents envelope: streams.contracts)."""
+"""The emerging-story rule over story assignments (its CloudEvents envelope: streams.contracts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from config.settings import Settings
 from streams.engine.clustering import Assignment
 from streams.time_ranges import iso_time
 
-__all__ = ["EMERGING", "EmergingRule", "EmergingState", "iso_time"]
+__all__ = ["EMERGING", "EmergingRule", "EmergingState"]
 
 EMERGING = "io.storywatch.story.emerging"
 # Why 5: enough links for a reader to check the story without flooding the alert.

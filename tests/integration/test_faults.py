@@ -26,6 +26,7 @@ from streams.engine.embedding import Embedder
 from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
+from streams.stages.embed import Limits
 from streams.stages.merges import MergedStates, absorb_emerging
 from streams.stream_time import replay_headers, replay_time_key
 from tests.conftest import PROJECT_ROOT, SAMPLE
@@ -126,7 +127,7 @@ def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
     """One uninterrupted offline pass with the worker's settings (merges included)."""
     settings = Settings()
     return cluster_articles(
-        rows, embedder, ClusterParams.from_settings(settings), max_chars=settings.embed_max_chars
+        rows, embedder, ClusterParams.from_settings(settings), limits=Limits.from_settings(settings)
     )
 
 

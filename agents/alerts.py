@@ -21,7 +21,7 @@ from streams.stages.cluster import StoryStep
 
 __all__ = ["alert_stage", "emerging_rule", "evaluate_alerts", "quiet_stories"]
 
-emerging_rule = EmergingRule.from_settings(settings)
+emerging_rule = EmergingRule.from_settings(settings.alerts)
 # The stories this stage keeps rule state for, by last activity: a story the engine has
 # expired (inactive past the story window) gets no more events, so its state is dropped.
 quiet_stories = InactiveKeys(settings.story_window_hours * 3600.0)

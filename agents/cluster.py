@@ -22,7 +22,7 @@ __all__ = ["cluster_articles", "engine"]
 logger = logging.getLogger(__name__)
 
 # Plain object, no I/O: the in-memory index derived from the tables (rebuilt on recovery).
-engine = StoryEngine(ClusterParams.from_settings(settings))
+engine = StoryEngine(ClusterParams.from_settings(settings.engine))
 _JOURNAL_KEY = "last"
 # Why 8 MiB less room for the envelope: the producer's largest request.
 _JOURNAL_LIMIT_BYTES = settings.dlq_max_message_bytes - 64 * 1024

@@ -43,7 +43,8 @@ async def deliver_webhooks(stream: StreamT[Any]) -> None:
     ) as sender:
         service = DeliveryService(
             sender,
-            settings=settings,
+            webhooks=settings.webhooks,
+            topics=settings.topics,
             metrics=metrics,
             receipts=tables.receipts,
             delivery_log=tables.delivery_log,

@@ -35,12 +35,12 @@ _clock: list[StreamClock] = []
 
 
 def _limits() -> Limits:
-    return Limits.from_settings(settings)
+    return Limits.from_settings(settings.embed)
 
 
 def _stream_clock() -> StreamClock:
     if not _clock:
-        _clock.append(StreamClock.from_settings(settings))
+        _clock.append(StreamClock.from_settings(settings.embed, settings.keys))
     return _clock[0]
 
 
@@ -161,7 +161,7 @@ async def _forward(batch: _Batch, sent: list[Awaitable[Any]]) -> None:
             claimed_time=stream_time.claimed if stream_time.capped else None,
         )
         size = len(wire_dumps(record.to_representation()))
-        if size > derived_record_max_bytes(settings):  # pragma: no cover - the budget holds
+        if size > derived_record_max_bytes(settings.embed):  # pragma: no cover - the budget holds
             too_large = f"embedded record of {size} bytes; lower STORYWATCH_MAX_ARTICLE_TEXT_BYTES"
             sent.append(await _dead_letter(event, "derived_too_large", too_large))
             continue

@@ -76,7 +76,7 @@ _poller = _Poller()
 @app.task
 async def _http_session() -> None:
     """Open the guarded HTTP session when the worker starts; close it when it stops."""
-    policy = FetchPolicy.from_settings(settings)
+    policy = FetchPolicy.from_settings(settings.feeds)
     async with PageFetcher(policy, feed_guard(settings.feed_allowed_hosts)) as fetcher:
         _poller.open(fetcher)
         try:

@@ -100,7 +100,7 @@ def load(cache: Path) -> dict[tuple[str, Any], Part]:
             stream = pickle.loads(cached.read_bytes())  # noqa: S301 - our own cache file
         else:
             if embedder is None:
-                embedder = Embedder.from_settings(settings)
+                embedder = Embedder.from_settings(settings.embed)
                 embedder.load()
             stream = embed_rows(rows, embedder, max_chars=settings.embed_max_chars, batch_size=32)
             cache.mkdir(parents=True, exist_ok=True)

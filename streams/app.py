@@ -52,7 +52,7 @@ __all__ = [
 
 
 def _create_app(settings: Settings) -> faust.App:
-    connection = KafkaConnection.from_settings(settings)
+    connection = KafkaConnection.from_settings(settings.kafka)
     return DurableApp(
         settings.app_id,
         broker=f"kafka://{connection.bootstrap}",
@@ -92,9 +92,9 @@ settings = load_settings()
 registry = CollectorRegistry()
 metrics = PipelineMetrics(registry)
 app = _create_app(settings)
-topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
+topics, dead_letters = declare_topics(app, settings.topics, metrics.articles_invalid)
 tables: PipelineTables = declare_tables(app, min_insync_replicas=settings.min_insync_replicas)
-embedder = Embedder.from_settings(settings)
+embedder = Embedder.from_settings(settings.embed)
 model_thread = ModelThread()
 
 
@@ -114,7 +114,9 @@ async def _send_subscription(key: str, record: dict[str, Any] | None) -> int:
     return int(metadata.offset)
 
 
-subscription_store = SubscriptionStore(settings, _send_subscription)
+subscription_store = SubscriptionStore(
+    settings.kafka, settings.topics, settings.keys, _send_subscription
+)
 app.task(subscription_store.run)  # registered now, started with the worker
 # Counted at each scrape: a subscription created, disabled or deleted shows at once, not only
 # once the next story event reaches the matcher.
@@ -135,7 +137,10 @@ read_model = StoryReadModel(
 )
 app.task(  # registered now, started with the worker
     ReadModelFollower(
-        settings, read_model, on_caught_up=lambda: _read_model_metrics.caught_up.set(1)
+        settings.kafka,
+        settings.topics,
+        read_model,
+        on_caught_up=lambda: _read_model_metrics.caught_up.set(1),
     ).run
 )
 
@@ -149,7 +154,7 @@ async def _send_raw(topic: str, key: bytes, value: bytes | None) -> Any:
 # Feeds (agents/feeds.py polls them): every worker follows the feeds, their poll state and
 # the seen article ids; each polls the feeds of the feeds-topic partitions assigned to it.
 feed_metrics = FeedMetrics(registry)
-feed_views = FeedViews(settings, _send_raw)
+feed_views = FeedViews(settings.kafka, settings.topics, _send_raw)
 for _view in feed_views.views:
     app.task(_view.run)  # registered now, started with the worker
 
@@ -157,9 +162,13 @@ register_views(
     app,
     tables=tables,
     topics=topics,
-    settings=settings,
+    kafka=settings.kafka,
+    topic_names=settings.topics,
+    web=settings.web,
+    webhooks=settings.webhooks,
+    app_id=settings.app_id,
     registry=registry,
     store=subscription_store,
     read_model=read_model,
 )
-register_feed_views(app, feed_views, ApiTokens(settings))
+register_feed_views(app, feed_views, ApiTokens(settings.web))

@@ -74,7 +74,7 @@ def _send_stream(
 def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, list[Any]]]:
     """The rows as `storywatch produce` sends them: keyed by id, with the replay-time header."""
     stamps = replay_timestamps([article_from_mapping(r) for r in rows])
-    key = replay_time_key(Settings())
+    key = replay_time_key(Settings().keys)
     return [
         (
             str(r["id"]).encode(),
@@ -126,7 +126,10 @@ def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
     """One uninterrupted offline pass with the worker's settings (merges included)."""
     settings = Settings()
     return cluster_articles(
-        rows, embedder, ClusterParams.from_settings(settings), max_chars=settings.embed_max_chars
+        rows,
+        embedder,
+        ClusterParams.from_settings(settings.engine),
+        max_chars=settings.embed_max_chars,
     )
 
 

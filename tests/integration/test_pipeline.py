@@ -110,7 +110,7 @@ def test_worker_matches_offline_mode(first_phase, rows, embedder: Embedder) -> N
     offline = cluster_articles(
         rows[:FIRST],
         embedder,
-        ClusterParams.from_settings(Settings()),
+        ClusterParams.from_settings(Settings().engine),
         max_chars=Settings().embed_max_chars,
     )
     live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in first_phase["stories"]}
@@ -248,7 +248,7 @@ def test_restart_keeps_running_stories(run: WorkerRun, first_phase, rows, embedd
     offline = cluster_articles(
         rows,
         embedder,
-        ClusterParams.from_settings(Settings()),
+        ClusterParams.from_settings(Settings().engine),
         max_chars=Settings().embed_max_chars,
     )
     expected_ids = {a.article_id: a.story_id for a in offline.assignments}

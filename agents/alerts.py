@@ -8,69 +8,94 @@ from __future__ import annotations
 from typing import Any
 
 from faust import StreamT
+from faust.types import AgentT
 from mode.signals import BaseSignalT
 
-from agents.subscriptions import match_batch, match_stage, prepare_matching
-from streams.app import app, metrics, settings, tables, topics
+from agents.subscriptions import SubscriptionMatching
 from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
 from streams.contracts.records import StoryEvent
 from streams.engine.emerging import EmergingRule
 from streams.engine.expiry import InactiveKeys
+from streams.pipeline import Pipeline
 from streams.stages.alerts import AlertBatch, AlertStage
 from streams.stages.cluster import StoryStep
 
-__all__ = ["alert_stage", "emerging_rule", "evaluate_alerts", "quiet_stories"]
-
-emerging_rule = EmergingRule.from_settings(settings.alerts)
-# The stories this stage keeps rule state for, by last activity: a story the engine has
-# expired (inactive past the story window) gets no more events, so its state is dropped.
-quiet_stories = InactiveKeys(settings.story_window_hours * 3600.0)
-alert_stage = AlertStage(emerging_rule, quiet_stories, f"/storywatch/{settings.app_id}")
-_reload_needed = [True]
+__all__ = ["AlertAgent", "register"]
 
 
-@app.on_rebalance_complete.connect
-def _on_rebalance(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-    _reload_needed[0] = True
+class AlertAgent:
+    """The stages on ``stories``: the emerging rule (the alert stage), then subscription
+    matching on its verdict."""
 
-
-def _reload_activity() -> None:
-    """Rebuild the stages' activity indexes from their tables (after a start or a
-    rebalance)."""
-    alert_stage.reload(tables.alerts.items())
-    match_stage.reload(tables.matches.items())
-    _reload_needed[0] = False
-
-
-@app.agent(topics.stories)
-async def evaluate_alerts(stream: StreamT[StoryEvent]) -> None:
-    """One alert per story per rule; the CloudEvent id (story + rule) makes it idempotent.
-    A ``merged`` event folds the absorbed story's rule state into the survivor's: what fired
-    for either part does not fire again for the merged story. Then the batch is matched
-    against the subscriptions, with the rule's verdict on each event.
-
-    Story events come in small batches; each story's rule state is written to its table once
-    per batch (after the batch's alerts are sent, so a crash re-sends, never drops, one).
-    Stories quiet for longer than the story window leave the table.
-    """
-    async for events in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
-        await prepare_matching()
-        if _reload_needed[0]:
-            _reload_activity()
-        steps = [StoryStep.of_event(event) for event in events]
-        batch = alert_stage.run(tables.alerts, steps)
-        await _send_alerts(events, batch)
-        await match_batch(steps, batch.emerging)
-        alert_stage.commit(batch, tables.alerts)
-
-
-async def _send_alerts(events: list[StoryEvent], batch: AlertBatch) -> None:
-    for alert in batch.alerts:
-        await topics.alerts.send(
-            key=alert.story_id,
-            value=alert.event,
-            # the causing article's Kafka time (see agents/cluster)
-            timestamp=events[alert.step].produced_at,
-            headers=CLOUDEVENT_HEADERS,
+    def __init__(self, pipeline: Pipeline) -> None:
+        settings = pipeline.settings
+        self.settings = settings
+        self.metrics = pipeline.metrics
+        self.tables = pipeline.tables
+        self.topics = pipeline.topics
+        self.emerging_rule = EmergingRule.from_settings(settings.alerts)
+        # The stories this stage keeps rule state for, by last activity: a story the engine
+        # has expired (inactive past the story window) gets no more events, so its state is
+        # dropped.
+        self.quiet_stories = InactiveKeys(settings.story_window_hours * 3600.0)
+        self.alert_stage = AlertStage(
+            self.emerging_rule, self.quiet_stories, f"/storywatch/{settings.app_id}"
         )
-        metrics.alerts_emitted.labels(emerging_rule.name).inc()
+        self.matching = SubscriptionMatching(pipeline)
+        self.reload_needed = True
+        self.agent: AgentT[Any] | None = None  # set by register
+
+    def on_rebalance(
+        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        self.reload_needed = True
+
+    def _reload_activity(self) -> None:
+        """Rebuild the stages' activity indexes from their tables (after a start or a
+        rebalance)."""
+        self.alert_stage.reload(self.tables.alerts.items())
+        self.matching.stage.reload(self.tables.matches.items())
+        self.reload_needed = False
+
+    async def evaluate_alerts(self, stream: StreamT[StoryEvent]) -> None:
+        """One alert per story per rule; the CloudEvent id (story + rule) makes it
+        idempotent. A ``merged`` event folds the absorbed story's rule state into the
+        survivor's: what fired for either part does not fire again for the merged story. Then
+        the batch is matched against the subscriptions, with the rule's verdict on each
+        event.
+
+        Story events come in small batches; each story's rule state is written to its table
+        once per batch (after the batch's alerts are sent, so a crash re-sends, never drops,
+        one). Stories quiet for longer than the story window leave the table.
+        """
+        settings = self.settings
+        async for events in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
+            await self.matching.prepare()
+            if self.reload_needed:
+                self._reload_activity()
+            steps = [StoryStep.of_event(event) for event in events]
+            batch = self.alert_stage.run(self.tables.alerts, steps)
+            await self._send_alerts(events, batch)
+            await self.matching.match_batch(steps, batch.emerging)
+            self.alert_stage.commit(batch, self.tables.alerts)
+
+    async def _send_alerts(self, events: list[StoryEvent], batch: AlertBatch) -> None:
+        for alert in batch.alerts:
+            await self.topics.alerts.send(
+                key=alert.story_id,
+                value=alert.event,
+                # the causing article's Kafka time (see agents/cluster)
+                timestamp=events[alert.step].produced_at,
+                headers=CLOUDEVENT_HEADERS,
+            )
+            self.metrics.alerts_emitted.labels(self.emerging_rule.name).inc()
+
+
+def register(pipeline: Pipeline) -> AlertAgent:
+    """Declare the agent on ``stories`` under its name from before the composition root."""
+    agent = AlertAgent(pipeline)
+    pipeline.app.on_rebalance_complete.connect(agent.on_rebalance)
+    agent.agent = pipeline.app.agent(pipeline.topics.stories, name="agents.alerts.evaluate_alerts")(
+        agent.evaluate_alerts
+    )
+    return agent

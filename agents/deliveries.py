@@ -8,20 +8,14 @@ import asyncio
 from typing import Any
 
 from faust import StreamT
-from faust.types import EventT
+from faust.types import AgentT, EventT
 
-from streams.app import app, metrics, settings, subscription_store, tables, topics
+from streams.pipeline import Pipeline
 from streams.subscriptions.delivery import PER_RECEIVER, DeliveryService, redact_logs
 from streams.subscriptions.sender import WebhookSender
 from streams.subscriptions.ssrf import WebhookGuard
 
-__all__ = ["deliver_webhooks"]
-
-
-async def _park(key: Any, value: dict[str, Any]) -> None:
-    """Send one dead letter to alerts-dlq; returns once the broker has it."""
-    parked = await topics.alerts_dlq.send(key=key, value=value)
-    await parked
+__all__ = ["DeliveryAgent", "register"]
 
 
 async def _one(service: DeliveryService, stream: StreamT[Any], event: EventT) -> None:
@@ -33,30 +27,56 @@ async def _one(service: DeliveryService, stream: StreamT[Any], event: EventT) ->
         await stream.ack(event)
 
 
-@app.agent(topics.deliveries)
-async def deliver_webhooks(stream: StreamT[Any]) -> None:
-    """One task per outbox entry; the entry is acked when its delivery is final."""
-    redact_logs()
-    guard = WebhookGuard(settings.webhook_allowed_hosts)
-    async with WebhookSender(
-        guard, timeout_s=settings.webhook_timeout_s, limit_per_host=PER_RECEIVER
-    ) as sender:
-        service = DeliveryService(
-            sender,
-            webhooks=settings.webhooks,
-            topics=settings.topics,
-            metrics=metrics,
-            receipts=tables.receipts,
-            delivery_log=tables.delivery_log,
-            subscriptions=subscription_store,
-            park=_park,
-        )
-        tasks: set[asyncio.Task[None]] = set()
-        async for events in stream.noack_take(  # type: ignore[attr-defined]
-            settings.stage_batch_size, settings.stage_max_wait_s
-        ):
-            for event in events:
-                await service.admit()
-                task = asyncio.ensure_future(_one(service, stream, event))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+class DeliveryAgent:
+    """The webhook outbox's consumer; the service is built when the agent starts (it opens
+    the HTTP session)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.settings = pipeline.settings
+        self.metrics = pipeline.metrics
+        self.tables = pipeline.tables
+        self.topics = pipeline.topics
+        self.subscription_store = pipeline.subscription_store
+        self.agent: AgentT[Any] | None = None  # set by register
+
+    async def _park(self, key: Any, value: dict[str, Any]) -> None:
+        """Send one dead letter to alerts-dlq; returns once the broker has it."""
+        parked = await self.topics.alerts_dlq.send(key=key, value=value)
+        await parked
+
+    async def deliver_webhooks(self, stream: StreamT[Any]) -> None:
+        """One task per outbox entry; the entry is acked when its delivery is final."""
+        settings = self.settings
+        redact_logs()
+        guard = WebhookGuard(settings.webhook_allowed_hosts)
+        async with WebhookSender(
+            guard, timeout_s=settings.webhook_timeout_s, limit_per_host=PER_RECEIVER
+        ) as sender:
+            service = DeliveryService(
+                sender,
+                webhooks=settings.webhooks,
+                topics=settings.topics,
+                metrics=self.metrics,
+                receipts=self.tables.receipts,
+                delivery_log=self.tables.delivery_log,
+                subscriptions=self.subscription_store,
+                park=self._park,
+            )
+            tasks: set[asyncio.Task[None]] = set()
+            async for events in stream.noack_take(  # type: ignore[attr-defined]
+                settings.stage_batch_size, settings.stage_max_wait_s
+            ):
+                for event in events:
+                    await service.admit()
+                    task = asyncio.ensure_future(_one(service, stream, event))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+
+def register(pipeline: Pipeline) -> DeliveryAgent:
+    """Declare the agent on ``deliveries`` under its name from before the composition root."""
+    agent = DeliveryAgent(pipeline)
+    agent.agent = pipeline.app.agent(
+        pipeline.topics.deliveries, name="agents.deliveries.deliver_webhooks"
+    )(agent.deliver_webhooks)
+    return agent

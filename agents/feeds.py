@@ -15,14 +15,15 @@ import time
 from typing import Any
 
 from faust import StreamT
+from faust.types import AgentT
 
-from streams.app import app, feed_metrics, feed_views, settings
 from streams.feeds.fetcher import FetchPolicy, PageFetcher, feed_guard
 from streams.feeds.fulltext import FullText
 from streams.feeds.language import LanguageDetector
 from streams.feeds.poller import FeedPoller, due_feeds
+from streams.pipeline import Pipeline
 
-__all__ = ["feed_partitions", "poll_due_feeds"]
+__all__ = ["FeedAgent", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,106 +38,111 @@ _RETRY_S = 30.0
 # Why 10 min: how often the seen ids past their retention are dropped from memory.
 _PRUNE_S = 600.0
 
-feeds_topic = app.topic(
-    settings.topic_feeds,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.feed_partitions,
-)
 
+class FeedAgent:
+    """The worker's poller; its HTTP session lives as long as the worker
+    (:meth:`http_session`)."""
 
-class _Poller:
-    """The worker's poller; its HTTP session lives as long as the worker (``_http_session``)."""
-
-    def __init__(self) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.app = pipeline.app
+        self.settings = pipeline.settings
+        self.feed_views = pipeline.feed_views
+        self.feed_metrics = pipeline.feed_metrics
         self.poller: FeedPoller | None = None
         self.in_flight: dict[str, asyncio.Task[Any]] = {}
         self.cooling: dict[str, float] = {}  # feed id -> when its failed poll may run again
         self.pruned_at = 0.0
+        self.agent: AgentT[Any] | None = None  # set by register
 
     def open(self, fetcher: PageFetcher) -> None:
+        settings, views = self.settings, self.feed_views
         self.poller = FeedPoller(
             fetcher=fetcher,
-            metrics=feed_metrics,
+            metrics=self.feed_metrics,
             default_interval_s=settings.feed_poll_s,
-            is_seen=feed_views.is_seen,
-            send_articles=feed_views.send_articles,
-            mark_seen=feed_views.mark_seen,
-            write_state=feed_views.write_state,
+            is_seen=views.is_seen,
+            send_articles=views.send_articles,
+            mark_seen=views.mark_seen,
+            write_state=views.write_state,
             detector=LanguageDetector(),
-            enrich=FullText(fetcher, feed_metrics, settings.feed_teaser_chars).enrich,
+            enrich=FullText(fetcher, self.feed_metrics, settings.feed_teaser_chars).enrich,
         )
 
+    async def http_session(self) -> None:
+        """Open the guarded HTTP session when the worker starts; close it when it stops."""
+        policy = FetchPolicy.from_settings(self.settings.feeds)
+        async with PageFetcher(policy, feed_guard(self.settings.feed_allowed_hosts)) as fetcher:
+            self.open(fetcher)
+            try:
+                await asyncio.Event().wait()  # until the worker stops (the task is cancelled)
+            finally:
+                self.poller = None
 
-_poller = _Poller()
+    async def feed_partitions(self, stream: StreamT[bytes]) -> None:
+        """Holds the feeds partitions this worker is assigned; the records themselves are
+        read by every worker's view of the topic."""
+        async for _record in stream:
+            pass
 
+    def _assigned(self) -> set[int]:
+        topic = self.settings.topic_feeds
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
-@app.task
-async def _http_session() -> None:
-    """Open the guarded HTTP session when the worker starts; close it when it stops."""
-    policy = FetchPolicy.from_settings(settings.feeds)
-    async with PageFetcher(policy, feed_guard(settings.feed_allowed_hosts)) as fetcher:
-        _poller.open(fetcher)
+    async def poll_due_feeds(self) -> None:
+        """Start a poll for each due feed of this worker's partitions (bounded in flight)."""
+        poller, views = self.poller, self.feed_views
+        if poller is None or not views.is_ready:
+            return
+        now = time.time()
+        assigned = self._assigned()
+        if now - self.pruned_at > _PRUNE_S:
+            views.prune_seen(now)
+            self.pruned_at = now
+            partitions = views.feeds.partitions
+            self.feed_metrics.keep_only(
+                {f.id for f in views.feed_defs() if partitions.get(f.id) in assigned}
+            )
+        room = _CONCURRENCY - len(self.in_flight)
+        if room <= 0:
+            return
+        due = due_feeds(
+            views.feed_defs(),
+            views.all_states(),
+            partitions=views.feeds.partitions,
+            assigned=assigned,
+            busy={*self.in_flight, *(k for k, t in self.cooling.items() if t > now)},
+            now=now,
+        )
+        for feed in due[:room]:
+            task = asyncio.create_task(self._poll_one(poller, feed), name=f"feed-{feed.id}")
+            self.in_flight[feed.id] = task
+
+    async def _poll_one(self, poller: FeedPoller, feed: Any) -> None:
         try:
-            await asyncio.Event().wait()  # until the worker stops (the task is cancelled)
+            await poller.poll(feed, self.feed_views.state_of(feed.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a Kafka write failed: the state did not advance, polled again soon
+            logger.exception("poll of feed %s (%s) did not complete; retried", feed.id, feed.url)
+            self.cooling[feed.id] = time.time() + _RETRY_S
         finally:
-            _poller.poller = None
+            self.in_flight.pop(feed.id, None)
 
 
-@app.agent(feeds_topic)
-async def feed_partitions(stream: StreamT[bytes]) -> None:
-    """Holds the feeds partitions this worker is assigned; the records themselves are read
-    by every worker's view of the topic."""
-    async for _record in stream:
-        pass
-
-
-def _assigned() -> set[int]:
-    return {
-        tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic_feeds
-    }
-
-
-@app.timer(_TICK_S)
-async def poll_due_feeds() -> None:
-    """Start a poll for each due feed of this worker's partitions (bounded in flight)."""
-    poller = _poller.poller
-    if poller is None or not feed_views.is_ready:
-        return
-    now = time.time()
-    assigned = _assigned()
-    if now - _poller.pruned_at > _PRUNE_S:
-        feed_views.prune_seen(now)
-        _poller.pruned_at = now
-        partitions = feed_views.feeds.partitions
-        feed_metrics.keep_only(
-            {f.id for f in feed_views.feed_defs() if partitions.get(f.id) in assigned}
-        )
-    room = _CONCURRENCY - len(_poller.in_flight)
-    if room <= 0:
-        return
-    due = due_feeds(
-        feed_views.feed_defs(),
-        feed_views.all_states(),
-        partitions=feed_views.feeds.partitions,
-        assigned=assigned,
-        busy={*_poller.in_flight, *(k for k, t in _poller.cooling.items() if t > now)},
-        now=now,
+def register(pipeline: Pipeline) -> FeedAgent:
+    """Declare the feeds agent, its HTTP session task and its poll timer, under their names
+    from before the composition root."""
+    settings, app = pipeline.settings, pipeline.app
+    agent = FeedAgent(pipeline)
+    feeds_topic = app.topic(
+        settings.topic_feeds,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.feed_partitions,
     )
-    for feed in due[:room]:
-        task = asyncio.create_task(_poll_one(poller, feed), name=f"feed-{feed.id}")
-        _poller.in_flight[feed.id] = task
-
-
-async def _poll_one(poller: FeedPoller, feed: Any) -> None:
-    try:
-        await poller.poll(feed, feed_views.state_of(feed.id))
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # a Kafka write failed: the state did not advance, polled again soon
-        logger.exception("poll of feed %s (%s) did not complete; retried", feed.id, feed.url)
-        _poller.cooling[feed.id] = time.time() + _RETRY_S
-    finally:
-        _poller.in_flight.pop(feed.id, None)
+    app.task(agent.http_session)  # started with the worker, cancelled when it stops
+    agent.agent = app.agent(feeds_topic, name="agents.feeds.feed_partitions")(agent.feed_partitions)
+    app.timer(_TICK_S, name="agents.feeds.poll_due_feeds")(agent.poll_due_feeds)
+    return agent

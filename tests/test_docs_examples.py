@@ -7,7 +7,7 @@
   command the pages name, and each ``storywatch eval`` / ``cluster`` / ``bench/derive_pairs.py``
   line whose inputs are in the repository, on the first rows of the same files.
 - Every relative link resolves to a file (and a heading, for ``#anchor``); every repository
-  path the pages name (``streams/app.py``, ``tests/integration/``) exists.
+  path the pages name (``streams/pipeline.py``, ``tests/integration/``) exists.
 - README.md stays short and names exactly the two commands of a fresh machine.
 """
 

@@ -64,7 +64,9 @@ def test_unknown_backend_and_missing_openvino_say_what_to_do(
 
 _POLICY_PROBE = """
 import os, sys
-import streams.app, agents.embed, agents.cluster, agents.alerts  # what the worker imports
+from config.settings import load_settings
+from streams.pipeline import build_app
+build_app(load_settings())  # what the worker builds (every agent registered)
 assert "torch" not in sys.modules, "torch loaded before the model: its thread policy is fixed"
 from streams.engine.embedding import Embedder
 Embedder().load()

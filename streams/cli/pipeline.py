@@ -32,13 +32,14 @@ def worker(loglevel: str) -> None:
     ensure_topics(require_broker(settings), settings.kafka, settings.topics, settings.embed)
     from faust.worker import Worker
 
-    from streams.app import app, embedder
     from streams.kafka.log_limits import limit_kafka_client_logs
+    from streams.pipeline import build_app
 
+    pipeline = build_app(settings)
     # Load the model before consuming: otherwise the first batch after a start waits for it.
-    embedder.load()
+    pipeline.embedder.load()
     limit_kafka_client_logs()
-    Worker(app, loglevel=loglevel).execute_from_commandline()
+    Worker(pipeline.app, loglevel=loglevel).execute_from_commandline()
 
 
 @click.command()

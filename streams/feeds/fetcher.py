@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 import aiohttp
@@ -33,7 +32,7 @@ from streams.feeds.errors import (
     InvalidFeedUrl,
 )
 from streams.subscriptions.errors import InvalidWebhookUrl, UnresolvableHost, UnsafeAddress
-from streams.subscriptions.sender import guarded_session, parse_retry_after
+from streams.subscriptions.sender import GuardedClient, guarded_session, parse_retry_after
 from streams.subscriptions.ssrf import WebhookGuard
 
 __all__ = [
@@ -195,17 +194,16 @@ class HostGate:
         self._last[host] = time.monotonic()
 
 
-class PageFetcher:
+class PageFetcher(GuardedClient):
     """Fetches feeds and pages over one guarded session; use ``async with``."""
 
     def __init__(self, policy: FetchPolicy, guard: WebhookGuard) -> None:
+        super().__init__(guard)
         self.policy = policy
-        self.guard = guard
         self.gate = HostGate(policy.host_delay_s)
-        self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> PageFetcher:
-        self._session = guarded_session(
+    def _open(self) -> aiohttp.ClientSession:
+        return guarded_session(
             self.guard,
             aiohttp.ClientTimeout(
                 total=self.policy.total_timeout_s,
@@ -217,20 +215,6 @@ class PageFetcher:
             # through the gate, so this only bounds the sockets of the whole worker.
             limit=100,
         )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def _check(self, url: str | URL) -> URL:
         try:

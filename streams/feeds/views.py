@@ -21,7 +21,7 @@ SendRaw = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[Any]]]
 
 
 class FeedViews:
-    """Built once per worker (streams/app.py); its ``run`` tasks follow the topics."""
+    """Built once per worker (streams/pipeline.py); its ``run`` tasks follow the topics."""
 
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, send: SendRaw) -> None:
         self.topics = topics

@@ -419,39 +419,54 @@ def _strings(
     return tuple(out)
 
 
-def _keywords(value: object, path: str) -> KeywordFilter:
-    if value is None:
-        return KeywordFilter()
-    data = _object(value, path, _KEYWORD_KEYS)
-    lists = {
+def _lists(
+    value: object,
+    path: str,
+    keys: tuple[str, ...],
+    *,
+    max_items: int,
+    max_chars: int,
+    example: str,
+    words: bool,
+) -> dict[str, tuple[str, ...]]:
+    """The object at ``path`` as its lists of strings, one per key (all empty when absent)."""
+    data = {} if value is None else _object(value, path, keys)
+    return {
         key: _strings(
             data.get(key),
             _path(path, key),
-            max_items=_MAX_PHRASES,
-            max_chars=_MAX_PHRASE,
-            example='"central bank"',
-            words=True,
+            max_items=max_items,
+            max_chars=max_chars,
+            example=example,
+            words=words,
         )
-        for key in _KEYWORD_KEYS
+        for key in keys
     }
+
+
+def _keywords(value: object, path: str) -> KeywordFilter:
+    lists = _lists(
+        value,
+        path,
+        _KEYWORD_KEYS,
+        max_items=_MAX_PHRASES,
+        max_chars=_MAX_PHRASE,
+        example='"central bank"',
+        words=True,
+    )
     return KeywordFilter(any=lists["any"], all=lists["all"], none=lists["none"])
 
 
 def _sources(value: object, path: str) -> SourceFilter:
-    if value is None:
-        return SourceFilter()
-    data = _object(value, path, _SOURCE_KEYS)
-    lists = {
-        key: _strings(
-            data.get(key),
-            _path(path, key),
-            max_items=_MAX_SOURCES,
-            max_chars=_MAX_SOURCE,
-            example='"Reuters"',
-            words=False,
-        )
-        for key in _SOURCE_KEYS
-    }
+    lists = _lists(
+        value,
+        path,
+        _SOURCE_KEYS,
+        max_items=_MAX_SOURCES,
+        max_chars=_MAX_SOURCE,
+        example='"Reuters"',
+        words=False,
+    )
     return SourceFilter(allow=lists["allow"], deny=lists["deny"])
 
 

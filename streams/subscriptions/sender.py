@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -190,6 +190,36 @@ def guarded_session(
     )
 
 
+class GuardedClient:
+    """An HTTP client over one guarded session (:func:`guarded_session`), opened by
+    ``async with`` and closed on leaving it; a subclass says how its session is built."""
+
+    def __init__(self, guard: WebhookGuard) -> None:
+        self.guard = guard
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._session = self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _snippet(text: str) -> str:
     line = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())
     return line if len(line) <= _SNIPPET_CHARS else line[: _SNIPPET_CHARS - 1] + "…"
@@ -220,7 +250,7 @@ def _redirect_target(url: URL, location: str | None) -> str:
         return _snippet(location)
 
 
-class WebhookSender:
+class WebhookSender(GuardedClient):
     """Sends webhook deliveries over one guarded aiohttp session; use ``async with``."""
 
     def __init__(
@@ -230,33 +260,17 @@ class WebhookSender:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         limit_per_host: int = DEFAULT_LIMIT_PER_HOST,
     ) -> None:
-        self.guard = guard
+        super().__init__(guard)
         self.timeout_s = timeout_s
         self.limit_per_host = limit_per_host
-        self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> WebhookSender:
-        self._session = guarded_session(
+    def _open(self) -> aiohttp.ClientSession:
+        return guarded_session(
             self.guard,
             aiohttp.ClientTimeout(total=self.timeout_s),
             auto_decompress=False,  # only a few KiB are read, and never inflated
             limit_per_host=self.limit_per_host,
         )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
         """POST ``body`` to ``url`` once: 2xx delivered; 429, 5xx, timeouts and connection

@@ -16,14 +16,22 @@ from unittest.mock import patch
 import numpy as np
 import pytest
 
-import agents.alerts as alerts_agent
-import agents.cluster as cluster_agent
-import agents.embed as embed_agent
-from streams.app import app, metrics, tables, topics
+from config.settings import load_settings
 from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StoryEngine
 from streams.engine.evidence import TextEvidence
 from streams.engine.vectors import encode_vector
+from streams.pipeline import build_app
+
+# One worker built for these tests, as `storywatch worker` builds its own (nothing is built
+# when a product module is imported).
+pipeline = build_app(load_settings())
+app, metrics, tables, topics = pipeline.app, pipeline.metrics, pipeline.tables, pipeline.topics
+settings, subscription_store = pipeline.settings, pipeline.subscription_store
+embed_agent = pipeline.agents["agents.embed"]
+cluster_agent = pipeline.agents["agents.cluster"]
+alerts_agent = pipeline.agents["agents.alerts"]
+deliveries = pipeline.agents["agents.deliveries"]
 
 
 class Recorder:
@@ -56,7 +64,6 @@ def _webhook_subscription(
     name: str, url: str = "https://hooks.example.org/x", owner: str = "alice"
 ) -> Any:
     """An owner's subscription with a webhook, served by the worker's store (no broker)."""
-    from streams.app import subscription_store
     from streams.subscriptions.model import Subscription, SubscriptionSpec, WebhookTarget
 
     spec = SubscriptionSpec(name, webhook=WebhookTarget(url))
@@ -93,13 +100,12 @@ def sent() -> Iterator[dict[str, Recorder]]:
 
 @pytest.fixture
 def fresh_state() -> Iterator[None]:
-    from streams.app import subscription_store
 
     tables_used = (tables.stories, tables.groups, tables.seen, tables.journal, tables.alerts)
     for table in (*tables_used, tables.matches):
         table.data.clear()
-    cluster_agent._restore_needed[0] = True
-    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
+    cluster_agent.restore_needed = True
+    alerts_agent.reload_needed = True  # its activity index, rebuilt from the cleared table
     # The stories agent matches subscriptions after the alert stage: the store read to its
     # end (empty unless a test adds one), as a started worker has it.
     subscription_store._records.clear()
@@ -146,7 +152,7 @@ def _value(metric: Any, **labels: str) -> float:
 
 async def test_cluster_agent_assigns_and_persists(sent, fresh_state) -> None:
     before_new = _value(metrics.clustering_decisions, decision="new")
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(_embedded("a1", "Quake hits city", 0.0))
         await agent.put(_embedded("a2", "Earthquake strikes the city", 0.2))  # cos 0.98
         await agent.put(_embedded("a3", "Election results are in", 1.5))  # cos 0.07
@@ -164,14 +170,14 @@ async def test_cluster_agent_assigns_and_persists(sent, fresh_state) -> None:
 
 
 async def test_cluster_agent_restores_from_tables(sent, fresh_state) -> None:
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(_embedded("b1", "Storm floods coast", 0.0))
         await _until(sent["stories"], 1)
     first = sent["stories"].sent[0]["value"].story_id
     cluster_agent.engine.restore([], [], {})  # the in-memory index is gone, tables remain
-    cluster_agent._restore_needed[0] = True
-    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    cluster_agent.restore_needed = True
+    alerts_agent.reload_needed = True  # its activity index, rebuilt from the cleared table
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(_embedded("b2", "Coast flooded by storm", 0.1))
         await _until(sent["stories"], 2)
     assert sent["stories"].sent[1]["value"].story_id == first
@@ -200,7 +206,7 @@ def _story_event(n: int, source: str, story: str = "st-x") -> StoryEvent:
 
 async def test_alerts_agent_emits_one_cloudevent_per_story(sent, fresh_state) -> None:
     rule = alerts_agent.emerging_rule
-    async with alerts_agent.evaluate_alerts.test_context() as agent:
+    async with alerts_agent.agent.test_context() as agent:
         for n in range(1, rule.min_articles + 3):
             await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}"))
         await _until(sent["alerts"], 1)
@@ -216,7 +222,7 @@ async def test_alerts_agent_emits_one_cloudevent_per_story(sent, fresh_state) ->
 @pytest.mark.model
 async def test_embed_agent_forwards_valid_and_dead_letters_invalid(sent, embedder) -> None:
     good = json.dumps({"id": "g1", "title": "Markets rally", "text": "Stocks rose."}).encode()
-    async with embed_agent.embed_articles.test_context() as agent:
+    async with embed_agent.agent.test_context() as agent:
         await agent.put(b"{not json", key=b"k1")
         await agent.put(good, key=b"g1")
         await agent.put(json.dumps({"id": "g2"}).encode(), key=b"g2")
@@ -250,7 +256,7 @@ async def test_embed_agent_isolates_a_text_the_model_fails_on(sent) -> None:
     rows = [{"id": f"p{i}", "title": f"Story {i}", "text": "Body."} for i in range(4)]
     rows[2]["title"] = "POISON pill"
     with patch.object(embed_agent.embedder, "encode", encode):
-        async with embed_agent.embed_articles.test_context() as agent:
+        async with embed_agent.agent.test_context() as agent:
             for row in rows:
                 await agent.put(json.dumps(row).encode(), key=row["id"].encode())
             await _until(sent["embedded"], 3)
@@ -297,7 +303,7 @@ async def test_embed_agent_acks_input_only_after_the_broker_acknowledged_its_out
         patch.object(topics.embedded, "send", held),
         patch.object(topics.dlq, "send", dlq),
     ):
-        async with embed_agent.embed_articles.test_context() as agent:
+        async with embed_agent.agent.test_context() as agent:
             events = [await agent.put(row, key=b"k") for row in rows]
             events.append(await agent.put(b"{broken", key=b"bad"))
             await _until(held, 3)
@@ -322,7 +328,7 @@ async def test_embed_agent_dead_letters_poison_records_and_goes_on(sent) -> None
     poison = [b"[" * 100_000, b'{"a":' * 50_000, b'{"id": ' + b"9" * 5000 + b', "title": "x"}']
     good = [json.dumps({"id": f"ok{i}", "title": f"Fine story {i}"}).encode() for i in range(3)]
     with patch.object(embed_agent.embedder, "encode", _fake_encode):
-        async with embed_agent.embed_articles.test_context() as agent:
+        async with embed_agent.agent.test_context() as agent:
             await agent.put(good[0], key=b"ok0")
             for raw in poison:
                 await agent.put(raw, key=b"poison")
@@ -341,7 +347,7 @@ async def test_cluster_agent_dead_letters_in_the_shared_shape(sent, fresh_state)
     """The cluster stage writes the same dead-letter shape as the embed stage."""
     broken = _embedded("c1", "Broken vector", 0.0)
     broken.vector = "not base64!"
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(broken)
         await agent.put(_embedded("c2", "Fine one", 0.0))
         await _until(sent["stories"], 1)
@@ -358,11 +364,11 @@ async def test_cluster_agent_dead_letters_in_the_shared_shape(sent, fresh_state)
 
 async def test_alerts_agent_forgets_stories_quiet_past_the_window(sent, fresh_state) -> None:
     """alert-state is bounded: a story inactive for longer than the story window leaves it."""
-    alerts_agent._reload_needed[0] = True
+    alerts_agent.reload_needed = True
     window = alerts_agent.quiet_stories.window_s
     old, new = _story_event(1, "a", story="st-old"), _story_event(1, "a", story="st-new")
     new.event_time = new.last_seen = old.last_seen + window + 60
-    async with alerts_agent.evaluate_alerts.test_context() as agent:
+    async with alerts_agent.agent.test_context() as agent:
         await agent.put(old)
         for _ in range(50):
             if "st-old" in tables.alerts:
@@ -382,7 +388,7 @@ async def test_a_batch_torn_by_a_crash_is_completed_from_the_journal(sent, fresh
     """A kill between the three tables' writes left the story counting the last batch while
     its seen records were lost. The restore completes the batch from the journal, so the
     replayed article is recognised (no second event) and the story is not counted twice."""
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(_embedded("t1", "Bridge collapses downtown", 0.0))
         await agent.put(_embedded("t2", "Downtown bridge collapse", 0.1))
         await _until(sent["stories"], 2)
@@ -392,9 +398,9 @@ async def test_a_batch_torn_by_a_crash_is_completed_from_the_journal(sent, fresh
     for key in last_batch["seen"]:  # the torn part: these never reached the changelog
         tables.seen.pop(key, None)
     cluster_agent.engine.restore([], [], {})
-    cluster_agent._restore_needed[0] = True
-    alerts_agent._reload_needed[0] = True  # its activity index, rebuilt from the cleared table
-    async with cluster_agent.cluster_articles.test_context() as agent:
+    cluster_agent.restore_needed = True
+    alerts_agent.reload_needed = True  # its activity index, rebuilt from the cleared table
+    async with cluster_agent.agent.test_context() as agent:
         await agent.put(_embedded("t2", "Downtown bridge collapse", 0.1))  # the replay
         await agent.put(_embedded("t3", "Bridge downtown collapsed", 0.05))
         await _until(sent["stories"], 3)
@@ -424,7 +430,7 @@ async def test_two_outbox_entries_of_one_alert_are_delivered_once(fresh_state) -
     tables.receipts.data.clear()
     entry = outbox_entry(test_alert(subscription, source="/t", time=1e9), 1e9)
     with patch.object(deliveries_agent, "WebhookSender", SlowReceiver):
-        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+        async with deliveries.agent.test_context() as agent:
             await agent.put(entry, key=entry["webhook_id"])
             await agent.put(entry, key=entry["webhook_id"])
             await _eventually(lambda: bool(tables.receipts.get(entry["webhook_id"])))
@@ -457,7 +463,7 @@ async def test_an_outbox_entry_whose_delivery_raises_is_parked_and_acked(fresh_s
         patch.object(deliveries_agent, "WebhookSender", Receiver),
         patch.object(topics.alerts_dlq, "send", parked),
     ):
-        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+        async with deliveries.agent.test_context() as agent:
             broken = await agent.put({"webhook_id": "msg_broken"}, key="msg_broken")
             fine = await agent.put(good, key=good["webhook_id"])
             await _eventually(lambda: broken.message.acked and fine.message.acked)
@@ -488,7 +494,7 @@ async def test_cluster_agent_sends_one_merged_event_after_the_bridging_article(
     params = ClusterParams(story_threshold=0.55, merge_bridges=2, merge_score=0.6)
     before = _value(metrics.stories_merged)
     with patch.object(cluster_agent, "engine", StoryEngine(params)):
-        async with cluster_agent.cluster_articles.test_context() as agent:
+        async with cluster_agent.agent.test_context() as agent:
             for n in range(3):
                 await agent.put(_embedded(f"a{n}", f"Zq{n} alpha", 0.0))
             await agent.put(_embedded("b0", "Zq3 beta", np.pi / 2))
@@ -515,7 +521,7 @@ async def test_alerts_agent_does_not_refire_for_a_merged_story(sent, fresh_state
     fields = _story_event(1, "solo", survivor).asdict()
     fields.update(decision="merged", absorbed_id=absorbed, merge={"bridges": 2})
     merge = StoryEvent(**fields)
-    async with alerts_agent.evaluate_alerts.test_context() as agent:
+    async with alerts_agent.agent.test_context() as agent:
         for n in range(1, rule.min_articles + 1):
             await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}", absorbed))
         await agent.put(_story_event(100, "solo", survivor))
@@ -537,7 +543,6 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     acked, and another receiver's entry is still delivered while it hangs."""
     import agents.deliveries as deliveries_agent
     import streams.subscriptions.delivery as delivery_service
-    from streams.app import settings
     from streams.contracts.outbox import outbox_entry
     from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
@@ -567,11 +572,11 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
     with (
         patch.object(deliveries_agent, "WebhookSender", Receivers),
-        patch.object(deliveries_agent, "settings", capped),
+        patch.object(deliveries, "settings", capped),
         patch.object(delivery_service, "_MAX_PENDING", 3),  # the dead receiver alone fills it
         patch.object(topics.alerts_dlq, "send", parked),
     ):
-        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+        async with deliveries.agent.test_context() as agent:
             dead_puts = [await agent.put(e, key=e["webhook_id"]) for e in dead_entries]
             fine = await agent.put(good, key=good["webhook_id"])
             await _eventually(lambda: fine.message.acked)
@@ -601,7 +606,6 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     Bob uses too fill Alice's backlog only; Bob's delivery to the same receiver (scheme,
     host, port) goes out at once instead of being parked as receiver_backlog_full."""
     import agents.deliveries as deliveries_agent
-    from streams.app import settings
     from streams.contracts.outbox import outbox_entry
     from streams.subscriptions.alert_events import test_alert
     from streams.subscriptions.sender import Attempt
@@ -628,10 +632,10 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
     with (
         patch.object(deliveries_agent, "WebhookSender", SharedReceiver),
-        patch.object(deliveries_agent, "settings", capped),
+        patch.object(deliveries, "settings", capped),
         patch.object(topics.alerts_dlq, "send", parked),
     ):
-        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+        async with deliveries.agent.test_context() as agent:
             puts = [await agent.put(e, key=e["webhook_id"]) for e in alice_entries]
             fine = await agent.put(bob_entry, key=bob_entry["webhook_id"])
             await _eventually(lambda: fine.message.acked)
@@ -647,14 +651,13 @@ async def test_the_stories_agent_matches_on_the_alert_stages_verdict(sent, fresh
     """One agent runs the alert stage, then the match stage on its verdict: a subscription's
     ``emerging`` trigger fires on the event the emerging alert fires on, and the story's
     matching state holds no copy of the rule's state."""
-    from streams.app import subscription_store
     from streams.subscriptions.model import Subscription, SubscriptionFilter, SubscriptionSpec
 
     spec = SubscriptionSpec("bursts", SubscriptionFilter(triggers=("emerging",)))
     subscription = Subscription.create(spec, "alice", 1e9)
     subscription_store._apply(subscription.id, subscription.to_record())
     rule = alerts_agent.emerging_rule
-    async with alerts_agent.evaluate_alerts.test_context() as agent:
+    async with alerts_agent.agent.test_context() as agent:
         for n in range(1, rule.min_articles + 3):
             await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}"))
         await _until(sent["alerts"], 2)
@@ -669,7 +672,6 @@ async def test_the_stories_agent_matches_on_the_alert_stages_verdict(sent, fresh
 def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() -> None:
     """One matrix product per batch; each event gets the queries its story's centroid
     reached (the matcher's semantic candidates), an event without a centroid none."""
-    import agents.subscriptions as subscriptions_agent
     from streams.stages.cluster import StoryStep
     from streams.subscriptions.matching import SemanticIndex
 
@@ -681,9 +683,9 @@ def test_subscriptions_agent_scores_a_batch_to_the_queries_at_their_threshold() 
     )
     on_floods = replace_fields(_story_event(1, "a"), centroid=_vector(0.3))  # cos 0.955
     no_centroid = _story_event(2, "b")
-    with patch.object(subscriptions_agent.subscription_set, "semantic", index):
+    with patch.object(alerts_agent.matching.subscriptions, "semantic", index):
         steps = [StoryStep.of_event(e) for e in (on_floods, no_centroid)]
-        scores = subscriptions_agent.subscription_set.scores(steps)
+        scores = alerts_agent.matching.subscriptions.scores(steps)
     assert scores == [pytest.approx({"near": np.cos(0.3)}, abs=1e-6), {}]
 
 
@@ -719,7 +721,7 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
         patch.object(deliveries_agent, "WebhookSender", Receiver),
         patch.object(topics.alerts_dlq, "send", parked),
     ):
-        async with deliveries_agent.deliver_webhooks.test_context() as agent:
+        async with deliveries.agent.test_context() as agent:
             first = await agent.put(entry, key=webhook_id)
             await _eventually(lambda: first.message.acked)
             receipt = tables.receipts[webhook_id]

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The product and its benches; tests build raw clients on purpose (the negative tests).
 SCANNED = ("streams", "agents", "config", "bench")
 CONNECTION_MODULE = Path("streams/kafka/connection.py")
-APP_MODULE = Path("streams/app.py")
+APP_MODULE = Path("streams/pipeline.py")  # the composition root builds the Faust app
 CLIENT_CLASSES = frozenset(
     {
         "KafkaProducer",

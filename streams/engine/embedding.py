@@ -102,10 +102,10 @@ class Embedder:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        device: str = "cpu",
-        batch_size: int = 32,
+        device: str = setting_default("embed_device"),
+        batch_size: int = setting_default("embed_batch_size"),
         *,
-        backend: str = "torch",
+        backend: str = setting_default("embed_backend"),
         max_tokens: int | None = None,
         threads: int | None = None,
         model_dir: Path | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from config.settings import setting_default
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, StoryMerge
 from streams.engine.embedding import Embedder
@@ -103,7 +104,7 @@ def embed_rows(
     embedder: Embedder,
     *,
     max_chars: int,
-    batch_size: int = 32,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> EmbeddedStream:
     """Validate and embed ``rows`` in file order (invalid rows are reported, not embedded)."""
@@ -152,7 +153,7 @@ def cluster_articles(
     params: ClusterParams,
     *,
     max_chars: int,
-    batch_size: int = 32,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> ClusterRun:
     """Embed and cluster ``rows`` in file order, one online pass."""

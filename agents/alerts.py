@@ -70,12 +70,14 @@ class AlertAgent:
         """
         settings = self.settings
         async for events in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
-            await self.matching.prepare()
             if self.reload_needed:
                 self._reload_activity()
             steps = [StoryStep.of_event(event) for event in events]
             batch = self.alert_stage.run(self.tables.alerts, steps)
             await self._send_alerts(events, batch)
+            # Only the matching waits for the subscriptions (read to the topic's end once,
+            # at start): the batch's emerging alerts are already out.
+            await self.matching.prepare()
             await self.matching.match_batch(steps, batch.emerging)
             self.alert_stage.commit(batch, self.tables.alerts)
 

@@ -18,6 +18,7 @@ __all__ = ["cluster", "evaluate"]
 def _embed_file(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], Any]:
     from streams.engine.embedding import Embedder
     from streams.engine.offline import embed_rows, read_jsonl
+    from streams.stages.embed import Limits
 
     rows = read_jsonl(file)
     embedder = Embedder.from_settings(settings.embed)
@@ -26,7 +27,7 @@ def _embed_file(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], A
         stream = embed_rows(
             rows,
             embedder,
-            max_chars=settings.embed_max_chars,
+            limits=Limits.from_settings(settings.embed),
             batch_size=settings.embed_batch_size,
             progress=bar.update,
         )

@@ -128,6 +128,31 @@ async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay
     return SubscriptionReplay.build(found, encode)
 
 
+async def _read(
+    reader: TopicReader,
+    request: ReplayRequest,
+    plan: Plan,
+    kind: str,
+    *,
+    matching: SubscriptionReplay | None,
+    say: Say,
+) -> Backtest:
+    """One backtest over ``plan``'s records (a :class:`ModelMismatch` ends it, its files
+    closed, for the caller to read ``articles`` instead)."""
+    test = Backtest(request.settings, request.rules, request.out_dir, request.keep_state, matching)
+    progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
+    try:
+        async for item in _items(reader, plan, kind, request.settings):
+            test.observe(item)
+            progress.update()
+    except ModelMismatch:
+        test.close({})
+        raise
+    finally:
+        progress.close()
+    return test
+
+
 async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, str]:
     async with TopicReader(request.settings.kafka) as reader:
         plan, kind = await _choose(reader, request, say)
@@ -137,34 +162,19 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
             raise _empty(plan)
         say(f"reading {plan.total} records of {plan.topic} in {request.window.describe()}")
         matching = await _subscriptions(request, say)
-        test = Backtest(
-            request.settings, request.rules, request.out_dir, request.keep_state, matching
-        )
-        progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
         try:
-            async for item in _items(reader, plan, kind, request.settings):
-                test.observe(item)
-                progress.update()
+            test = await _read(reader, request, plan, kind, matching=matching, say=say)
         except ModelMismatch as mismatch:
-            progress.close()
             say(
                 f"{plan.topic} was embedded by {mismatch.found}, the run uses "
                 f"{request.settings.model}: reading {request.settings.topic_articles} and "
                 "embedding again (model speed)"
             )
-            test.close({})
             plan = await reader.plan(request.settings.topic_articles, request.window)
             if plan.total == 0:
                 raise _empty(plan) from None
             kind = "articles:model"
-            test = Backtest(
-                request.settings, request.rules, request.out_dir, request.keep_state, matching
-            )
-            progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
-            async for item in _items(reader, plan, kind, request.settings):
-                test.observe(item)
-                progress.update()
-        progress.close()
+            test = await _read(reader, request, plan, kind, matching=matching, say=say)
     if test.read == 0:
         raise _empty(plan)
     return test, plan, kind

@@ -739,3 +739,22 @@ async def test_a_parked_entry_re_published_to_the_outbox_is_delivered(fresh_stat
     assert posts == [webhook_id, webhook_id]
     assert tables.receipts[webhook_id]["outcome"] == "delivered"
     assert [s["value"]["reason"] for s in parked.sent] == ["delivery_failed"]
+
+
+async def test_emerging_alerts_do_not_wait_for_the_subscriptions(sent, fresh_state) -> None:
+    """At a worker's start the subscriptions topic is still being read: the stories agent's
+    emerging alert goes out all the same; only the matching of that batch waits."""
+    rule = alerts_agent.emerging_rule
+    subscription_store.follower.caught_up.clear()  # the store has not read its topic yet
+    try:
+        async with alerts_agent.agent.test_context() as agent:
+            for n in range(1, rule.min_articles + 1):
+                await agent.put(_story_event(n, f"outlet-{n % rule.min_sources}", "st-early"))
+            await _until(sent["alerts"], 1)
+            assert [a["value"]["id"] for a in sent["alerts"].sent] == ["st-early:emerging"]
+            assert "st-early" not in tables.alerts  # its state waits for the batch's matching
+            subscription_store.follower.caught_up.set()
+            await _eventually(lambda: "st-early" in tables.alerts)
+    finally:
+        subscription_store.follower.caught_up.set()
+    assert tables.alerts["st-early"]["fired"] is True

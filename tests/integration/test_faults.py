@@ -26,6 +26,7 @@ from streams.engine.embedding import Embedder
 from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
+from streams.stages.embed import Limits
 from streams.stages.merges import MergedStates, absorb_emerging
 from streams.stream_time import replay_headers, replay_time_key
 from tests.conftest import PROJECT_ROOT, SAMPLE
@@ -129,7 +130,7 @@ def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
         rows,
         embedder,
         ClusterParams.from_settings(settings.engine),
-        max_chars=settings.embed_max_chars,
+        limits=Limits.from_settings(settings.embed),
     )
 
 

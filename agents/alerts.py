@@ -33,7 +33,7 @@ class AlertAgent:
         self.metrics = pipeline.metrics
         self.tables = pipeline.tables
         self.topics = pipeline.topics
-        self.emerging_rule = EmergingRule.from_settings(settings)
+        self.emerging_rule = EmergingRule.from_settings(settings.alerts)
         # The stories this stage keeps rule state for, by last activity: a story the engine
         # has expired (inactive past the story window) gets no more events, so its state is
         # dropped.

@@ -37,7 +37,7 @@ class ClusterAgent:
         self.tables = pipeline.tables
         self.topics = pipeline.topics
         self.dead_letters = pipeline.dead_letters
-        self.engine = StoryEngine(ClusterParams.from_settings(pipeline.settings))
+        self.engine = StoryEngine(ClusterParams.from_settings(pipeline.settings.engine))
         self.journal_limit_bytes = pipeline.settings.dlq_max_message_bytes - _JOURNAL_ENVELOPE_BYTES
         self.restore_needed = True
         self.agent: AgentT[Any] | None = None  # set by register

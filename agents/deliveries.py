@@ -54,7 +54,8 @@ class DeliveryAgent:
         ) as sender:
             service = DeliveryService(
                 sender,
-                settings=settings,
+                webhooks=settings.webhooks,
+                topics=settings.topics,
                 metrics=self.metrics,
                 receipts=self.tables.receipts,
                 delivery_log=self.tables.delivery_log,

@@ -71,13 +71,13 @@ class EmbedAgent:
         self.model_thread = pipeline.model_thread
         self.topics = pipeline.topics
         self.dead_letters = pipeline.dead_letters
-        self.limits = Limits.from_settings(pipeline.settings)
+        self.limits = Limits.from_settings(pipeline.settings.embed)
         self._clock: StreamClock | None = None
         self.agent: AgentT[Any] | None = None  # set by register
 
     def stream_clock(self) -> StreamClock:
         if self._clock is None:
-            self._clock = StreamClock.from_settings(self.settings)
+            self._clock = StreamClock.from_settings(self.settings.embed, self.settings.keys)
         return self._clock
 
     async def _dead_letter(self, event: EventT, reason: str, error: str) -> Awaitable[Any]:
@@ -175,7 +175,9 @@ class EmbedAgent:
                 claimed_time=stream_time.claimed if stream_time.capped else None,
             )
             size = len(wire_dumps(record.to_representation()))
-            if size > derived_record_max_bytes(settings):  # pragma: no cover - the budget holds
+            if size > derived_record_max_bytes(
+                settings.embed
+            ):  # pragma: no cover - the budget holds
                 too_large = (
                     f"embedded record of {size} bytes; lower STORYWATCH_MAX_ARTICLE_TEXT_BYTES"
                 )

@@ -70,7 +70,7 @@ class FeedAgent:
 
     async def http_session(self) -> None:
         """Open the guarded HTTP session when the worker starts; close it when it stops."""
-        policy = FetchPolicy.from_settings(self.settings)
+        policy = FetchPolicy.from_settings(self.settings.feeds)
         async with PageFetcher(policy, feed_guard(self.settings.feed_allowed_hosts)) as fetcher:
             self.open(fetcher)
             try:

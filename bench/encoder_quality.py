@@ -68,7 +68,9 @@ def embedded(cache: Path, model: str, stem: str, rows: list[dict[str, Any]]) -> 
     if not path.is_file():
         settings = load_settings()
         embedder = Embedder(model, model_dir=settings.model_dir)
-        stream = embed_rows(rows, embedder, limits=Limits.from_settings(settings), batch_size=32)
+        stream = embed_rows(
+            rows, embedder, limits=Limits.from_settings(settings.embed), batch_size=32
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(stream))
     return pickle.loads(path.read_bytes())  # noqa: S301 - our own cache file

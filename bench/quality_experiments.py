@@ -101,10 +101,10 @@ def load(cache: Path) -> dict[tuple[str, Any], Part]:
             stream = pickle.loads(cached.read_bytes())  # noqa: S301 - our own cache file
         else:
             if embedder is None:
-                embedder = Embedder.from_settings(settings)
+                embedder = Embedder.from_settings(settings.embed)
                 embedder.load()
             stream = embed_rows(
-                rows, embedder, limits=Limits.from_settings(settings), batch_size=32
+                rows, embedder, limits=Limits.from_settings(settings.embed), batch_size=32
             )
             cache.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(pickle.dumps(stream))

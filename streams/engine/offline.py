@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from config.settings import setting_default
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, StoryMerge
 from streams.engine.embedding import Embedder
@@ -107,7 +108,7 @@ def embed_rows(
     embedder: Embedder,
     *,
     limits: Limits,
-    batch_size: int = 32,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> EmbeddedStream:
     """The embed stage (streams.stages.embed, as the worker runs it) over ``rows`` in file
@@ -168,7 +169,7 @@ def cluster_articles(
     params: ClusterParams,
     *,
     limits: Limits,
-    batch_size: int = 32,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> ClusterRun:
     """Embed and cluster ``rows`` in file order, one online pass."""

@@ -97,14 +97,14 @@ def _items(
         return embedded_items(records, settings.model)
     from streams.engine.embedding import Embedder
 
-    embedder = Embedder.from_settings(settings)
+    embedder = Embedder.from_settings(settings.embed)
     embedder.load()
     return raw_items(
         records,
         embedder.encode,
-        limits=Limits.from_settings(settings),
+        limits=Limits.from_settings(settings.embed),
         batch_size=settings.embed_batch_size,
-        clock=StreamClock.from_settings(settings),
+        clock=StreamClock.from_settings(settings.embed, settings.keys),
     )
 
 
@@ -112,7 +112,7 @@ async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay
     if not request.subscriptions:
         return None
     run = request.settings
-    found = (await SubscriptionStore.read_once(run)).enabled()
+    found = (await SubscriptionStore.read_once(run.kafka, run.topics, run.keys)).enabled()
     if not found:
         return None
     encode = None
@@ -121,7 +121,7 @@ async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay
         from streams.engine.embedding import Embedder
 
         say(f"loading the model for {len(queries)} semantic subscription queries")
-        embedder = Embedder.from_settings(run)
+        embedder = Embedder.from_settings(run.embed)
         embedder.load()
         encode = embedder.encode
     say(f"matching {len(found)} subscriptions of {run.topic_subscriptions} (nothing is delivered)")
@@ -154,7 +154,7 @@ async def _read(
 
 
 async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, str]:
-    async with TopicReader(request.settings) as reader:
+    async with TopicReader(request.settings.kafka) as reader:
         plan, kind = await _choose(reader, request, say)
         if plan.clipped:
             say(_clipped(plan, request.settings))
@@ -182,9 +182,9 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
 
 async def _compare(request: ReplayRequest, test: Backtest) -> dict[str, Any]:
     live = request.live
-    stories = await read_history(live, live.topic_stories, request.window)
+    stories = await read_history(live.kafka, live.topic_stories, request.window)
     alerts = await read_history(
-        live, live.topic_alerts, request.window, lambda a: a.get("type") == EMERGING
+        live.kafka, live.topic_alerts, request.window, lambda a: a.get("type") == EMERGING
     )
     assignment = {
         str(r.value["article_id"]): str(r.value["story_id"])

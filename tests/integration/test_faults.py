@@ -75,7 +75,7 @@ def _send_stream(
 def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, list[Any]]]:
     """The rows as `storywatch produce` sends them: keyed by id, with the replay-time header."""
     stamps = replay_timestamps([article_from_mapping(r) for r in rows])
-    key = replay_time_key(Settings())
+    key = replay_time_key(Settings().keys)
     return [
         (
             str(r["id"]).encode(),
@@ -127,7 +127,10 @@ def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
     """One uninterrupted offline pass with the worker's settings (merges included)."""
     settings = Settings()
     return cluster_articles(
-        rows, embedder, ClusterParams.from_settings(settings), limits=Limits.from_settings(settings)
+        rows,
+        embedder,
+        ClusterParams.from_settings(settings.engine),
+        limits=Limits.from_settings(settings.embed),
     )
 
 

@@ -111,8 +111,8 @@ def test_worker_matches_offline_mode(first_phase, rows, embedder: Embedder) -> N
     offline = cluster_articles(
         rows[:FIRST],
         embedder,
-        ClusterParams.from_settings(Settings()),
-        limits=Limits.from_settings(Settings()),
+        ClusterParams.from_settings(Settings().engine),
+        limits=Limits.from_settings(Settings().embed),
     )
     live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in first_phase["stories"]}
     mismatched = [
@@ -249,8 +249,8 @@ def test_restart_keeps_running_stories(run: WorkerRun, first_phase, rows, embedd
     offline = cluster_articles(
         rows,
         embedder,
-        ClusterParams.from_settings(Settings()),
-        limits=Limits.from_settings(Settings()),
+        ClusterParams.from_settings(Settings().engine),
+        limits=Limits.from_settings(Settings().embed),
     )
     expected_ids = {a.article_id: a.story_id for a in offline.assignments}
     assert all(e["story_id"] == expected_ids[e["article_id"]] for e in later)

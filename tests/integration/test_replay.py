@@ -77,7 +77,7 @@ def history(run: WorkerRun) -> dict[str, Any]:
             run.topic("articles"),
             key=row["id"].encode(),
             value=json.dumps(row).encode(),
-            headers=replay_headers(replay_time_key(Settings()), row["id"].encode(), stamp),
+            headers=replay_headers(replay_time_key(Settings().keys), row["id"].encode(), stamp),
             timestamp_ms=at,
         )
     producer.flush()

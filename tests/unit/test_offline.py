@@ -25,7 +25,7 @@ DIM = 12
 
 def _limits(max_chars: int) -> Limits:
     """The worker's record and text limits, with the model reading ``max_chars``."""
-    return dataclasses.replace(Limits.from_settings(Settings()), max_chars=max_chars)
+    return dataclasses.replace(Limits.from_settings(Settings().embed), max_chars=max_chars)
 
 
 def at(iso: str) -> datetime:

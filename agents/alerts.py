@@ -11,6 +11,7 @@ from faust import StreamT
 from faust.types import AgentT
 from mode.signals import BaseSignalT
 
+from agents.glue import StageAgent
 from agents.subscriptions import SubscriptionMatching
 from streams.contracts.cloudevents import CLOUDEVENT_HEADERS
 from streams.contracts.records import StoryEvent
@@ -23,23 +24,20 @@ from streams.stages.cluster import StoryStep
 __all__ = ["AlertAgent", "register"]
 
 
-class AlertAgent:
+class AlertAgent(StageAgent):
     """The stages on ``stories``: the emerging rule (the alert stage), then subscription
     matching on its verdict."""
 
     def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
         settings = pipeline.settings
-        self.settings = settings
-        self.metrics = pipeline.metrics
-        self.tables = pipeline.tables
-        self.topics = pipeline.topics
-        self.emerging_rule = EmergingRule.from_settings(settings)
+        self.emerging_rule = EmergingRule.from_settings(settings.alerts)
         # The stories this stage keeps rule state for, by last activity: a story the engine
         # has expired (inactive past the story window) gets no more events, so its state is
         # dropped.
-        self.quiet_stories = InactiveKeys(settings.story_window_hours * 3600.0)
+        self.quiet_stories = InactiveKeys(settings.engine.story_window_hours * 3600.0)
         self.alert_stage = AlertStage(
-            self.emerging_rule, self.quiet_stories, f"/storywatch/{settings.app_id}"
+            self.emerging_rule, self.quiet_stories, f"/storywatch/{self.worker.app_id}"
         )
         self.matching = SubscriptionMatching(pipeline)
         self.reload_needed = True
@@ -68,8 +66,8 @@ class AlertAgent:
         once per batch (after the batch's alerts are sent, so a crash re-sends, never drops,
         one). Stories quiet for longer than the story window leave the table.
         """
-        settings = self.settings
-        async for events in stream.take(settings.stage_batch_size, settings.stage_max_wait_s):
+        worker = self.worker
+        async for events in stream.take(worker.stage_batch_size, worker.stage_max_wait_s):
             if self.reload_needed:
                 self._reload_activity()
             steps = [StoryStep.of_event(event) for event in events]

@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 from faust import StreamT
-from faust.types import AgentT, EventT
+from faust.types import EventT
 from mode.signals import BaseSignalT
 
+from agents.glue import StageAgent
 from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.engine.clustering import ClusterParams, StateChanges, StoryEngine
 from streams.engine.vectors import decode_vector, encode_vector
@@ -26,21 +27,18 @@ _JOURNAL_KEY = "last"
 _JOURNAL_ENVELOPE_BYTES = 64 * 1024
 
 
-class ClusterAgent:
+class ClusterAgent(StageAgent):
     """The cluster stage on ``articles-embedded``: the engine (a plain object, no I/O: the
     in-memory index derived from the tables, rebuilt on recovery) and its table mirror."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.app = pipeline.app
-        self.settings = pipeline.settings
-        self.metrics = pipeline.metrics
-        self.tables = pipeline.tables
-        self.topics = pipeline.topics
+        super().__init__(pipeline)
+        settings = pipeline.settings
         self.dead_letters = pipeline.dead_letters
-        self.engine = StoryEngine(ClusterParams.from_settings(pipeline.settings))
-        self.journal_limit_bytes = pipeline.settings.dlq_max_message_bytes - _JOURNAL_ENVELOPE_BYTES
+        self.engine = StoryEngine(ClusterParams.from_settings(settings.engine))
+        self.journal_limit_bytes = settings.topics.dlq_max_message_bytes - _JOURNAL_ENVELOPE_BYTES
+        self.event_text_chars = settings.embed.embed_max_chars  # what a story event carries
         self.restore_needed = True
-        self.agent: AgentT[Any] | None = None  # set by register
 
     def on_rebalance(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
@@ -124,10 +122,10 @@ class ClusterAgent:
         the events of a batch are out before its state: a crash replays the batch from the
         last committed offset and re-sends its events (at least once), never loses one.
         """
-        settings, metrics, topics = self.settings, self.metrics, self.topics
+        worker, metrics, topics = self.worker, self.metrics, self.topics
         # take_events (not take): a dead letter names the record's topic/partition/offset.
         async for events in stream.take_events(  # type: ignore[attr-defined]
-            settings.stage_batch_size, settings.stage_max_wait_s
+            worker.stage_batch_size, worker.stage_max_wait_s
         ):
             if self.restore_needed:
                 self.restore_engine()
@@ -161,7 +159,7 @@ class ClusterAgent:
                 event_record = StoryEvent.build(
                     assignment,
                     item.produced_at,
-                    text=item.text[: settings.embed_max_chars],
+                    text=item.text[: self.event_text_chars],
                     centroid=None if centroid is None else encode_vector(centroid),
                     truncated_from=item.truncated_from,
                     claimed_time=item.claimed_time,

@@ -8,8 +8,9 @@ import asyncio
 from typing import Any
 
 from faust import StreamT
-from faust.types import AgentT, EventT
+from faust.types import EventT
 
+from agents.glue import StageAgent
 from streams.pipeline import Pipeline
 from streams.subscriptions.delivery import PER_RECEIVER, DeliveryService, redact_logs
 from streams.subscriptions.sender import WebhookSender
@@ -27,17 +28,15 @@ async def _one(service: DeliveryService, stream: StreamT[Any], event: EventT) ->
         await stream.ack(event)
 
 
-class DeliveryAgent:
+class DeliveryAgent(StageAgent):
     """The webhook outbox's consumer; the service is built when the agent starts (it opens
     the HTTP session)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.settings = pipeline.settings
-        self.metrics = pipeline.metrics
-        self.tables = pipeline.tables
-        self.topics = pipeline.topics
+        super().__init__(pipeline)
+        self.webhooks = pipeline.settings.webhooks
+        self.topic_settings = pipeline.settings.topics  # for the dead letters' sizes
         self.subscription_store = pipeline.subscription_store
-        self.agent: AgentT[Any] | None = None  # set by register
 
     async def _park(self, key: Any, value: dict[str, Any]) -> None:
         """Send one dead letter to alerts-dlq; returns once the broker has it."""
@@ -46,15 +45,16 @@ class DeliveryAgent:
 
     async def deliver_webhooks(self, stream: StreamT[Any]) -> None:
         """One task per outbox entry; the entry is acked when its delivery is final."""
-        settings = self.settings
+        webhooks, worker = self.webhooks, self.worker
         redact_logs()
-        guard = WebhookGuard(settings.webhook_allowed_hosts)
+        guard = WebhookGuard(webhooks.allowed_hosts)
         async with WebhookSender(
-            guard, timeout_s=settings.webhook_timeout_s, limit_per_host=PER_RECEIVER
+            guard, timeout_s=webhooks.webhook_timeout_s, limit_per_host=PER_RECEIVER
         ) as sender:
             service = DeliveryService(
                 sender,
-                settings=settings,
+                webhooks=webhooks,
+                topics=self.topic_settings,
                 metrics=self.metrics,
                 receipts=self.tables.receipts,
                 delivery_log=self.tables.delivery_log,
@@ -63,7 +63,7 @@ class DeliveryAgent:
             )
             tasks: set[asyncio.Task[None]] = set()
             async for events in stream.noack_take(  # type: ignore[attr-defined]
-                settings.stage_batch_size, settings.stage_max_wait_s
+                worker.stage_batch_size, worker.stage_max_wait_s
             ):
                 for event in events:
                     await service.admit()

@@ -11,8 +11,9 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust import StreamT
-from faust.types import AgentT, EventT
+from faust.types import EventT
 
+from agents.glue import StageAgent
 from streams.contracts.records import EmbeddedArticle
 from streams.engine.validation import InvalidArticle, derived_record_max_bytes
 from streams.engine.vectors import encode_vector
@@ -60,24 +61,24 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         logger.error("forwarding embedded articles failed", exc_info=task.exception())
 
 
-class EmbedAgent:
+class EmbedAgent(StageAgent):
     """The embed stage on ``articles``: its parts come from the pipeline; the stream clock is
     built on the first batch (it reads the deployment's key: no I/O when registering)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.settings = pipeline.settings
-        self.metrics = pipeline.metrics
+        super().__init__(pipeline)
+        self.embed = pipeline.settings.embed
+        self.keys = pipeline.settings.keys
+        self.kafka = pipeline.settings.kafka
         self.embedder = pipeline.embedder
         self.model_thread = pipeline.model_thread
-        self.topics = pipeline.topics
         self.dead_letters = pipeline.dead_letters
-        self.limits = Limits.from_settings(pipeline.settings)
+        self.limits = Limits.from_settings(self.embed)
         self._clock: StreamClock | None = None
-        self.agent: AgentT[Any] | None = None  # set by register
 
     def stream_clock(self) -> StreamClock:
         if self._clock is None:
-            self._clock = StreamClock.from_settings(self.settings)
+            self._clock = StreamClock.from_settings(self.embed, self.keys)
         return self._clock
 
     async def _dead_letter(self, event: EventT, reason: str, error: str) -> Awaitable[Any]:
@@ -137,7 +138,7 @@ class EmbedAgent:
         if batch.encoding is None:
             return
         clock = self.stream_clock()
-        metrics, settings = self.metrics, self.settings
+        metrics = self.metrics
         for parsed, vector in await self._embedded(batch, sent):
             event = parsed.event
             message = event.message
@@ -171,11 +172,11 @@ class EmbedAgent:
                 stream_time.seconds,
                 kafka_time,
                 out.evidence,
-                model=settings.model,
+                model=self.embed.model,
                 claimed_time=stream_time.claimed if stream_time.capped else None,
             )
             size = len(wire_dumps(record.to_representation()))
-            if size > derived_record_max_bytes(settings):  # pragma: no cover - the budget holds
+            if size > derived_record_max_bytes(self.embed):  # pragma: no cover - budget holds
                 too_large = (
                     f"embedded record of {size} bytes; lower STORYWATCH_MAX_ARTICLE_TEXT_BYTES"
                 )
@@ -207,7 +208,7 @@ class EmbedAgent:
                     type(exc).__name__,
                     exc,
                     delay,
-                    self.settings.bootstrap,
+                    self.kafka.bootstrap,
                 )
                 await asyncio.sleep(delay)
                 delay = min(_SEND_RETRY_MAX_S, delay * 2)
@@ -228,7 +229,7 @@ class EmbedAgent:
         forwarding: asyncio.Task[None] | None = None
         # noack_take: the events (the DLQ needs each record's coordinates), acked by _settle.
         async for events in stream.noack_take(  # type: ignore[attr-defined]
-            self.settings.embed_batch_size, self.settings.embed_max_wait_s
+            self.embed.embed_batch_size, self.embed.embed_max_wait_s
         ):
             batch = _Batch(list(events))
             for event in events:

@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from faust import StreamT
-from faust.types import AgentT
 
+from agents.glue import StageAgent
 from streams.feeds.fetcher import FetchPolicy, PageFetcher, feed_guard
 from streams.feeds.fulltext import FullText
 from streams.feeds.language import LanguageDetector
@@ -39,39 +39,39 @@ _RETRY_S = 30.0
 _PRUNE_S = 600.0
 
 
-class FeedAgent:
+class FeedAgent(StageAgent):
     """The worker's poller; its HTTP session lives as long as the worker
     (:meth:`http_session`)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.app = pipeline.app
-        self.settings = pipeline.settings
+        super().__init__(pipeline)
+        self.feeds = pipeline.settings.feeds
+        self.feeds_topic = pipeline.settings.topics.topic_feeds
         self.feed_views = pipeline.feed_views
         self.feed_metrics = pipeline.feed_metrics
         self.poller: FeedPoller | None = None
         self.in_flight: dict[str, asyncio.Task[Any]] = {}
         self.cooling: dict[str, float] = {}  # feed id -> when its failed poll may run again
         self.pruned_at = 0.0
-        self.agent: AgentT[Any] | None = None  # set by register
 
     def open(self, fetcher: PageFetcher) -> None:
-        settings, views = self.settings, self.feed_views
+        feeds, views = self.feeds, self.feed_views
         self.poller = FeedPoller(
             fetcher=fetcher,
             metrics=self.feed_metrics,
-            default_interval_s=settings.feed_poll_s,
+            default_interval_s=feeds.feed_poll_s,
             is_seen=views.is_seen,
             send_articles=views.send_articles,
             mark_seen=views.mark_seen,
             write_state=views.write_state,
             detector=LanguageDetector(),
-            enrich=FullText(fetcher, self.feed_metrics, settings.feed_teaser_chars).enrich,
+            enrich=FullText(fetcher, self.feed_metrics, feeds.feed_teaser_chars).enrich,
         )
 
     async def http_session(self) -> None:
         """Open the guarded HTTP session when the worker starts; close it when it stops."""
-        policy = FetchPolicy.from_settings(self.settings)
-        async with PageFetcher(policy, feed_guard(self.settings.feed_allowed_hosts)) as fetcher:
+        policy = FetchPolicy.from_settings(self.feeds)
+        async with PageFetcher(policy, feed_guard(self.feeds.allowed_hosts)) as fetcher:
             self.open(fetcher)
             try:
                 await asyncio.Event().wait()  # until the worker stops (the task is cancelled)
@@ -85,7 +85,7 @@ class FeedAgent:
             pass
 
     def _assigned(self) -> set[int]:
-        topic = self.settings.topic_feeds
+        topic = self.feeds_topic
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     async def poll_due_feeds(self) -> None:
@@ -132,15 +132,15 @@ class FeedAgent:
 def register(pipeline: Pipeline) -> FeedAgent:
     """Declare the feeds agent, its HTTP session task and its poll timer, under their names
     from before the composition root."""
-    settings, app = pipeline.settings, pipeline.app
+    topics, app = pipeline.settings.topics, pipeline.app
     agent = FeedAgent(pipeline)
     feeds_topic = app.topic(
-        settings.topic_feeds,
+        topics.topic_feeds,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.feed_partitions,
+        partitions=topics.feed_partitions,
     )
     app.task(agent.http_session)  # started with the worker, cancelled when it stops
     agent.agent = app.agent(feeds_topic, name="agents.feeds.feed_partitions")(agent.feed_partitions)

@@ -79,8 +79,8 @@ class SubscriptionMatching:
         self.metrics = pipeline.metrics
         # Per-story matching state is dropped once the story is quiet past the story window.
         self.stage = MatchStage(
-            InactiveKeys(settings.story_window_hours * 3600.0),
-            f"/storywatch/{settings.app_id}/subscriptions",
+            InactiveKeys(settings.engine.story_window_hours * 3600.0),
+            f"/storywatch/{settings.worker.app_id}/subscriptions",
         )
         self.subscriptions = SubscriptionSet(
             store=pipeline.subscription_store,

@@ -41,6 +41,7 @@ from streams.engine.evaluation import score  # noqa: E402
 from streams.engine.offline import EmbeddedStream, cluster_stream, embed_rows, read_jsonl  # noqa: E402
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs  # noqa: E402
 from streams.engine.params import ClusterParams  # noqa: E402
+from streams.stages.embed import Limits  # noqa: E402
 
 DATA = ROOT / "data"  # the labeled dev streams, in the repository
 FILES = {"ecbplus": "ecbplus-dev", "uci": "uci-headlines-dev"}
@@ -67,7 +68,9 @@ def embedded(cache: Path, model: str, stem: str, rows: list[dict[str, Any]]) -> 
     if not path.is_file():
         settings = load_settings()
         embedder = Embedder(model, model_dir=settings.model_dir)
-        stream = embed_rows(rows, embedder, max_chars=settings.embed_max_chars, batch_size=32)
+        stream = embed_rows(
+            rows, embedder, limits=Limits.from_settings(settings.embed), batch_size=32
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(stream))
     return pickle.loads(path.read_bytes())  # noqa: S301 - our own cache file

@@ -123,12 +123,14 @@ async def _bench(bootstrap: str, n_feeds: int, port: int) -> None:
         topic_feed_state=f"bench-feed-state-{run}",
         topic_feed_seen=f"bench-feed-seen-{run}",
     )
-    producer = KafkaConnection.from_settings(settings).aio_producer(
+    producer = KafkaConnection.from_settings(settings.kafka).aio_producer(
         acks="all", enable_idempotence=True, linger_ms=5
     )
-    ensure_topics(bootstrap, settings)  # the bench's own topic names (run id)
+    ensure_topics(
+        bootstrap, settings.kafka, settings.topics, settings.embed
+    )  # the bench's own topic names (run id)
     await producer.start()
-    views = FeedViews(settings, producer.send)
+    views = FeedViews(settings.kafka, settings.topics, producer.send)
     registry = CollectorRegistry()
     metrics = FeedMetrics(registry)
     policy = FetchPolicy(user_agent="Storywatch-Feeds/1.0 (+bench)", host_delay_s=1.0)

@@ -253,7 +253,7 @@ def naive_run(bootstrap: str, rows: list[dict], embedder: Embedder) -> float:
     consumer.poll(timeout_ms=1000)
     producer = KafkaConnection.of(bootstrap).producer(linger_ms=5, acks="all")
     producer.send(dst, b"{}").get(timeout=30)  # create the output topic before the clock
-    engine = StoryEngine(ClusterParams.from_settings(SETTINGS))
+    engine = StoryEngine(ClusterParams.from_settings(SETTINGS.engine))
     embedder.batch_size = 1
     use_threads(embedder)
     done, started = 0, time.perf_counter()

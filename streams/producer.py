@@ -44,7 +44,7 @@ def produce_rows(
     valid = [a for a in parsed if a is not None]
     stamps = iter(replay_timestamps(valid))
     if replay_key is None:
-        replay_key = replay_time_key(load_settings())
+        replay_key = replay_time_key(load_settings().keys)
     try:
         producer = connection.producer(linger_ms=5, acks="all", enable_idempotence=True)
     except KafkaError as exc:

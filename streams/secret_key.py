@@ -17,24 +17,22 @@ import secrets
 from pathlib import Path
 
 from config.exceptions import SettingsError
-from config.settings import Settings
+from config.groups import LOCAL_KEY_NAME, KeySettings
 
 __all__ = ["LOCAL_KEY_NAME", "derive_key", "master_key"]
 
-#: The file name of the key made on first use when none is configured.
-LOCAL_KEY_NAME = "secret-key"
 # Why 32 bytes: a 256-bit key, as HMAC-SHA256 and AES-256 want.
 _KEY_BYTES = 32
 
 
-def master_key(settings: Settings) -> bytes:
+def master_key(keys: KeySettings) -> bytes:
     """The deployment's key: the configured one, else this machine's local key file (made
     here on first use)."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode()
-    if settings.secret_key_file is not None:
-        return _read_key(settings.secret_key_file, "STORYWATCH_SECRET_KEY_FILE")
-    return _local_key(settings.kafka_home / LOCAL_KEY_NAME)
+    if keys.secret_key is not None:
+        return keys.secret_key.get_secret_value().encode()
+    if keys.secret_key_file is not None:
+        return _read_key(keys.secret_key_file, "STORYWATCH_SECRET_KEY_FILE")
+    return _local_key(keys.local_key_file)
 
 
 def derive_key(master: bytes, purpose: str) -> bytes:

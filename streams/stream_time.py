@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from config.settings import Settings
+from config.groups import EmbedSettings, KeySettings
 from streams.contracts.headers import REPLAY_SIGNATURE_HEADER, REPLAY_TIME_HEADER
 from streams.secret_key import derive_key, master_key
 
@@ -31,9 +31,9 @@ __all__ = ["StreamClock", "StreamTime", "replay_headers", "replay_time_key"]
 Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
 
 
-def replay_time_key(settings: Settings) -> bytes:
+def replay_time_key(keys: KeySettings) -> bytes:
     """The key that signs and checks replay-time headers (from the deployment's key)."""
-    return derive_key(master_key(settings), "replay-time")
+    return derive_key(master_key(keys), "replay-time")
 
 
 def _signature(key: bytes, record_key: bytes | None, millis: int) -> bytes:
@@ -77,8 +77,10 @@ class StreamClock:
         self._now = now
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StreamClock:
-        return cls(replay_time_key(settings), settings.clock_tolerance_minutes * 60.0)
+    def from_settings(cls, embed: EmbedSettings, keys: KeySettings) -> StreamClock:
+        """The embed stage's clock: its tolerance, and the deployment's key for the
+        replay-time header's signature."""
+        return cls(replay_time_key(keys), embed.clock_tolerance_minutes * 60.0)
 
     def latest(self) -> float:
         """The latest time a record read now may have."""

@@ -1,4 +1,4 @@
-"""The Kafka topics of the pipeline, declared on the Faust app from the settings."""
+"""The Kafka topics of the pipeline, declared on the Faust app from the topic settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import faust
 from faust.types import Message
 from prometheus_client import Counter
 
-from config.settings import Settings
+from config.groups import TopicSettings
 from streams.contracts.dead_letters import DeadLetters
 from streams.contracts.records import EmbeddedArticle, StoryEvent
 from streams.wire_json import WIRE_JSON
@@ -62,34 +62,34 @@ class PipelineTopics:
 
 
 def declare_topics(
-    app: faust.App, settings: Settings, refused: Counter
+    app: faust.App, topics: TopicSettings, refused: Counter
 ) -> tuple[PipelineTopics, DeadLetters]:
     """Declare the topics and the one dead-letter sender of every stage (``refused``
     counts dead letters by reason). ``articles`` is raw bytes, so invalid input reaches the
     DLQ untouched; ``articles-embedded`` has ONE partition: clustering must see every
     article."""
-    dlq = app.topic(settings.topic_dlq, value_serializer=WIRE_JSON, partitions=1)
-    dead_letters = DeadLetters(dlq, refused, settings.dlq_max_message_bytes)
+    dlq = app.topic(topics.topic_dlq, value_serializer=WIRE_JSON, partitions=1)
+    dead_letters = DeadLetters(dlq, refused, topics.dlq_max_message_bytes)
 
     def decoded(name: str, value_type: type[faust.Record]) -> faust.TopicT:
         return DeadLetteringTopic(
             app, topics=[name], value_type=value_type, partitions=1, dead_letters=dead_letters
         )
 
-    topics = PipelineTopics(
+    declared = PipelineTopics(
         articles=app.topic(
-            settings.topic_articles,
+            topics.topic_articles,
             key_type=bytes,
             value_type=bytes,
             value_serializer="raw",
             key_serializer="raw",
-            partitions=settings.articles_partitions,
+            partitions=topics.articles_partitions,
         ),
         dlq=dlq,
-        embedded=decoded(settings.topic_embedded, EmbeddedArticle),
-        stories=decoded(settings.topic_stories, StoryEvent),
-        alerts=app.topic(settings.topic_alerts, value_serializer=WIRE_JSON, partitions=1),
-        deliveries=app.topic(settings.topic_deliveries, value_serializer=WIRE_JSON, partitions=1),
-        alerts_dlq=app.topic(settings.topic_alerts_dlq, value_serializer=WIRE_JSON, partitions=1),
+        embedded=decoded(topics.topic_embedded, EmbeddedArticle),
+        stories=decoded(topics.topic_stories, StoryEvent),
+        alerts=app.topic(topics.topic_alerts, value_serializer=WIRE_JSON, partitions=1),
+        deliveries=app.topic(topics.topic_deliveries, value_serializer=WIRE_JSON, partitions=1),
+        alerts_dlq=app.topic(topics.topic_alerts_dlq, value_serializer=WIRE_JSON, partitions=1),
     )
-    return topics, dead_letters
+    return declared, dead_letters

@@ -205,7 +205,7 @@ def test_worker_ports_agree_with_the_web_port() -> None:
 def test_worker_replicas_fit_the_partition_plan() -> None:
     worker = services()["worker"]
     settings = settings_of(worker)
-    plan = pipeline_topic_partitions(settings)
+    plan = pipeline_topic_partitions(settings.topics)
     # more workers than articles partitions would leave some with no embedding to do
     assert 1 < worker["deploy"]["replicas"] <= plan[settings.topic_articles]
     assert plan[settings.topic_embedded] == 1
@@ -470,7 +470,7 @@ def test_topics_command_creates_the_partition_plan(kafka_bootstrap: str) -> None
     )
     assert result.returncode == 0, result.stderr
     plan = pipeline_topic_partitions(
-        Settings(**{k.removeprefix("STORYWATCH_").lower(): v for k, v in env.items()})
+        Settings(**{k.removeprefix("STORYWATCH_").lower(): v for k, v in env.items()}).topics
     )
     assert plan[names["STORYWATCH_TOPIC_ARTICLES"]] == 6
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)

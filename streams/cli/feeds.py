@@ -33,7 +33,7 @@ def _broker(settings: Settings) -> str:
     from streams.kafka.admin import ensure_topics
 
     address = require_broker(settings)
-    ensure_topics(address, settings)
+    ensure_topics(address, settings.kafka, settings.topics, settings.embed)
     return address
 
 
@@ -45,7 +45,7 @@ def _write(settings: Settings, records: list[tuple[str, dict[str, Any] | None]])
 
     address = _broker(settings)
     # The one connection layer: TLS and the login as the worker's.
-    producer = KafkaConnection.from_settings(settings, address).producer(
+    producer = KafkaConnection.from_settings(settings.kafka, address).producer(
         acks="all", enable_idempotence=True
     )
     try:
@@ -75,8 +75,8 @@ def _read(settings: Settings) -> tuple[dict[str, FeedDef], dict[str, FeedState]]
 
     async def both() -> tuple[dict[str, Any], dict[str, Any]]:
         return (
-            await read_topic(settings, settings.topic_feeds),
-            await read_topic(settings, settings.topic_feed_state),
+            await read_topic(settings.kafka, settings.topic_feeds),
+            await read_topic(settings.kafka, settings.topic_feed_state),
         )
 
     feeds_raw, states_raw = asyncio.run(both())

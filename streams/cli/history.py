@@ -90,7 +90,9 @@ def history(  # noqa: PLR0917 - click passes options positionally
 
     settings = load_settings()
     window = parse_range(since, until, start_name="--since", end_name="--until")
-    check_connection(KafkaConnection.from_settings(settings))  # TLS and login: fail fast, say what
+    check_connection(
+        KafkaConnection.from_settings(settings.kafka)
+    )  # TLS and login: fail fast, say what
     topic = settings.topic_stories if kind == "stories" else settings.topic_alerts
 
     def told(plan: Plan) -> None:
@@ -103,7 +105,7 @@ def history(  # noqa: PLR0917 - click passes options positionally
             )
 
     found = asyncio.run(
-        read_history(settings, topic, window, lambda v: _matches(v, query, story), told)
+        read_history(settings.kafka, topic, window, lambda v: _matches(v, query, story), told)
     )
     for record in found:
         if as_json:

@@ -156,8 +156,10 @@ def kafka_topics() -> None:
     from streams.kafka.admin import ensure_topics, pipeline_topic_partitions
 
     settings = load_settings()
-    created = set(ensure_topics(require_broker(settings), settings))
-    for name, partitions in pipeline_topic_partitions(settings).items():
+    created = set(
+        ensure_topics(require_broker(settings), settings.kafka, settings.topics, settings.embed)
+    )
+    for name, partitions in pipeline_topic_partitions(settings.topics).items():
         state = "created" if name in created else "exists"
         click.echo(f"{name}: {partitions} partition(s), {state}")
 
@@ -223,7 +225,7 @@ def require_broker(settings: Settings) -> str:
     from streams.kafka.diagnosis import check_connection
     from streams.kafka.local import port_is_open
 
-    connection = KafkaConnection.from_settings(settings)
+    connection = KafkaConnection.from_settings(settings.kafka)
     connection.ssl_context()  # a CA or client certificate file that is not PEM: say so first
     address = settings.bootstrap
     hosts = [item.strip().rpartition(":") for item in address.split(",") if item.strip()]

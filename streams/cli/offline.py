@@ -18,15 +18,16 @@ __all__ = ["cluster", "evaluate"]
 def _embed_file(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], Any]:
     from streams.engine.embedding import Embedder
     from streams.engine.offline import embed_rows, read_jsonl
+    from streams.stages.embed import Limits
 
     rows = read_jsonl(file)
-    embedder = Embedder.from_settings(settings)
+    embedder = Embedder.from_settings(settings.embed)
     embedder.load()  # before the clock starts: articles/s measures the stream, not start-up
     with click.progressbar(length=len(rows), label="embedding", file=sys.stderr) as bar:
         stream = embed_rows(
             rows,
             embedder,
-            max_chars=settings.embed_max_chars,
+            limits=Limits.from_settings(settings.embed),
             batch_size=settings.embed_batch_size,
             progress=bar.update,
         )
@@ -40,7 +41,7 @@ def _run_offline(file: Path, settings: Settings) -> tuple[list[dict[str, Any]], 
     from streams.engine.offline import cluster_stream
 
     rows, stream = _embed_file(file, settings)
-    return rows, cluster_stream(stream, ClusterParams.from_settings(settings))
+    return rows, cluster_stream(stream, ClusterParams.from_settings(settings.engine))
 
 
 @click.command()
@@ -109,7 +110,7 @@ def evaluate(file: Path, sweep: bool, pairs_file: Path | None) -> None:
     gold = {str(r["id"]): r.get("label") for r in rows}
     if any(gold[a.id] is None for a in stream.articles):
         raise InputFileError(f"{file}: some articles have no 'label'; eval needs labeled data")
-    params = ClusterParams.from_settings(settings)
+    params = ClusterParams.from_settings(settings.engine)
     run = cluster_stream(stream, params)
     ids = [a.article_id for a in run.assignments]
     scores = score([str(gold[i]) for i in ids], [a.story_id for a in run.assignments])

@@ -29,7 +29,7 @@ def worker(loglevel: str) -> None:
     from streams.kafka.admin import ensure_topics
 
     check_writable(settings.data_dir)
-    ensure_topics(require_broker(settings), settings)
+    ensure_topics(require_broker(settings), settings.kafka, settings.topics, settings.embed)
     from faust.worker import Worker
 
     from streams.kafka.log_limits import limit_kafka_client_logs
@@ -57,10 +57,10 @@ def produce(file: Path, rate: float, topic: str | None) -> None:
 
     settings = load_settings()
     address = require_broker(settings)
-    ensure_topics(address, settings)
+    ensure_topics(address, settings.kafka, settings.topics, settings.embed)
     sent = produce_file(
         file,
-        KafkaConnection.from_settings(settings, address),
+        KafkaConnection.from_settings(settings.kafka, address),
         topic or settings.topic_articles,
         rate=rate,
         progress=True,
@@ -82,7 +82,7 @@ def watch(topic: str | None, alerts_topic: str | None, from_beginning: bool) -> 
     address = require_broker(settings)
     with contextlib.suppress(KeyboardInterrupt):
         follow_stories(
-            KafkaConnection.from_settings(settings, address),
+            KafkaConnection.from_settings(settings.kafka, address),
             topic or settings.topic_stories,
             print_line=click.echo,
             stop=lambda: False,

@@ -32,7 +32,9 @@ def rebuild(start: str, wait_s: float) -> None:
 
     settings = load_settings()
     start_ms = parse_instant(start, now=now_ms(), name="--from")
-    check_connection(KafkaConnection.from_settings(settings))  # TLS and login: fail fast, say what
+    check_connection(
+        KafkaConnection.from_settings(settings.kafka)
+    )  # TLS and login: fail fast, say what
     result = rebuild_state(
         settings, start_ms, lambda line: click.echo(line, err=True), wait_s=wait_s
     )

@@ -120,8 +120,10 @@ def replay(  # noqa: PLR0917 - click passes options positionally
     overrides = parse_overrides(sets)
     settings = apply_overrides(live, overrides)
     window = parse_range(start, end)
-    check_connection(KafkaConnection.from_settings(live))  # TLS and login: fail fast, say what
-    run_rules = load_rules(rules) if rules else [EmergingRule.from_settings(settings)]
+    check_connection(
+        KafkaConnection.from_settings(live.kafka)
+    )  # TLS and login: fail fast, say what
+    run_rules = load_rules(rules) if rules else [EmergingRule.from_settings(settings.alerts)]
     request = ReplayRequest(
         settings=settings,
         live=live,

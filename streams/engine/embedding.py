@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from config.settings import DEFAULT_MODEL, Settings
+from config.groups import EmbedSettings
+from config.settings import DEFAULT_MODEL, setting_default
 from streams.engine.models import ONNX_MODELS, model_folder, model_units
 from streams.exceptions import ModelLoadError
 
@@ -101,10 +102,10 @@ class Embedder:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        device: str = "cpu",
-        batch_size: int = 32,
+        device: str = setting_default("embed_device"),
+        batch_size: int = setting_default("embed_batch_size"),
         *,
-        backend: str = "torch",
+        backend: str = setting_default("embed_backend"),
         max_tokens: int | None = None,
         threads: int | None = None,
         model_dir: Path | None = None,
@@ -119,20 +120,20 @@ class Embedder:
         self.threads = threads
         self._model: SentenceTransformer | None = None
         self._openvino: Any = None  # the compiled model's inference request
-        self.model_dir = model_dir or Settings.model_fields["model_dir"].default
+        self.model_dir = model_dir or setting_default("model_dir")
         self.units = model_units(model)  # a bad combination fails here, before any load
         self._encoder: _Encoder | None = None  # an ONNX model or a combination
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Embedder:
+    def from_settings(cls, embed: EmbedSettings) -> Embedder:
         return cls(
-            settings.model,
-            settings.embed_device,
-            settings.embed_batch_size,
-            backend=settings.embed_backend,
-            max_tokens=settings.embed_max_tokens,
-            threads=settings.embed_threads,
-            model_dir=settings.model_dir,
+            embed.model,
+            embed.embed_device,
+            embed.embed_batch_size,
+            backend=embed.embed_backend,
+            max_tokens=embed.embed_max_tokens,
+            threads=embed.embed_threads,
+            model_dir=embed.model_dir,
         )
 
     def load(self) -> SentenceTransformer | _Encoder:

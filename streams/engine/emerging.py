@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.settings import Settings
+from config.groups import AlertSettings
 from streams.engine.clustering import Assignment
 from streams.time_ranges import iso_time
 
@@ -54,11 +54,11 @@ class EmergingRule:
     name: str = "emerging"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EmergingRule:
+    def from_settings(cls, alerts: AlertSettings) -> EmergingRule:
         return cls(
-            min_articles=settings.emerging_min_articles,
-            min_sources=settings.emerging_min_sources,
-            window_s=settings.emerging_window_hours * 3600.0,
+            min_articles=alerts.emerging_min_articles,
+            min_sources=alerts.emerging_min_sources,
+            window_s=alerts.emerging_window_hours * 3600.0,
         )
 
     def observe(self, state: EmergingState, event: Assignment) -> dict[str, Any] | None:

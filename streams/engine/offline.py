@@ -16,13 +16,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from config.settings import setting_default
 from streams.engine.article import Article
 from streams.engine.clustering import Assignment, ClusterParams, StoryEngine, StoryMerge
 from streams.engine.embedding import Embedder
-from streams.engine.validation import InvalidArticle, article_from_mapping
+from streams.engine.evidence import TextEvidence
+from streams.engine.validation import InvalidArticle
 from streams.exceptions import InputFileError
 from streams.stages.cluster import ClusterInput, cluster
+from streams.stages.embed import Limits, Parsed, parse
 from streams.stages.merges import resolve
+from streams.wire_json import dumps as wire_dumps
 
 __all__ = [
     "ClusterRun",
@@ -71,13 +75,14 @@ def replay_timestamps(articles: Sequence[Article]) -> list[int]:
 
 @dataclass(frozen=True)
 class EmbeddedStream:
-    """A file's valid articles in order, their embeddings and replay clock."""
+    """A file's valid articles in order, their embeddings, text evidence and replay clock."""
 
     articles: list[Article]
     vectors: npt.NDArray[np.float32]
     stamps_ms: list[int]
     invalid: list[tuple[int, str]]  # (1-based row number, reason): skipped, as the DLQ would
     embed_seconds: float
+    evidence: list[TextEvidence] | None = None  # per article, as the embed stage computed it
 
 
 @dataclass(frozen=True)
@@ -102,30 +107,41 @@ def embed_rows(
     rows: Sequence[dict[str, Any]],
     embedder: Embedder,
     *,
-    max_chars: int,
-    batch_size: int = 32,
+    limits: Limits,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> EmbeddedStream:
-    """Validate and embed ``rows`` in file order (invalid rows are reported, not embedded)."""
-    articles: list[Article] = []
+    """The embed stage (streams.stages.embed, as the worker runs it) over ``rows`` in file
+    order: each row parsed as the record a producer would send, with the worker's limits
+    (invalid rows are reported, not embedded), the valid ones' texts encoded in batches."""
+    valid: list[Parsed] = []
     invalid: list[tuple[int, str]] = []
     for number, row in enumerate(rows, start=1):
-        try:
-            articles.append(article_from_mapping(row))
-        except InvalidArticle as exc:
-            invalid.append((number, str(exc)))
+        parsed = parse(wire_dumps(row), limits)
+        if isinstance(parsed, InvalidArticle):
+            invalid.append((number, str(parsed)))
+        else:
+            valid.append(parsed)
     if progress and invalid:
         progress(len(invalid))
     chunks = []
     started = time.perf_counter()
-    for start in range(0, len(articles), batch_size):
-        batch = articles[start : start + batch_size]
-        chunks.append(embedder.encode([a.embed_text(max_chars) for a in batch]))
+    for start in range(0, len(valid), batch_size):
+        batch = valid[start : start + batch_size]
+        chunks.append(embedder.encode([p.text for p in batch]))
         if progress:
             progress(len(batch))
     seconds = time.perf_counter() - started
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-    return EmbeddedStream(articles, vectors, replay_timestamps(articles), invalid, seconds)
+    articles = [p.article for p in valid]
+    return EmbeddedStream(
+        articles,
+        vectors,
+        replay_timestamps(articles),
+        invalid,
+        seconds,
+        [p.evidence for p in valid],
+    )
 
 
 def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
@@ -135,10 +151,11 @@ def cluster_stream(stream: EmbeddedStream, params: ClusterParams) -> ClusterRun:
     assignments: list[Assignment] = []
     merges: list[StoryMerge] = []
     started = time.perf_counter()
-    for article, vector, stamp in zip(
-        stream.articles, stream.vectors, stream.stamps_ms, strict=True
+    evidence: Sequence[TextEvidence | None] = stream.evidence or [None] * len(stream.articles)
+    for article, vector, stamp, text_evidence in zip(
+        stream.articles, stream.vectors, stream.stamps_ms, evidence, strict=True
     ):
-        out = cluster(engine, ClusterInput(article, vector, stamp / 1000.0, None))
+        out = cluster(engine, ClusterInput(article, vector, stamp / 1000.0, text_evidence))
         if out.assignment is not None:
             assignments.append(out.assignment)
         merges.extend(out.changes.merges)
@@ -151,12 +168,10 @@ def cluster_articles(
     embedder: Embedder,
     params: ClusterParams,
     *,
-    max_chars: int,
-    batch_size: int = 32,
+    limits: Limits,
+    batch_size: int = setting_default("embed_batch_size"),
     progress: Callable[[int], None] | None = None,
 ) -> ClusterRun:
     """Embed and cluster ``rows`` in file order, one online pass."""
-    stream = embed_rows(
-        rows, embedder, max_chars=max_chars, batch_size=batch_size, progress=progress
-    )
+    stream = embed_rows(rows, embedder, limits=limits, batch_size=batch_size, progress=progress)
     return cluster_stream(stream, params)

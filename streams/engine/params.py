@@ -1,20 +1,14 @@
-"""The clustering knobs, read from :class:`config.Settings` (see there for why each default)."""
+"""The clustering knobs, built from the engine's settings group (config/groups.py); each
+default is the setting's own (see :class:`config.Settings` for why each default)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from config.settings import Settings
+from config.groups import EngineSettings
+from config.settings import setting_default as _default
 
 __all__ = ["ClusterParams"]
-
-
-def _default(name: str, scale: float = 1.0) -> Any:
-    """The default of setting ``name`` (times ``scale``): each default is written once, in
-    :class:`config.Settings`, with its reason."""
-    value = Settings.model_fields[name].default
-    return value * scale if scale != 1.0 else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +32,21 @@ class ClusterParams:
     index_probes: int = _default("index_probes")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ClusterParams:
+    def from_settings(cls, engine: EngineSettings) -> ClusterParams:
         return cls(
-            story_threshold=settings.story_threshold,
-            dup_threshold=settings.dup_threshold,
-            window_s=settings.story_window_hours * 3600.0,
-            max_event_lead_s=settings.max_event_lead_minutes * 60.0,
-            lexical_weight=settings.lexical_weight,
-            entity_share=settings.entity_share,
-            entity_min=settings.entity_min,
-            entity_override=settings.entity_override,
-            candidates=settings.candidate_stories,
-            merge_bridges=settings.merge_bridges,
-            merge_score=settings.merge_score,
-            merge_entity_share=settings.merge_entity_share,
-            window_both_ways=settings.window_both_ways,
-            index_exact_max=settings.index_exact_max,
-            index_probes=settings.index_probes,
+            story_threshold=engine.story_threshold,
+            dup_threshold=engine.dup_threshold,
+            window_s=engine.story_window_hours * 3600.0,
+            max_event_lead_s=engine.max_event_lead_minutes * 60.0,
+            lexical_weight=engine.lexical_weight,
+            entity_share=engine.entity_share,
+            entity_min=engine.entity_min,
+            entity_override=engine.entity_override,
+            candidates=engine.candidate_stories,
+            merge_bridges=engine.merge_bridges,
+            merge_score=engine.merge_score,
+            merge_entity_share=engine.merge_entity_share,
+            window_both_ways=engine.window_both_ways,
+            index_exact_max=engine.index_exact_max,
+            index_probes=engine.index_probes,
         )

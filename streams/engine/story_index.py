@@ -26,15 +26,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from config.settings import Settings
+from config.settings import setting_default
 from streams.engine.vectors import Vector
 
 __all__ = ["StoryIndex"]
 
 # The defaults of STORYWATCH_INDEX_EXACT_MAX and STORYWATCH_INDEX_PROBES (config.Settings says
 # why each): written once there.
-DEFAULT_EXACT_MAX: int = Settings.model_fields["index_exact_max"].default
-DEFAULT_PROBES: int = Settings.model_fields["index_probes"].default
+DEFAULT_EXACT_MAX: int = setting_default("index_exact_max")
+DEFAULT_PROBES: int = setting_default("index_probes")
 # Why 1,024 lists at most: the coarse lookup (lists x 384) stays in cache (1.5 MiB), and at
 # 100k stories a list holds ~100 centroids, so 16 probes read ~1,600 rows.
 _MAX_LISTS = 1024

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.exceptions import StorywatchError
-from config.settings import Settings
+from config.groups import EmbedSettings
 from streams.engine.article import Article
 
 __all__ = [
@@ -38,10 +38,10 @@ TITLE_MAX_CHARS = 1000
 _RECORD_ALLOWANCE_BYTES = 128 * 1024
 
 
-def derived_record_max_bytes(settings: Settings) -> int:
+def derived_record_max_bytes(embed: EmbedSettings) -> int:
     """The largest record the size budget lets the embed stage write: the derived topics
     are created with this ``max.message.bytes``, and a record past it is dead-lettered."""
-    return settings.max_article_text_bytes + _RECORD_ALLOWANCE_BYTES
+    return embed.max_article_text_bytes + _RECORD_ALLOWANCE_BYTES
 
 
 class InvalidArticle(StorywatchError):

@@ -21,7 +21,8 @@ from typing import Literal
 import aiohttp
 from yarl import URL
 
-from config.settings import Settings
+from config.groups import FeedSettings
+from config.settings import setting_default
 from streams.feeds.errors import (
     FeedGone,
     FetchError,
@@ -72,22 +73,23 @@ class FetchPolicy:
     """The limits of every fetch (from the STORYWATCH_FEED_* settings)."""
 
     user_agent: str
-    max_bytes: int = 10_000_000
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    total_timeout_s: float = 60.0
-    host_delay_s: float = 1.0
+    # The settings' own defaults (config/settings.py says why each).
+    max_bytes: int = setting_default("feed_max_bytes")
+    connect_timeout_s: float = setting_default("feed_connect_timeout_s")
+    read_timeout_s: float = setting_default("feed_read_timeout_s")
+    total_timeout_s: float = setting_default("feed_total_timeout_s")
+    host_delay_s: float = setting_default("feed_host_delay_s")
     max_redirects: int = MAX_REDIRECTS
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FetchPolicy:
+    def from_settings(cls, feeds: FeedSettings) -> FetchPolicy:
         return cls(
-            user_agent=f"Storywatch-Feeds/1.0 (+{settings.feed_contact})",
-            max_bytes=settings.feed_max_bytes,
-            connect_timeout_s=settings.feed_connect_timeout_s,
-            read_timeout_s=settings.feed_read_timeout_s,
-            total_timeout_s=settings.feed_total_timeout_s,
-            host_delay_s=settings.feed_host_delay_s,
+            user_agent=f"Storywatch-Feeds/1.0 (+{feeds.feed_contact})",
+            max_bytes=feeds.feed_max_bytes,
+            connect_timeout_s=feeds.feed_connect_timeout_s,
+            read_timeout_s=feeds.feed_read_timeout_s,
+            total_timeout_s=feeds.feed_total_timeout_s,
+            host_delay_s=feeds.feed_host_delay_s,
         )
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.feeds.errors import FeedError
 from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower, read_to_end
 
@@ -37,15 +37,15 @@ class StoreNotReady(FeedError):
 class CompactedView:
     """Key -> (record, partition) of one compacted topic, as of what this worker has read."""
 
-    def __init__(self, settings: Settings, topic: str, send: Send | None = None) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings, topic: str, send: Send | None = None) -> None:
+        self.kafka = kafka
         self.topic = topic
         self._send = send
         self.records: dict[str, Record] = {}
         self.partitions: dict[str, int] = {}
         self.on_record: Callable[[str, Record | None], None] | None = None
         self.follower = TopicFollower(
-            settings, [topic], self._follow, poll_ms=_POLL_MS, name=f"feeds view of {topic}"
+            kafka, [topic], self._follow, poll_ms=_POLL_MS, name=f"feeds view of {topic}"
         )
 
     @property
@@ -56,7 +56,7 @@ class CompactedView:
         if not await self.follower.wait_caught_up():
             raise StoreNotReady(
                 f"the topic {self.topic!r} was not read within {READY_TIMEOUT_S:.0f} s: "
-                f"check the broker at {self.settings.bootstrap}"
+                f"check the broker at {self.kafka.bootstrap}"
             )
 
     async def put(self, key: str, record: Record | None) -> None:
@@ -100,7 +100,7 @@ def _decode(key: bytes | None, value: bytes | None) -> tuple[str, Record | None]
     return name, record
 
 
-async def read_topic(settings: Settings, topic: str) -> dict[str, Record]:
+async def read_topic(kafka: KafkaSettings, topic: str) -> dict[str, Record]:
     """Read a compacted topic to its current end once (the CLI's view): key -> record."""
     records: dict[str, Record] = {}
 
@@ -113,5 +113,5 @@ async def read_topic(settings: Settings, topic: str) -> dict[str, Record]:
         else:
             records[decoded[0]] = decoded[1]
 
-    await read_to_end(settings, [topic], keep)
+    await read_to_end(kafka, [topic], keep)
     return records

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from config.settings import Settings
+from config.groups import KafkaSettings, TopicSettings
 from streams.feeds.model import FeedDef
 from streams.feeds.state import DAY_S, FeedState
 from streams.feeds.store import CompactedView, Record
@@ -23,13 +23,13 @@ SendRaw = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[Any]]]
 class FeedViews:
     """Built once per worker (streams/pipeline.py); its ``run`` tasks follow the topics."""
 
-    def __init__(self, settings: Settings, send: SendRaw) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, send: SendRaw) -> None:
+        self.topics = topics
         self._send_raw = send
-        self.feeds = CompactedView(settings, settings.topic_feeds)
-        self.states = CompactedView(settings, settings.topic_feed_state, self._send_one)
-        self.seen = CompactedView(settings, settings.topic_feed_seen, self._send_one)
-        self._retention_s = settings.feed_seen_retention_days * DAY_S
+        self.feeds = CompactedView(kafka, topics.topic_feeds)
+        self.states = CompactedView(kafka, topics.topic_feed_state, self._send_one)
+        self.seen = CompactedView(kafka, topics.topic_feed_seen, self._send_one)
+        self._retention_s = topics.feed_seen_retention_days * DAY_S
 
     @property
     def views(self) -> tuple[CompactedView, ...]:
@@ -91,7 +91,7 @@ class FeedViews:
         """Send to ``articles`` and wait until the broker acknowledged every one (acks=all)."""
         acks = [
             await self._send_raw(
-                self.settings.topic_articles, a["id"].encode(), json.dumps(a).encode()
+                self.topics.topic_articles, a["id"].encode(), json.dumps(a).encode()
             )
             for a in articles
         ]
@@ -103,7 +103,7 @@ class FeedViews:
             record = {"t": when, "feed_id": feed_id}
             acks.append(
                 await self._send_raw(
-                    self.settings.topic_feed_seen, article_id.encode(), json.dumps(record).encode()
+                    self.topics.topic_feed_seen, article_id.encode(), json.dumps(record).encode()
                 )
             )
             self.seen.apply(article_id, record, None)

@@ -7,7 +7,7 @@ import contextlib
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from config.settings import Settings
+from config.groups import EmbedSettings, KafkaSettings, TopicSettings
 from streams.engine.validation import derived_record_max_bytes
 from streams.exceptions import BrokerUnavailable
 from streams.kafka.connection import KafkaConnection
@@ -16,28 +16,31 @@ from streams.kafka.diagnosis import check_connection
 __all__ = ["ensure_topics", "pipeline_topic_partitions"]
 
 
-def pipeline_topic_partitions(settings: Settings) -> dict[str, int]:
+def pipeline_topic_partitions(topics: TopicSettings) -> dict[str, int]:
     """Each topic's partition count: only ``articles`` is spread (embedding scales out);
     ``articles-embedded`` must stay at one so clustering sees every article in order."""
     return {
-        settings.topic_articles: settings.articles_partitions,
-        settings.topic_dlq: 1,
-        settings.topic_embedded: 1,
-        settings.topic_stories: 1,
-        settings.topic_alerts: 1,
-        settings.topic_deliveries: 1,
-        settings.topic_alerts_dlq: 1,
-        settings.topic_subscriptions: 1,
-        settings.topic_feeds: settings.feed_partitions,
-        settings.topic_feed_state: 1,
-        settings.topic_feed_seen: 1,
+        topics.topic_articles: topics.articles_partitions,
+        topics.topic_dlq: 1,
+        topics.topic_embedded: 1,
+        topics.topic_stories: 1,
+        topics.topic_alerts: 1,
+        topics.topic_deliveries: 1,
+        topics.topic_alerts_dlq: 1,
+        topics.topic_subscriptions: 1,
+        topics.topic_feeds: topics.feed_partitions,
+        topics.topic_feed_state: 1,
+        topics.topic_feed_seen: 1,
     }
 
 
-def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
+def ensure_topics(
+    bootstrap: str, kafka: KafkaSettings, topics: TopicSettings, embed: EmbedSettings
+) -> list[str]:
     """Create the missing pipeline topics (``STORYWATCH_REPLICATION_FACTOR`` replicas each,
-    ``STORYWATCH_MIN_INSYNC_REPLICAS`` of them needed for a write); returns the names created."""
-    connection = KafkaConnection.from_settings(settings, bootstrap)
+    ``STORYWATCH_MIN_INSYNC_REPLICAS`` of them needed for a write); returns the names created.
+    ``embed``: the embed stage's size budget, which the derived topics must hold."""
+    connection = KafkaConnection.from_settings(kafka, bootstrap)
     try:
         admin = connection.admin(client_id="storywatch-admin", request_timeout_ms=30_000)
     except KafkaError:
@@ -48,36 +51,36 @@ def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
         ) from None
     try:
         existing = set(admin.list_topics())
-        derived = derived_record_max_bytes(settings)
-        history = {"retention.ms": str(int(settings.articles_retention_days * 86_400_000))}
+        derived = derived_record_max_bytes(embed)
+        history = {"retention.ms": str(int(topics.articles_retention_days * 86_400_000))}
         configs = {
-            settings.topic_articles: history,
+            topics.topic_articles: history,
             # Room for the largest record the size budget allows (Kafka's default is 1 MB).
-            settings.topic_embedded: {**history, "max.message.bytes": str(derived)},
-            settings.topic_stories: {"max.message.bytes": str(derived)},
-            settings.topic_dlq: {"max.message.bytes": str(settings.dlq_max_message_bytes)},
+            topics.topic_embedded: {**history, "max.message.bytes": str(derived)},
+            topics.topic_stories: {"max.message.bytes": str(derived)},
+            topics.topic_dlq: {"max.message.bytes": str(topics.dlq_max_message_bytes)},
             # The subscriptions themselves: the latest record per id, kept for good.
-            settings.topic_subscriptions: {"cleanup.policy": "compact"},
+            topics.topic_subscriptions: {"cleanup.policy": "compact"},
             # The feeds and their poll state: the latest record per feed, kept for good.
-            settings.topic_feeds: {"cleanup.policy": "compact"},
-            settings.topic_feed_state: {"cleanup.policy": "compact"},
+            topics.topic_feeds: {"cleanup.policy": "compact"},
+            topics.topic_feed_state: {"cleanup.policy": "compact"},
             # Seen article ids: the latest per id, forgotten after the retention setting.
-            settings.topic_feed_seen: {
+            topics.topic_feed_seen: {
                 "cleanup.policy": "compact,delete",
-                "retention.ms": str(int(settings.feed_seen_retention_days * 86_400_000)),
+                "retention.ms": str(int(topics.feed_seen_retention_days * 86_400_000)),
             },
         }
         durable = (
-            {"min.insync.replicas": str(settings.min_insync_replicas)}
-            if settings.min_insync_replicas > 1
+            {"min.insync.replicas": str(kafka.min_insync_replicas)}
+            if kafka.min_insync_replicas > 1
             else {}
         )
-        replication = settings.replication_factor
+        replication = kafka.replication_factor
         missing = [
             NewTopic(
                 name, partitions, replication, topic_configs={**durable, **configs.get(name, {})}
             )
-            for name, partitions in pipeline_topic_partitions(settings).items()
+            for name, partitions in pipeline_topic_partitions(topics).items()
             if name not in existing
         ]
         if missing:

@@ -1,8 +1,9 @@
 """The one place Kafka clients are built: a frozen :class:`KafkaConnection`, derived from the
-settings (bootstrap, security protocol, SASL mechanism and login, CA, client certificate, the
-hostname check), builds the Faust app's broker credentials, every aiokafka consumer and every
-kafka-python producer, consumer and admin client. A client built anywhere else is how a command
-silently skips TLS or the login: ``tests/unit/test_kafka_connection.py`` fails on one.
+Kafka settings group (bootstrap, security protocol, SASL mechanism and login, CA, client
+certificate, the hostname check), builds the Faust app's broker credentials, every aiokafka
+consumer and every kafka-python producer, consumer and admin client. A client built anywhere
+else is how a command silently skips TLS or the login:
+``tests/unit/test_kafka_connection.py`` fails on one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from config.exceptions import SettingsError
-from config.settings import Settings
+from config.groups import KafkaSettings
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -48,19 +49,20 @@ class KafkaConnection:
     ssl_check_hostname: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings, bootstrap: str | None = None) -> KafkaConnection:
-        """The connection the settings describe (``bootstrap`` overrides the address)."""
+    def from_settings(cls, kafka: KafkaSettings, bootstrap: str | None = None) -> KafkaConnection:
+        """The connection the Kafka settings describe (``bootstrap`` overrides the address);
+        the SASL password file is read now."""
         return cls(
-            bootstrap=bootstrap or settings.bootstrap,
-            security_protocol=settings.kafka_protocol,
-            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            sasl_username=settings.kafka_sasl_username,
-            sasl_password=settings.kafka_sasl_secret(),
-            ssl_cafile=settings.kafka_ssl_cafile,
-            ssl_certfile=settings.kafka_ssl_certfile,
-            ssl_keyfile=settings.kafka_ssl_keyfile,
-            ssl_key_password=settings.kafka_ssl_key_password,
-            ssl_check_hostname=settings.kafka_ssl_check_hostname,
+            bootstrap=bootstrap or kafka.bootstrap,
+            security_protocol=kafka.protocol,
+            sasl_mechanism=kafka.kafka_sasl_mechanism or "PLAIN",
+            sasl_username=kafka.kafka_sasl_username,
+            sasl_password=kafka.sasl_secret(),
+            ssl_cafile=kafka.kafka_ssl_cafile,
+            ssl_certfile=kafka.kafka_ssl_certfile,
+            ssl_keyfile=kafka.kafka_ssl_keyfile,
+            ssl_key_password=kafka.kafka_ssl_key_password,
+            ssl_check_hostname=kafka.kafka_ssl_check_hostname,
         )
 
     @classmethod

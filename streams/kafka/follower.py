@@ -22,7 +22,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.exceptions import TopicNotFound
 from streams.kafka.readers import group_free_consumer, topic_partitions
 
@@ -52,11 +52,11 @@ class TopicFollower:
     start (``from_end``: from the end they have at the first start), for as long as
     :meth:`run` runs; ``caught_up`` is set (and ``on_caught_up`` called) once, when the ends
     the topics had at the first start are reached. ``consumers``: where its consumer comes
-    from (default: a group-free one of the settings)."""
+    from (default: a group-free one of the Kafka settings)."""
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
         topics: Sequence[str],
         apply: Apply,
         *,
@@ -67,7 +67,7 @@ class TopicFollower:
         from_end: bool = False,
         consumers: Consumers | None = None,
     ) -> None:
-        self.settings = settings
+        self.kafka = kafka
         self.topics = tuple(topics)
         self.name = name  # for the log: what the worker reads this for
         self._apply = apply
@@ -75,7 +75,7 @@ class TopicFollower:
         self._retry_s = retry_s
         self._on_caught_up = on_caught_up
         self._from_end = from_end
-        self._consumers = consumers or (lambda: _started(settings))
+        self._consumers = consumers or (lambda: _started(kafka))
         self.caught_up = asyncio.Event()
         self.positions: dict[TopicPartition, int] = {}  # the next offset to hand over
         self.connections = 0  # consumers started so far (1 + the retries that reached it)
@@ -113,7 +113,7 @@ class TopicFollower:
             await self._follow(consumer)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        partitions = await _assign(consumer, self.topics, self.settings.bootstrap)
+        partitions = await _assign(consumer, self.topics, self.kafka.bootstrap)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
             if tp not in self.positions and self._from_end:
@@ -139,8 +139,8 @@ class TopicFollower:
 
 
 @asynccontextmanager
-async def _started(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = group_free_consumer(settings)
+async def _started(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = group_free_consumer(kafka)
     await consumer.start()
     try:
         yield consumer
@@ -148,13 +148,13 @@ async def _started(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
         await consumer.stop()
 
 
-async def read_to_end(settings: Settings, topics: Sequence[str], apply: Apply) -> None:
+async def read_to_end(kafka: KafkaSettings, topics: Sequence[str], apply: Apply) -> None:
     """Hand every record of ``topics`` to ``apply``, from the start to the ends they have
     now, then stop (a command's one look); :class:`TopicNotFound` names a missing topic."""
-    consumer = group_free_consumer(settings)
+    consumer = group_free_consumer(kafka)
     await consumer.start()
     try:
-        partitions = await _assign(consumer, topics, settings.bootstrap)
+        partitions = await _assign(consumer, topics, kafka.bootstrap)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         read: dict[TopicPartition, int] = {}

@@ -10,16 +10,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.kafka.connection import KafkaConnection
 
 __all__ = ["cluster_partitions", "decode_json_object", "group_free_consumer", "topic_partitions"]
 
 
-def group_free_consumer(settings: Settings) -> AIOKafkaConsumer:
+def group_free_consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
     """An unstarted consumer that reads partitions it is assigned, from the earliest kept
-    offset unless told to seek; TLS and the login as the settings say."""
-    return KafkaConnection.from_settings(settings).aio_consumer(
+    offset unless told to seek; TLS and the login as the Kafka settings say."""
+    return KafkaConnection.from_settings(kafka).aio_consumer(
         group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
 

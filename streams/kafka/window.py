@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.exceptions import BrokerUnavailable, TopicNotFound
 from streams.kafka.readers import cluster_partitions, group_free_consumer
 from streams.time_ranges import TimeRange, format_ms
@@ -112,29 +112,29 @@ class ServedIds:
 
 class TopicReader:
     """Reads windows of topics with one group-free consumer: ``async with
-    TopicReader(settings) as r`` starts one of its own; :meth:`over` reads with a consumer
+    TopicReader(kafka) as r`` starts one of its own; :meth:`over` reads with a consumer
     the caller started (and stops)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
         self._consumer: AIOKafkaConsumer | None = None
         self._owned = True
 
     @classmethod
-    def over(cls, settings: Settings, consumer: AIOKafkaConsumer) -> TopicReader:
+    def over(cls, kafka: KafkaSettings, consumer: AIOKafkaConsumer) -> TopicReader:
         """A reader on ``consumer`` (started, not stopped here)."""
-        reader = cls(settings)
+        reader = cls(kafka)
         reader._consumer, reader._owned = consumer, False
         return reader
 
     async def __aenter__(self) -> TopicReader:
-        consumer = group_free_consumer(self.settings)
+        consumer = group_free_consumer(self.kafka)
         try:
             await consumer.start()
         except KafkaError as exc:
             await consumer.stop()
             raise BrokerUnavailable(
-                f"no Kafka broker answers at {self.settings.bootstrap} ({exc}): run "
+                f"no Kafka broker answers at {self.kafka.bootstrap} ({exc}): run "
                 "`storywatch kafka start` or set STORYWATCH_KAFKA_BOOTSTRAP"
             ) from None
         self._consumer = consumer
@@ -158,7 +158,7 @@ class TopicReader:
         found = await cluster_partitions(self.consumer, topic)
         if not found:
             raise TopicNotFound(
-                f"topic {topic!r} does not exist at {self.settings.bootstrap}: check the "
+                f"topic {topic!r} does not exist at {self.kafka.bootstrap}: check the "
                 "STORYWATCH_TOPIC_* setting, or start a worker once (it creates the topics)"
             )
         return [TopicPartition(topic, p) for p in sorted(found)]

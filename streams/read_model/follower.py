@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from config.settings import Settings
+from config.groups import KafkaSettings, TopicSettings
 from streams.kafka.follower import Message, TopicFollower
 from streams.kafka.readers import decode_json_object
 from streams.read_model.model import StoryReadModel
@@ -25,17 +25,17 @@ class ReadModelFollower:
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
         model: StoryReadModel,
         on_caught_up: Callable[[], None] | None = None,
     ):
-        self.settings = settings
         self.model = model
-        self._stories = settings.topic_stories
+        self._stories = topics.topic_stories
         self._on_caught_up = on_caught_up
         self.follower = TopicFollower(
-            settings,
-            [settings.topic_stories, settings.topic_alerts],
+            kafka,
+            [topics.topic_stories, topics.topic_alerts],
             self._apply,
             poll_ms=_POLL_MS,
             name="dashboard read model",

@@ -71,14 +71,14 @@ class Backtest:
     _files: dict[str, IO[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.engine = StoryEngine(ClusterParams.from_settings(self.settings))
+        self.engine = StoryEngine(ClusterParams.from_settings(self.settings.engine))
         window_s = self.settings.story_window_hours * 3600.0
         source = f"/storywatch/{self.settings.app_id}/replay"
         for rule in self.rules:
             self._alerting.append((AlertStage(rule, InactiveKeys(window_s), source), {}))
         if self.subscriptions is not None:
             self._matching = (MatchStage(InactiveKeys(window_s), source), {})
-            live = EmergingRule.from_settings(self.settings)
+            live = EmergingRule.from_settings(self.settings.alerts)
             if live not in self.rules:  # the match stage reads the configured rule's verdict
                 self._verdict = (AlertStage(live, InactiveKeys(window_s), source), {})
         if self.out_dir is not None:
@@ -136,7 +136,7 @@ class Backtest:
         if not steps:
             return
         fired: list[tuple[int, int, dict[str, Any]]] = []  # (step, kind, CloudEvent)
-        live = EmergingRule.from_settings(self.settings)
+        live = EmergingRule.from_settings(self.settings.alerts)
         verdicts = None
         for stage, table in self._alerting:
             batch = stage.run(table, steps)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
+from config.groups import KafkaSettings
 from streams.kafka.readers import decode_json_object
 from streams.kafka.window import Plan, ServedIds, TopicReader
 from streams.time_ranges import TimeRange
@@ -23,7 +23,7 @@ class HistoryRecord:
 
 
 async def read_history(
-    settings: Settings,
+    kafka: KafkaSettings,
     topic: str,
     window: TimeRange,
     keep: Callable[[dict[str, Any]], bool] = lambda _: True,
@@ -32,7 +32,7 @@ async def read_history(
     """Every JSON record of ``topic`` in ``window`` that ``keep`` accepts, in read order;
     a re-sent copy (the same ``id``: an alert's CloudEvent id) once, as ``GET /api/alerts``
     serves it (streams/kafka/window.py)."""
-    async with TopicReader(settings) as reader:
+    async with TopicReader(kafka) as reader:
         plan = await reader.plan(topic, window)
         if on_plan is not None:
             on_plan(plan)

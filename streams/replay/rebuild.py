@@ -67,7 +67,7 @@ def _members(admin: Any, group: str) -> int:
 
 def _keys(settings: Settings, topic: str) -> set[bytes]:
     """Every key a changelog holds now (its latest value not a tombstone)."""
-    consumer = KafkaConnection.from_settings(settings).consumer(
+    consumer = KafkaConnection.from_settings(settings.kafka).consumer(
         group_id=None, enable_auto_commit=False
     )
     try:
@@ -97,7 +97,7 @@ def _encode(value: Any) -> bytes:
 async def _replay(
     settings: Settings, test: Backtest, plan: Plan, tty: bool | None, say: Say
 ) -> None:
-    async with TopicReader(settings) as reader:
+    async with TopicReader(settings.kafka) as reader:
         progress = Progress(plan.total, "rebuild", tty=tty, echo=say)
         async for item in embedded_items(reader.records(plan), settings.model):
             test.observe(item)
@@ -106,7 +106,7 @@ async def _replay(
 
 
 async def _plan(settings: Settings, window: TimeRange) -> Plan:
-    async with TopicReader(settings) as reader:
+    async with TopicReader(settings.kafka) as reader:
         return await reader.plan(settings.topic_embedded, window)
 
 
@@ -133,7 +133,7 @@ def rebuild_state(
     say(f"building the new state from {plan.total} records (the old state serves meanwhile)")
     asyncio.run(_replay(settings, test, plan, tty, say))
 
-    admin = KafkaConnection.from_settings(settings).admin(client_id="storywatch-rebuild")
+    admin = KafkaConnection.from_settings(settings.kafka).admin(client_id="storywatch-rebuild")
     try:
         group = settings.app_id
         deadline = time.monotonic() + wait_s
@@ -166,7 +166,7 @@ def rebuild_state(
 def _switch(settings: Settings, admin: Any, test: Backtest, end: int) -> RebuildResult:
     topics = changelog_topics(settings)
     records = test.state.records()
-    producer = KafkaConnection.from_settings(settings).producer(
+    producer = KafkaConnection.from_settings(settings.kafka).producer(
         acks="all",
         linger_ms=5,
         max_request_size=settings.dlq_max_message_bytes,

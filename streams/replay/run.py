@@ -97,14 +97,14 @@ def _items(
         return embedded_items(records, settings.model)
     from streams.engine.embedding import Embedder
 
-    embedder = Embedder.from_settings(settings)
+    embedder = Embedder.from_settings(settings.embed)
     embedder.load()
     return raw_items(
         records,
         embedder.encode,
-        limits=Limits.from_settings(settings),
+        limits=Limits.from_settings(settings.embed),
         batch_size=settings.embed_batch_size,
-        clock=StreamClock.from_settings(settings),
+        clock=StreamClock.from_settings(settings.embed, settings.keys),
     )
 
 
@@ -112,7 +112,7 @@ async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay
     if not request.subscriptions:
         return None
     run = request.settings
-    found = (await SubscriptionStore.read_once(run)).enabled()
+    found = (await SubscriptionStore.read_once(run.kafka, run.topics, run.keys)).enabled()
     if not found:
         return None
     encode = None
@@ -121,15 +121,40 @@ async def _subscriptions(request: ReplayRequest, say: Say) -> SubscriptionReplay
         from streams.engine.embedding import Embedder
 
         say(f"loading the model for {len(queries)} semantic subscription queries")
-        embedder = Embedder.from_settings(run)
+        embedder = Embedder.from_settings(run.embed)
         embedder.load()
         encode = embedder.encode
     say(f"matching {len(found)} subscriptions of {run.topic_subscriptions} (nothing is delivered)")
     return SubscriptionReplay.build(found, encode)
 
 
+async def _read(
+    reader: TopicReader,
+    request: ReplayRequest,
+    plan: Plan,
+    kind: str,
+    *,
+    matching: SubscriptionReplay | None,
+    say: Say,
+) -> Backtest:
+    """One backtest over ``plan``'s records (a :class:`ModelMismatch` ends it, its files
+    closed, for the caller to read ``articles`` instead)."""
+    test = Backtest(request.settings, request.rules, request.out_dir, request.keep_state, matching)
+    progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
+    try:
+        async for item in _items(reader, plan, kind, request.settings):
+            test.observe(item)
+            progress.update()
+    except ModelMismatch:
+        test.close({})
+        raise
+    finally:
+        progress.close()
+    return test
+
+
 async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, str]:
-    async with TopicReader(request.settings) as reader:
+    async with TopicReader(request.settings.kafka) as reader:
         plan, kind = await _choose(reader, request, say)
         if plan.clipped:
             say(_clipped(plan, request.settings))
@@ -137,34 +162,19 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
             raise _empty(plan)
         say(f"reading {plan.total} records of {plan.topic} in {request.window.describe()}")
         matching = await _subscriptions(request, say)
-        test = Backtest(
-            request.settings, request.rules, request.out_dir, request.keep_state, matching
-        )
-        progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
         try:
-            async for item in _items(reader, plan, kind, request.settings):
-                test.observe(item)
-                progress.update()
+            test = await _read(reader, request, plan, kind, matching=matching, say=say)
         except ModelMismatch as mismatch:
-            progress.close()
             say(
                 f"{plan.topic} was embedded by {mismatch.found}, the run uses "
                 f"{request.settings.model}: reading {request.settings.topic_articles} and "
                 "embedding again (model speed)"
             )
-            test.close({})
             plan = await reader.plan(request.settings.topic_articles, request.window)
             if plan.total == 0:
                 raise _empty(plan) from None
             kind = "articles:model"
-            test = Backtest(
-                request.settings, request.rules, request.out_dir, request.keep_state, matching
-            )
-            progress = Progress(plan.total, "replay", tty=request.tty, echo=say)
-            async for item in _items(reader, plan, kind, request.settings):
-                test.observe(item)
-                progress.update()
-        progress.close()
+            test = await _read(reader, request, plan, kind, matching=matching, say=say)
     if test.read == 0:
         raise _empty(plan)
     return test, plan, kind
@@ -172,9 +182,9 @@ async def _backtest(request: ReplayRequest, say: Say) -> tuple[Backtest, Plan, s
 
 async def _compare(request: ReplayRequest, test: Backtest) -> dict[str, Any]:
     live = request.live
-    stories = await read_history(live, live.topic_stories, request.window)
+    stories = await read_history(live.kafka, live.topic_stories, request.window)
     alerts = await read_history(
-        live, live.topic_alerts, request.window, lambda a: a.get("type") == EMERGING
+        live.kafka, live.topic_alerts, request.window, lambda a: a.get("type") == EMERGING
     )
     assignment = {
         str(r.value["article_id"]): str(r.value["story_id"])

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
+from config.groups import EmbedSettings
 from streams.engine.article import Article
 from streams.engine.evidence import TextEvidence
 from streams.engine.validation import InvalidArticle, parse_article
@@ -33,10 +33,8 @@ class Limits:
     max_chars: int  # of the text the model reads (and the story event carries)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(
-            settings.max_record_bytes, settings.max_article_text_bytes, settings.embed_max_chars
-        )
+    def from_settings(cls, embed: EmbedSettings) -> Limits:
+        return cls(embed.max_record_bytes, embed.max_article_text_bytes, embed.embed_max_chars)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from yarl import URL
 
-from config.settings import Settings
+from config.groups import TopicSettings, WebhookSettings
 from streams.contracts.dead_letters import MessageCoordinates, delivery_dead_letter
 from streams.metrics import PipelineMetrics
 from streams.subscriptions.model import Subscription
@@ -109,7 +109,8 @@ class DeliveryService:
         self,
         sender: WebhookSender,
         *,
-        settings: Settings,
+        webhooks: WebhookSettings,
+        topics: TopicSettings,
         metrics: PipelineMetrics,
         receipts: MutableMapping[str, Any],
         delivery_log: MutableMapping[str, Any],
@@ -117,22 +118,23 @@ class DeliveryService:
         park: Park,
     ) -> None:
         self.sender = sender
-        self.settings = settings
+        self.webhooks = webhooks
+        self.topics = topics
         self.metrics = metrics
         self.receipts = receipts
         self.delivery_log = delivery_log
         self.subscriptions = subscriptions
         self._park_record = park
-        self.slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self.slots = asyncio.Semaphore(webhooks.webhook_concurrency)
         self.pending = asyncio.Semaphore(_MAX_PENDING)
         # (owner, receiver) -> its connection slots
         self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(_PER_HOST)
         )
         self.policy = RetryPolicy(
-            max_attempts=settings.webhook_max_attempts,
-            base_s=settings.webhook_retry_base_s,
-            max_s=settings.webhook_retry_max_s,
+            max_attempts=webhooks.webhook_max_attempts,
+            base_s=webhooks.webhook_retry_base_s,
+            max_s=webhooks.webhook_retry_max_s,
         )
         self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
         # "owner receiver" -> that owner's deliveries to the receiver (scheme, host, port)
@@ -170,7 +172,7 @@ class DeliveryService:
             logger.exception(
                 "outbox entry %s could not be parked on %s; it is retried after a restart",
                 key,
-                self.settings.topic_alerts_dlq,
+                self.topics.topic_alerts_dlq,
             )
             return False
         return True
@@ -223,7 +225,7 @@ class DeliveryService:
             "webhook %s to subscription %s parked on %s: %s",
             fields.get("webhook_id"),
             fields.get("subscription_id"),
-            self.settings.topic_alerts_dlq,
+            self.topics.topic_alerts_dlq,
             error,
         )
         record = delivery_dead_letter(
@@ -232,7 +234,7 @@ class DeliveryService:
             entry=entry,
             message=message,
             value=_outbox_bytes(entry, message),
-            max_bytes=self.settings.dlq_max_message_bytes,
+            max_bytes=self.topics.dlq_max_message_bytes,
             attempts=attempts,
             status=status,
         )
@@ -267,7 +269,7 @@ class DeliveryService:
             return
         # One owner's deliveries to one receiver (scheme, host and port).
         host = f"{subscription.owner} {URL(url).origin()}"
-        if self.backlog[host] >= self.settings.webhook_receiver_backlog:
+        if self.backlog[host] >= self.webhooks.webhook_receiver_backlog:
             await self._park_backlog(entry, message, subscription, host)
             return
         self.backlog[host] += 1
@@ -353,8 +355,8 @@ class DeliveryService:
             f"receiver_backlog_full: {owner}'s deliveries to {receiver} hold "
             f"{self.backlog[host]} waiting (the cap per owner and receiver is "
             "STORYWATCH_WEBHOOK_RECEIVER_BACKLOG); fix the receiver, then re-send this "
-            f"entry from {self.settings.topic_alerts_dlq} to the "
-            f"{self.settings.topic_deliveries} topic"
+            f"entry from {self.topics.topic_alerts_dlq} to the "
+            f"{self.topics.topic_deliveries} topic"
         )
         await self._dead_letter(
             entry, message, "receiver_backlog_full", error, status=None, attempts=0

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from config.settings import Settings
+from config.groups import KeySettings
 from streams.secret_key import derive_key, master_key
 from streams.subscriptions.errors import SecretUnreadable
 
@@ -50,9 +50,9 @@ class SecretBox:
         return "SecretBox(hidden)"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SecretBox:
+    def from_settings(cls, keys: KeySettings) -> SecretBox:
         """The box of this deployment's key (STORYWATCH_SECRET_KEY / _FILE / local file)."""
-        return cls(lambda: derive_key(master_key(settings), _PURPOSE))
+        return cls(lambda: derive_key(master_key(keys), _PURPOSE))
 
     @property
     def _cipher(self) -> AESGCM:

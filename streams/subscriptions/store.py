@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from config.exceptions import StorywatchError
-from config.settings import Settings
+from config.groups import KafkaSettings, KeySettings, TopicSettings
 from streams.exceptions import TopicNotFound
 from streams.kafka.follower import READY_TIMEOUT_S, Message, TopicFollower, read_to_end
 from streams.subscriptions.errors import SecretUnreadable
@@ -47,10 +47,19 @@ class SubscriptionStoreNotReady(StorywatchError):
 class SubscriptionStore:
     """Reads the subscriptions topic into memory; writes go to the topic and into memory."""
 
-    def __init__(self, settings: Settings, send: Send, box: SecretBox | None = None) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        keys: KeySettings,
+        send: Send,
+        box: SecretBox | None = None,
+    ) -> None:
+        """``keys`` seal the webhook secrets (``box``, if given, instead: a test's key)."""
+        self.kafka = kafka
+        self.topic = topics.topic_subscriptions
         self._send = send
-        self._box = box or SecretBox.from_settings(settings)
+        self._box = box or SecretBox.from_settings(keys)
         self._records: dict[str, Record] = {}
         # Offset of this worker's latest write per id: the follower, reading the topic behind
         # it, must not put an older record of that id back over it (a PUT right after a POST
@@ -58,8 +67,8 @@ class SubscriptionStore:
         self._written_at: dict[str, int] = {}
         self.version = 0  # bumped on every change: readers rebuild what they derive
         self.follower = TopicFollower(
-            settings,
-            [settings.topic_subscriptions],
+            kafka,
+            [self.topic],
             self._follow,
             poll_ms=_POLL_MS,
             name="subscriptions",
@@ -74,17 +83,19 @@ class SubscriptionStore:
     async def ready(self) -> None:
         if not await self.follower.wait_caught_up():
             raise SubscriptionStoreNotReady(
-                f"the subscriptions topic {self.settings.topic_subscriptions!r} was not read "
-                f"within {READY_TIMEOUT_S:.0f} s: check the broker at {self.settings.bootstrap}"
+                f"the subscriptions topic {self.topic!r} was not read "
+                f"within {READY_TIMEOUT_S:.0f} s: check the broker at {self.kafka.bootstrap}"
             )
 
     @classmethod
-    async def read_once(cls, settings: Settings) -> SubscriptionStore:
+    async def read_once(
+        cls, kafka: KafkaSettings, topics: TopicSettings, keys: KeySettings
+    ) -> SubscriptionStore:
         """The topic as it is now, read to its end once (a command's look: replay matches
         against it and writes nothing); a missing topic is an empty store."""
-        store = cls(settings, _read_only)
+        store = cls(kafka, topics, keys, _read_only)
         with contextlib.suppress(TopicNotFound):  # no subscriptions were ever made
-            await read_to_end(settings, [settings.topic_subscriptions], store._follow)
+            await read_to_end(kafka, [store.topic], store._follow)
         return store
 
     def values(self) -> list[Record]:

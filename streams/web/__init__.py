@@ -7,7 +7,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry, Gauge
 
-from config.settings import Settings
+from config.groups import KafkaSettings, TopicSettings, WebhookSettings, WebSettings
 from streams.alert_history import AlertFanout, AlertReader
 from streams.read_model import StoryReadModel
 from streams.subscriptions.ssrf import WebhookGuard
@@ -32,33 +32,42 @@ def register_views(
     *,
     tables: PipelineTables,
     topics: PipelineTopics,
-    settings: Settings,
+    kafka: KafkaSettings,
+    topic_names: TopicSettings,
+    web: WebSettings,
+    webhooks: WebhookSettings,
+    app_id: str,
     registry: CollectorRegistry,
     store: SubscriptionStore,
     read_model: StoryReadModel,
 ) -> None:
     """Add the pages, the APIs, ``/healthz`` / ``/livez`` and ``/metrics`` (Faust's sensors
-    + ours, one registry)."""
+    + ours, one registry). The settings come as the groups the views use (config/groups.py):
+    ``web`` for the server's limits and tokens, ``webhooks`` for the subscription API,
+    ``kafka`` and ``topic_names`` for the alert history's reader; ``app_id`` is the
+    ``source`` of test alerts."""
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix="storywatch_faust"
     )
     register_health_views(app, Readiness(app, ("the subscriptions topic", store)))
-    tokens = ApiTokens(settings)
-    access = ReadAccess(settings, tokens)
+    tokens = ApiTokens(web)
+    access = ReadAccess(web, tokens)
     limits = HttpLimitMetrics(registry)
     # One pool of stream slots for both SSE routes: the cap is on what a worker holds open.
     slots = StreamSlots(
-        settings.sse_max_streams,
-        settings.sse_max_streams_per_owner,
-        settings.sse_retry_after_s,
+        web.sse_max_streams,
+        web.sse_max_streams_per_owner,
+        web.sse_retry_after_s,
         limits,
     )
     register_pages(app)
     register_story_views(app, read_model, access)
     register_live_views(app, read_model, access, slots)
-    guard = WebhookGuard(settings.webhook_allowed_hosts)
-    tests = RateLimit(settings.api_tests_per_minute, "/api/subscriptions/{id}/test", limits)
-    service = SubscriptionService(store, topics.deliveries, settings, guard, tests)
+    guard = WebhookGuard(webhooks.allowed_hosts)
+    tests = RateLimit(web.api_tests_per_minute, "/api/subscriptions/{id}/test", limits)
+    service = SubscriptionService(
+        store, topics.deliveries, guard, tests, web=web, webhooks=webhooks, app_id=app_id
+    )
     register_subscription_views(app, service, tokens, tables.delivery_log)
     readers = Gauge(
         "storywatch_alerts_readers",
@@ -66,10 +75,8 @@ def register_views(
         "shared reader, resuming streams' gap reads and history requests).",
         registry=registry,
     )
-    reader = AlertReader(settings, on_consumers=readers.set)
+    reader = AlertReader(kafka, topic_names.topic_alerts, on_consumers=readers.set)
     fanout = AlertFanout(reader)
     app.task(fanout.run)  # registered now; it reads Kafka once the first stream opens
-    history = WorkGate(
-        settings.alerts_history_concurrency, "/api/alerts", settings.sse_retry_after_s, limits
-    )
+    history = WorkGate(web.alerts_history_concurrency, "/api/alerts", web.sse_retry_after_s, limits)
     register_alert_views(app, reader, fanout, tokens, slots, history)

@@ -8,15 +8,15 @@ from typing import cast
 from aiohttp import web
 from faust.web import Request
 
-from config.settings import Settings
+from config.groups import WebSettings
 from streams.web.http import ApiTokens
 
 __all__ = ["ReadAccess"]
 
 
 class ReadAccess:
-    def __init__(self, settings: Settings, tokens: ApiTokens) -> None:
-        self.required = settings.dashboard_token_required
+    def __init__(self, web: WebSettings, tokens: ApiTokens) -> None:
+        self.required = web.dashboard_token_required
         self._tokens = tokens
 
     def check(self, request: Request, *, query_token: bool = False) -> None:

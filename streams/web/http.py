@@ -18,7 +18,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from config.exceptions import StorywatchError
-from config.settings import Settings
+from config.groups import WebSettings
 
 __all__ = [
     "ApiTokens",
@@ -132,8 +132,8 @@ class ApiTokens:
     """The bearer tokens of the API and their owners, read on first use (never at import).
     Tokens are compared in constant time and never appear in logs, errors or responses."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, web: WebSettings) -> None:
+        self._web = web
         self._loaded: dict[bytes, str] | None = None
 
     def __repr__(self) -> str:
@@ -142,7 +142,7 @@ class ApiTokens:
     @property
     def _owner_by_token(self) -> dict[bytes, str]:
         if self._loaded is None:
-            self._loaded = {t.encode(): o for t, o in read_tokens(self._settings).items()}
+            self._loaded = {t.encode(): o for t, o in read_tokens(self._web).items()}
         return self._loaded
 
     def owner(self, request: Request, *, query_token: bool = False) -> str:
@@ -177,14 +177,14 @@ class ApiTokens:
         return found
 
 
-def read_tokens(settings: Settings) -> dict[str, str]:
+def read_tokens(web: WebSettings) -> dict[str, str]:
     """token -> owner from STORYWATCH_API_TOKENS ("owner:token,...") and the lines (or
     comma-separated entries) of STORYWATCH_API_TOKENS_FILE; # starts a comment line."""
     specs: list[str] = []
-    if settings.api_tokens is not None:
-        specs += settings.api_tokens.get_secret_value().split(",")
-    if settings.api_tokens_file is not None:
-        path = Path(settings.api_tokens_file)
+    if web.api_tokens is not None:
+        specs += web.api_tokens.get_secret_value().split(",")
+    if web.api_tokens_file is not None:
+        path = Path(web.api_tokens_file)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

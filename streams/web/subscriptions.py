@@ -13,7 +13,7 @@ import faust
 from faust.types import TableT
 from faust.web import Request, Response, View
 
-from config.settings import Settings
+from config.groups import WebhookSettings, WebSettings
 from streams.contracts.outbox import outbox_entry
 from streams.cursors import BadCursor, decode_cursor, encode_cursor
 from streams.subscriptions.alert_events import test_alert
@@ -61,13 +61,19 @@ class SubscriptionService:
         self,
         store: SubscriptionStore,
         deliveries: faust.TopicT,
-        settings: Settings,
         guard: WebhookGuard,
         tests: RateLimit,
+        *,
+        web: WebSettings,
+        webhooks: WebhookSettings,
+        app_id: str,
     ) -> None:
+        """``app_id``: the worker's STORYWATCH_APP_ID, the ``source`` of its test alerts."""
         self.subscriptions = store
         self.deliveries = deliveries
-        self.settings = settings
+        self.web = web
+        self.webhooks = webhooks
+        self.app_id = app_id
         self.guard = guard
         self.tests = tests
 
@@ -101,7 +107,7 @@ class SubscriptionService:
             raise HttpError(503, str(exc), None) from None
 
     async def spec(self, request: Request) -> Any:
-        body = await read_json_body(request, self.settings.api_max_body_bytes)
+        body = await read_json_body(request, self.web.api_max_body_bytes)
         try:
             spec = parse_subscription(body)
         except InvalidField as exc:
@@ -121,7 +127,7 @@ class SubscriptionService:
     async def check_room(self, owner: str) -> None:
         """409 when ``owner`` already holds the cap of subscriptions: a state to change (delete
         some), not a rate to wait out, so not a 429."""
-        cap = self.settings.max_subscriptions_per_owner
+        cap = self.webhooks.max_subscriptions_per_owner
         held = sum(1 for r in self.subscriptions.values() if r.get("owner") == owner)
         if held >= cap:
             raise HttpError(
@@ -133,7 +139,7 @@ class SubscriptionService:
             )
 
     async def rotate(self, subscription: Subscription) -> Subscription:
-        rotated = subscription.rotated(time.time(), self.settings.webhook_secret_grace_s)
+        rotated = subscription.rotated(time.time(), self.webhooks.webhook_secret_grace_s)
         await self.store(rotated)
         return rotated
 
@@ -149,7 +155,7 @@ class SubscriptionService:
             )
         alert = test_alert(
             subscription,
-            source=f"/storywatch/{self.settings.app_id}/subscriptions",
+            source=f"/storywatch/{self.app_id}/subscriptions",
             time=time.time(),
         )
         entry = outbox_entry(alert, time.time())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -569,10 +570,10 @@ async def test_a_dead_receiver_over_its_backlog_cap_does_not_stall_another(fresh
     good = outbox_entry(test_alert(alive, source="/t", time=1e9), 1e9)
     parked = Recorder()
     before = _value(metrics.deliveries, outcome="backlog_full")
-    capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
+    capped = dataclasses.replace(settings.webhooks, webhook_receiver_backlog=2)
     with (
         patch.object(deliveries_agent, "WebhookSender", Receivers),
-        patch.object(deliveries, "settings", capped),
+        patch.object(deliveries, "webhooks", capped),
         patch.object(delivery_service, "_MAX_PENDING", 3),  # the dead receiver alone fills it
         patch.object(topics.alerts_dlq, "send", parked),
     ):
@@ -629,10 +630,10 @@ async def test_one_owners_dead_path_on_a_shared_receiver_does_not_park_another_o
     ]
     bob_entry = outbox_entry(test_alert(bobs, source="/t", time=1e9), 1e9)
     parked = Recorder()
-    capped = settings.model_copy(update={"webhook_receiver_backlog": 2})
+    capped = dataclasses.replace(settings.webhooks, webhook_receiver_backlog=2)
     with (
         patch.object(deliveries_agent, "WebhookSender", SharedReceiver),
-        patch.object(deliveries, "settings", capped),
+        patch.object(deliveries, "webhooks", capped),
         patch.object(topics.alerts_dlq, "send", parked),
     ):
         async with deliveries.agent.test_context() as agent:

@@ -26,6 +26,7 @@ from streams.engine.embedding import Embedder
 from streams.engine.emerging import EmergingRule, EmergingState
 from streams.engine.offline import ClusterRun, cluster_articles, read_jsonl, replay_timestamps
 from streams.engine.validation import article_from_mapping
+from streams.stages.embed import Limits
 from streams.stages.merges import MergedStates, absorb_emerging
 from streams.stream_time import replay_headers, replay_time_key
 from tests.conftest import PROJECT_ROOT, SAMPLE
@@ -74,7 +75,7 @@ def _send_stream(
 def _valid_items(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes, list[Any]]]:
     """The rows as `storywatch produce` sends them: keyed by id, with the replay-time header."""
     stamps = replay_timestamps([article_from_mapping(r) for r in rows])
-    key = replay_time_key(Settings())
+    key = replay_time_key(Settings().keys)
     return [
         (
             str(r["id"]).encode(),
@@ -126,7 +127,10 @@ def _offline(rows: list[dict[str, Any]], embedder: Embedder) -> ClusterRun:
     """One uninterrupted offline pass with the worker's settings (merges included)."""
     settings = Settings()
     return cluster_articles(
-        rows, embedder, ClusterParams.from_settings(settings), max_chars=settings.embed_max_chars
+        rows,
+        embedder,
+        ClusterParams.from_settings(settings.engine),
+        limits=Limits.from_settings(settings.embed),
     )
 
 

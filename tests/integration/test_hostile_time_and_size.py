@@ -192,7 +192,7 @@ def test_the_wrong_clock_is_cut_flagged_and_counted(hostile) -> None:
 
 def test_the_largest_articles_go_through_every_topic_cut_to_the_budget(hostile) -> None:
     budget = Settings().max_article_text_bytes
-    bound = derived_record_max_bytes(Settings())
+    bound = derived_record_max_bytes(Settings().embed)
     written = {json.loads(r.value)["id"]: r.value for r in hostile["embedded"]}
     assigned = _assignments(hostile["stories"])
     for article in [*hostile["largest"], {"id": "cyrillic-800kb"}]:

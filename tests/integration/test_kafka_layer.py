@@ -20,6 +20,7 @@ import pytest
 from aiokafka import TopicPartition
 from kafka.admin import NewTopic
 
+from config.groups import KafkaSettings
 from config.settings import Settings
 from streams.alert_history import AlertReader
 from streams.exceptions import TopicNotFound
@@ -62,8 +63,8 @@ def _send(bootstrap: str, topic: str, records: list[tuple[int, int, Any, Any]]) 
         producer.close()
 
 
-def _settings(bootstrap: str, **topics: str) -> Settings:
-    return Settings(kafka_bootstrap=bootstrap, **topics)
+def _kafka(bootstrap: str) -> KafkaSettings:
+    return Settings(kafka_bootstrap=bootstrap).kafka
 
 
 # --- a window of a topic ------------------------------------------------------------------
@@ -78,7 +79,7 @@ async def test_a_window_reads_exactly_its_records_merged_by_time(kafka_bootstrap
     # On partition 0 after 6 (6 s): one stamped inside the window, one before it.
     records[7:7] = [(0, T0 + 4500, "in", {"n": "in"}), (0, T0 + 1, "early", {"n": "early"})]
     _send(kafka_bootstrap, topic, records)
-    async with TopicReader(_settings(kafka_bootstrap)) as reader:
+    async with TopicReader(_kafka(kafka_bootstrap)) as reader:
         plan = await reader.plan(topic, TimeRange(T0 + 3000, T0 + 9000))
         got = [json.loads(r.value or b"")["n"] async for r in reader.records(plan)]
         assert got == [3, 4, 5, 6, "in", 7, 8]
@@ -119,12 +120,12 @@ async def test_history_and_api_alerts_give_one_answer_about_re_sent_copies(
     later = [_alert("s:st-9:new_story", "alice", 9), sent[7]]  # a copy far behind
     values = [*sent, *resent, *later]
     _send(kafka_bootstrap, topic, [(0, T0 + i * 10, None, v) for i, v in enumerate(values)])
-    settings = _settings(kafka_bootstrap, topic_alerts=topic)
+    settings = _kafka(kafka_bootstrap)
     expected = [*ids, "s:st-9:new_story"]
     window = TimeRange(T0, T0 + 10_000)
 
     history_ids = [r.value["id"] for r in await read_history(settings, topic, window)]
-    reader = AlertReader(settings)
+    reader = AlertReader(settings, topic)
     page, _ = await reader.history(T0, T0 + 10_000, 1000, lambda a: True)
     api_ids = [alert["id"] for _, alert in page]
     assert history_ids == api_ids == expected
@@ -194,7 +195,7 @@ async def test_a_follower_catches_up_keeps_following_and_resumes_without_doubles
     _send(kafka_bootstrap, second, [(0, T0, "b", {"n": 0}), (0, T0 + 1, "b", None)])
     memory, told = _Memory(), []
     follower = TopicFollower(
-        _settings(kafka_bootstrap),
+        _kafka(kafka_bootstrap),
         [first, second],
         memory.apply,
         poll_ms=200,
@@ -219,7 +220,7 @@ async def test_a_follower_catches_up_keeps_following_and_resumes_without_doubles
     assert told == [32] and follower.connections == 2
 
     once = _Memory()
-    await read_to_end(_settings(kafka_bootstrap), [first], once.apply)
+    await read_to_end(_kafka(kafka_bootstrap), [first], once.apply)
     assert len(once.values) == 31
 
 
@@ -229,7 +230,7 @@ async def test_a_follower_from_the_end_hands_on_only_what_arrives(kafka_bootstra
     _send(kafka_bootstrap, topic, [(0, T0 + i, f"old{i}", {"n": i}) for i in range(5)])
     memory = _Memory()
     follower = TopicFollower(
-        _settings(kafka_bootstrap), [topic], memory.apply, poll_ms=200, name="t", from_end=True
+        _kafka(kafka_bootstrap), [topic], memory.apply, poll_ms=200, name="t", from_end=True
     )
     task = asyncio.create_task(follower.run())
     try:
@@ -247,7 +248,7 @@ async def test_a_follower_waits_for_a_missing_topic(kafka_bootstrap: str) -> Non
     once a worker has created it; a command's one-shot read names the topic instead."""
     name = f"layer-later-{uuid.uuid4().hex[:8]}"
     memory = _Memory()
-    settings = _settings(kafka_bootstrap)
+    settings = _kafka(kafka_bootstrap)
     follower = TopicFollower(settings, [name], memory.apply, poll_ms=200, name="t", retry_s=0.5)
     task = asyncio.create_task(follower.run())
     try:
@@ -291,7 +292,7 @@ async def test_a_follower_survives_a_broker_restart(own_broker: tuple[str, Path,
     _send(bootstrap, topic, [(0, T0 + i, f"k{i}", {"n": i}) for i in range(10)])
     memory = _Memory()
     follower = TopicFollower(
-        _settings(bootstrap), [topic], memory.apply, poll_ms=200, name="t", retry_s=0.5
+        _kafka(bootstrap), [topic], memory.apply, poll_ms=200, name="t", retry_s=0.5
     )
     task = asyncio.create_task(follower.run())
     try:

@@ -52,7 +52,7 @@ def _connection(env: dict[str, str]) -> KafkaConnection:
         for k, v in env.items()
         if k.startswith("STORYWATCH_KAFKA_")
     }
-    return KafkaConnection.from_settings(Settings(**fields))
+    return KafkaConnection.from_settings(Settings(**fields).kafka)
 
 
 def _topics(broker: SecureBroker) -> set[str]:

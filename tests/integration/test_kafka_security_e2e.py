@@ -38,7 +38,7 @@ def _connection(worker: WorkerRun) -> KafkaConnection:
         for k, v in worker.env.items()
         if k.startswith("STORYWATCH_KAFKA_")
     }
-    return KafkaConnection.from_settings(Settings(**fields))
+    return KafkaConnection.from_settings(Settings(**fields).kafka)
 
 
 def _cli(worker: WorkerRun, *args: str) -> subprocess.CompletedProcess[str]:

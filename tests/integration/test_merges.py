@@ -29,6 +29,7 @@ from streams.engine.emerging import EMERGING
 from streams.engine.offline import cluster_articles
 from streams.engine.params import ClusterParams
 from streams.producer import produce_rows
+from streams.stages.embed import Limits
 from tests.integration.test_subscriptions import ALICE, api
 from tests.integration.worker_process import WorkerRun, broker_lag, read_to_end, read_topic
 
@@ -163,9 +164,11 @@ def merged_run(worker: WorkerRun, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_the_offline_mode_merges_this_input_the_same_way(embedder: Embedder) -> None:
     """The input itself: `storywatch cluster` with the worker's settings merges A into B."""
     params = ClusterParams.from_settings(
-        Settings(**{k.removeprefix("STORYWATCH_").lower(): v for k, v in MERGE_SETTINGS.items()})
+        Settings(
+            **{k.removeprefix("STORYWATCH_").lower(): v for k, v in MERGE_SETTINGS.items()}
+        ).engine
     )
-    run = cluster_articles(ROWS, embedder, params, max_chars=Settings().embed_max_chars)
+    run = cluster_articles(ROWS, embedder, params, limits=Limits.from_settings(Settings().embed))
     story_of = {x.article_id: x.story_id for x in run.assignments}
     assert [(m.story_id, m.absorbed_id, m.article_id) for m in run.merges] == [
         (story_of["b1"], story_of["a1"], "x2")

@@ -24,6 +24,7 @@ from streams.engine.clustering import ClusterParams
 from streams.engine.embedding import Embedder
 from streams.engine.offline import cluster_articles, read_jsonl
 from streams.producer import produce_rows
+from streams.stages.embed import Limits
 from tests.conftest import SAMPLE
 from tests.integration.dashboard_browser import start_chromium
 from tests.integration.worker_process import WorkerRun, read_to_end, read_topic, records_to_end
@@ -110,8 +111,8 @@ def test_worker_matches_offline_mode(first_phase, rows, embedder: Embedder) -> N
     offline = cluster_articles(
         rows[:FIRST],
         embedder,
-        ClusterParams.from_settings(Settings()),
-        max_chars=Settings().embed_max_chars,
+        ClusterParams.from_settings(Settings().engine),
+        limits=Limits.from_settings(Settings().embed),
     )
     live = {e["article_id"]: (e["story_id"], e["dup_group_id"]) for e in first_phase["stories"]}
     mismatched = [
@@ -248,8 +249,8 @@ def test_restart_keeps_running_stories(run: WorkerRun, first_phase, rows, embedd
     offline = cluster_articles(
         rows,
         embedder,
-        ClusterParams.from_settings(Settings()),
-        max_chars=Settings().embed_max_chars,
+        ClusterParams.from_settings(Settings().engine),
+        limits=Limits.from_settings(Settings().embed),
     )
     expected_ids = {a.article_id: a.story_id for a in offline.assignments}
     assert all(e["story_id"] == expected_ids[e["article_id"]] for e in later)

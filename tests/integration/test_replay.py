@@ -77,7 +77,7 @@ def history(run: WorkerRun) -> dict[str, Any]:
             run.topic("articles"),
             key=row["id"].encode(),
             value=json.dumps(row).encode(),
-            headers=replay_headers(replay_time_key(Settings()), row["id"].encode(), stamp),
+            headers=replay_headers(replay_time_key(Settings().keys), row["id"].encode(), stamp),
             timestamp_ms=at,
         )
     producer.flush()
@@ -441,6 +441,28 @@ def test_replay_falls_back_to_articles_when_the_embedded_history_is_gone(
     now = history["now"]
     assert set(got) == _ids_between(history, now - 4 * DAY_MS, now - 3 * DAY_MS)
     assert got == {a: live[a] for a in got}
+
+
+def test_replay_embeds_again_when_the_embedded_history_names_another_model(
+    run: WorkerRun, history, before, tmp_path: Path
+) -> None:
+    """The live settings now name another model than the one that wrote
+    articles-embedded (changed without the documented rebuild): the replay finds the model
+    on the first record, reads `articles` instead and embeds with the run's model, says
+    so, and leaves the live worker untouched."""
+    snapshot = _snapshot(run)
+    other = {"STORYWATCH_MODEL": "bge-small-en-v1.5"}
+    # Day 2 only: the fallback test above deleted day 0 from articles-embedded.
+    done = _cli(run, "replay", "--from", "2d", "--to", "1d", "--out", str(tmp_path), env=other)
+    assert done.returncode == 0, done.stderr
+    _assert_untouched(run, snapshot, before["stories_api"])
+    assert "was embedded by all-MiniLM-L6-v2, the run uses bge-small-en-v1.5" in done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["source"]["topic"] == run.topic("articles")
+    assert summary["source"]["why"] == "the run's model differs from the live one: re-embedded"
+    replayed = {s["article_id"] for s in _lines(tmp_path / "stories.jsonl")}
+    now = history["now"]
+    assert replayed == _ids_between(history, now - 2 * DAY_MS, now - 1 * DAY_MS)
 
 
 def test_a_worker_on_an_empty_data_dir_serves_the_same_stories(run: WorkerRun, before) -> None:

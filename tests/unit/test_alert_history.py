@@ -137,7 +137,7 @@ class _Partition:
 
 def _reader(topic: list[ConsumerRecord]) -> AlertReader:
     """A real AlertReader whose consumer reads ``topic`` (offset = index) from memory."""
-    reader = AlertReader(Settings())
+    reader = AlertReader(Settings().kafka, Settings().topic_alerts)
 
     @asynccontextmanager
     async def consumer() -> AsyncIterator[_Partition]:
@@ -253,7 +253,7 @@ def test_alert_cursors_round_trip_and_bad_ones_are_refused() -> None:
 def _counting_reader(topic: list[ConsumerRecord]) -> AlertReader:
     """A real AlertReader over ``topic`` in memory (which the test appends to), counting its
     open consumers as the worker's metric does."""
-    reader = AlertReader(Settings())
+    reader = AlertReader(Settings().kafka, Settings().topic_alerts)
 
     class Growing(_Partition):
         async def getmany(

@@ -89,7 +89,7 @@ def test_cluster_params_from_settings() -> None:
             candidate_stories=3,
             index_exact_max=1000,
             index_probes=4,
-        )
+        ).engine
     )
     assert params == ClusterParams(
         story_threshold=0.6,
@@ -104,7 +104,7 @@ def test_cluster_params_from_settings() -> None:
         index_probes=4,
     )
     # The defaults agree.
-    assert ClusterParams.from_settings(Settings()) == ClusterParams()
+    assert ClusterParams.from_settings(Settings().engine) == ClusterParams()
 
 
 def test_first_article_starts_a_story() -> None:
@@ -1147,7 +1147,7 @@ def test_window_both_ways_is_off_by_default_and_backdated_reports_join() -> None
 
     assert ClusterParams().window_both_ways is False
     assert Settings().window_both_ways is False
-    assert ClusterParams.from_settings(Settings(window_both_ways=True)).window_both_ways
+    assert ClusterParams.from_settings(Settings(window_both_ways=True).engine).window_both_ways
     first, old, _ = _backdated(ClusterParams(story_threshold=0.55, window_s=WINDOW), 30)
     assert old.decision == "joined"
     assert old.story_id == first.story_id

@@ -75,7 +75,7 @@ def test_no_kafka_client_is_built_outside_the_connection_layer() -> None:
             found += construction_sites(file.read_text(encoding="utf-8"), relative)
     assert not found, (
         "Kafka clients built outside streams/kafka/connection.py (they would skip TLS and the "
-        "login): build them with KafkaConnection.from_settings(settings).producer()/"
+        "login): build them with KafkaConnection.from_settings(settings.kafka).producer()/"
         ".consumer()/.admin()/.aio_consumer():\n" + "\n".join(found)
     )
 

@@ -49,7 +49,7 @@ def test_defaults_are_todays_behaviour() -> None:
     assert Settings().kafka_protocol == "PLAINTEXT"
     login = Settings(kafka_sasl_username="u", kafka_sasl_password=SECRET)
     assert login.kafka_protocol == "SASL_PLAINTEXT"
-    connection = KafkaConnection.from_settings(login)
+    connection = KafkaConnection.from_settings(login.kafka)
     assert connection.sasl_mechanism == "PLAIN"
     assert connection.ssl_check_hostname is True
     assert connection.ssl_context() is None
@@ -164,7 +164,7 @@ def test_the_password_file_is_read_and_never_shown(
     monkeypatch.setenv("STORYWATCH_KAFKA_SASL_USERNAME", "alice")
     monkeypatch.setenv("STORYWATCH_KAFKA_SASL_PASSWORD_FILE", str(secret))
     settings = load_settings()
-    connection = KafkaConnection.from_settings(settings)
+    connection = KafkaConnection.from_settings(settings.kafka)
     assert connection.sasl_password is not None
     assert connection.sasl_password.get_secret_value() == SECRET  # the newline stripped
     for shown in (repr(settings), str(settings), repr(connection), connection.describe()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -12,12 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from config.settings import Settings
 from streams.engine.article import Article
 from streams.engine.clustering import ClusterParams
 from streams.engine.offline import cluster_articles, read_jsonl, replay_timestamps
 from streams.exceptions import InputFileError
+from streams.stages.embed import Limits
 
 DIM = 12
+
+
+def _limits(max_chars: int) -> Limits:
+    """The worker's record and text limits, with the model reading ``max_chars``."""
+    return dataclasses.replace(Limits.from_settings(Settings().embed), max_chars=max_chars)
 
 
 def at(iso: str) -> datetime:
@@ -129,7 +137,7 @@ def test_cluster_articles_skips_invalid_rows_and_assigns_the_rest() -> None:
         rows,
         embedder,  # type: ignore[arg-type]
         ClusterParams(),
-        max_chars=12,
+        limits=_limits(12),
         batch_size=2,
         progress=progressed.append,
     )
@@ -163,7 +171,7 @@ def test_cluster_articles_counts_a_repeated_id_once() -> None:
         {"id": "1", "title": "Quake hits city"},
         {"id": "2", "title": "Quake hits city"},  # same content, new id
     ]
-    run = cluster_articles(rows, FakeEmbedder(), ClusterParams(), max_chars=100)  # type: ignore[arg-type]
+    run = cluster_articles(rows, FakeEmbedder(), ClusterParams(), limits=_limits(100))  # type: ignore[arg-type]
     assert run.invalid == []
     assert [(a.article_id, a.decision) for a in run.assignments] == [
         ("1", "new"),
@@ -177,7 +185,7 @@ def test_cluster_articles_with_only_invalid_rows() -> None:
         [{"id": "1"}, json.loads("[]")],  # type: ignore[list-item]
         embedder,  # type: ignore[arg-type]
         ClusterParams(),
-        max_chars=100,
+        limits=_limits(100),
     )
     assert run.assignments == []
     assert [n for n, _ in run.invalid] == [1, 2]

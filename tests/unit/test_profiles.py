@@ -60,7 +60,7 @@ def test_headlines_bounds_the_story_window_both_ways(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("STORYWATCH_PROFILE", "headlines")
     s = load_settings()
     assert s.window_both_ways is True
-    assert ClusterParams.from_settings(s).window_both_ways is True
+    assert ClusterParams.from_settings(s.engine).window_both_ways is True
     monkeypatch.setenv("STORYWATCH_WINDOW_BOTH_WAYS", "false")
     load_settings.cache_clear()
     assert load_settings().window_both_ways is False  # explicit wins

@@ -17,7 +17,8 @@ def _store() -> SubscriptionStore:
     async def send(key: str, record: dict[str, Any] | None) -> int:
         return next(offsets)
 
-    return SubscriptionStore(Settings(), send)
+    settings = Settings()
+    return SubscriptionStore(settings.kafka, settings.topics, settings.keys, send)
 
 
 def _record(name: str) -> bytes:

@@ -280,6 +280,6 @@ def test_an_overlong_key_field_is_refused_not_cut(field: str, limit: int) -> Non
 
 
 def test_the_derived_record_bound_follows_the_budget() -> None:
-    assert derived_record_max_bytes(Settings(max_article_text_bytes=1_000_000)) > 1_000_000
+    assert derived_record_max_bytes(Settings(max_article_text_bytes=1_000_000).embed) > 1_000_000
     small, large = Settings(max_article_text_bytes=4096), Settings(max_article_text_bytes=8192)
-    assert derived_record_max_bytes(large) - derived_record_max_bytes(small) == 4096
+    assert derived_record_max_bytes(large.embed) - derived_record_max_bytes(small.embed) == 4096

@@ -62,7 +62,7 @@ def test_unknown_decision_is_shown_as_is() -> None:
 
 def test_pipeline_topic_partitions() -> None:
     settings = Settings(articles_partitions=6, topic_articles="in", topic_embedded="emb")
-    plan = pipeline_topic_partitions(settings)
+    plan = pipeline_topic_partitions(settings.topics)
     assert plan["in"] == 6
     assert plan["emb"] == 1
     assert plan == {
@@ -78,7 +78,7 @@ def test_pipeline_topic_partitions() -> None:
         "feed-state": 1,
         "feed-seen": 1,
     }
-    assert pipeline_topic_partitions(Settings())["articles"] == 1
+    assert pipeline_topic_partitions(Settings().topics)["articles"] == 1
 
 
 def test_format_alert_names_story_size_and_sources() -> None:

@@ -48,7 +48,7 @@ def test_a_sealed_secret_opens_with_the_same_key_and_id_only() -> None:
 
 
 def test_the_box_reads_the_deployment_key_on_first_use_only(tmp_path: Any) -> None:
-    box = SecretBox.from_settings(Settings(kafka_home=tmp_path))
+    box = SecretBox.from_settings(Settings(kafka_home=tmp_path).keys)
     assert not (tmp_path / "secret-key").exists()  # nothing read or made yet
     assert box.open(box.seal("whsec_x", "s"), "s") == "whsec_x"
     assert (tmp_path / "secret-key").exists()
@@ -62,7 +62,9 @@ def _store(box: SecretBox) -> tuple[SubscriptionStore, list[dict[str, Any] | Non
         written.append(None if record is None else json.loads(json.dumps(record)))
         return next(offsets)
 
-    return SubscriptionStore(Settings(), send, box), written
+    settings = Settings()
+    store = SubscriptionStore(settings.kafka, settings.topics, settings.keys, send, box)
+    return store, written
 
 
 async def test_the_topic_holds_sealed_secrets_and_memory_the_plain_ones() -> None:

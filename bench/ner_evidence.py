@@ -29,11 +29,17 @@ a CARDINAL/QUANTITY span: magnitudes). Candidate rules (see ``RULES``):
 * ``merge=T1+T2``: a bridge between two stories is refused when their core keys of a type are
   disjoint (both non-empty).
 
-Steps: ``shadow`` (the default run; every accepted join labeled right or wrong by the gold
-majority of the story it joined, and how many of each a veto of each type would remove),
-``choose`` (every rule of the grid on half 0 of both files; pick: the sum of the two h0
-F1s), ``table`` (the named rules on all four halves and the whole files: final B-cubed F1 /
-judged-pair accuracy / sibling-pair accuracy, plus precision and same-event pairs).
+Steps:
+
+* ``speed``: the encoder's headlines/s, to set beside bench/ner_cache.py's;
+* ``shadow``: the default run; every accepted join labeled right or wrong by the gold
+  majority of the story it joined, and how many of each a veto of each type would remove;
+* ``seeds``: every seed join of ECB+ (the article's event not in the story yet) with its
+  typed keys and the story's;
+* ``choose``: every rule of the grid on half 0 of both files (pick: the sum of the two h0
+  F1s);
+* ``table``: the rules on all four halves and the whole files: final B-cubed F1 /
+  judged-pair accuracy / sibling-pair accuracy, plus precision and same-event pairs.
 
 Run: .venv/bin/python bench/ner_evidence.py --cache /tmp/swq/cache --ner /tmp/ner-cache \
          shadow seeds choose
@@ -499,6 +505,29 @@ def table(parts: dict[tuple[str, Any], Part], ner: dict[str, Ner], rules: list[s
         print(f"  {text}: " + " | ".join(cells), flush=True)
 
 
+def speed() -> None:
+    """The encoder's side of the NER cost: the default model over the UCI dev headlines, in
+    batches of 32 (compare with bench/ner_cache.py's headlines/s, run right after)."""
+    import time
+
+    from config.settings import load_settings
+    from streams.engine.embedding import Embedder
+    from streams.engine.offline import read_jsonl
+
+    settings = load_settings()
+    embedder = Embedder("all-MiniLM-L6-v2", model_dir=settings.model_dir)
+    titles = [str(r["title"]) for r in read_jsonl(ROOT / "data" / "uci-headlines-dev.jsonl")]
+    embedder.encode(titles[:32])
+    started = time.perf_counter()
+    for start in range(0, len(titles), 32):
+        embedder.encode(titles[start : start + 32])
+    seconds = time.perf_counter() - started
+    print(
+        f"all-MiniLM-L6-v2: {len(titles)} headlines in {seconds:.1f} s: "
+        f"{len(titles) / seconds:.0f} headlines/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="embeddings (encoder_quality)")
@@ -507,6 +536,9 @@ def main() -> None:
     parser.add_argument("--rules", default=None, help="comma-separated; default: the grid")
     parser.add_argument("what", nargs="*", default=["shadow", "choose"])
     args = parser.parse_args()
+    if args.what == ["speed"]:
+        speed()
+        return
     parts = load(args.cache, args.model)
     ner = read_ner(args.ner)
     rules = args.rules.split(",") if args.rules else GRID + REFERENCE

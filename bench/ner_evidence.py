@@ -94,6 +94,10 @@ TYPES = ("person", "place", "org", "norp", "event", "product", "year", "decimal"
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _DECIMAL = re.compile(r"\b\d+\.\d+\b")
 _SPACE = re.compile(r"\s+")
+# Pronouns an NER model tags as a PERSON or ORG ("He", "It"; CoreNLP's mentions): not names.
+_PRONOUNS = frozenset(
+    "he she his her him hers himself herself they them their it its i me my we us our you".split()
+)
 # Why half: a story's "core" entities are what most of its reports name (the event's own
 # people and places), not a name one report quoted in passing.
 CORE_SHARE = 0.5
@@ -114,7 +118,7 @@ def typed_keys(ents: list[list[Any]], title_chars: int, title_only: bool = False
             continue
         if label in LABELS:
             key = _key(str(text), label)
-            if key:
+            if key and key not in _PRONOUNS:
                 out[LABELS[label]].add(key)
         elif label == "DATE":
             out["year"].update(_YEAR.findall(str(text)))

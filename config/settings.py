@@ -429,23 +429,6 @@ class Settings(BaseSettings):
         return value.strip() or None if value is not None else None
 
     @property
-    def webhook_allowed_hosts(self) -> frozenset[str]:
-        return self.webhooks.allowed_hosts
-
-    @property
-    def feed_allowed_hosts(self) -> frozenset[str]:
-        return self.feeds.allowed_hosts
-
-    @property
-    def kafka_protocol(self) -> str:
-        """The security protocol in force (:attr:`KafkaSettings.protocol`)."""
-        return self.kafka.protocol
-
-    def kafka_sasl_secret(self) -> SecretStr | None:
-        """The SASL password (:meth:`KafkaSettings.sasl_secret`)."""
-        return self.kafka.sasl_secret()
-
-    @property
     def bootstrap(self) -> str:
         """The broker address: the configured one, else the local broker's port."""
         return self.kafka.bootstrap
@@ -501,7 +484,7 @@ class Settings(BaseSettings):
 def kafka_security_problems(settings: Settings) -> list[str]:
     """What contradicts itself in the Kafka security settings, each naming the setting."""
     problems: list[str] = []
-    protocol = settings.kafka_protocol
+    protocol = settings.kafka.protocol
     tls = protocol in ("SSL", "SASL_SSL")
     sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
     files = {

@@ -73,7 +73,7 @@ def kafka_start(
                 first,
                 folder.resolve(),
                 username=settings.kafka_sasl_username,
-                password=settings.kafka_sasl_secret(),
+                password=settings.kafka.sasl_secret(),
             )
         info = start_broker(
             settings.kafka_dir,

@@ -46,9 +46,9 @@ def pem(tmp_path: Path) -> Path:
 
 
 def test_defaults_are_todays_behaviour() -> None:
-    assert Settings().kafka_protocol == "PLAINTEXT"
+    assert Settings().kafka.protocol == "PLAINTEXT"
     login = Settings(kafka_sasl_username="u", kafka_sasl_password=SECRET)
-    assert login.kafka_protocol == "SASL_PLAINTEXT"
+    assert login.kafka.protocol == "SASL_PLAINTEXT"
     connection = KafkaConnection.from_settings(login.kafka)
     assert connection.sasl_mechanism == "PLAIN"
     assert connection.ssl_check_hostname is True
@@ -61,7 +61,7 @@ def test_protocol_and_mechanism_read_case_insensitively(monkeypatch: pytest.Monk
     monkeypatch.setenv("STORYWATCH_KAFKA_SASL_USERNAME", "u")
     monkeypatch.setenv("STORYWATCH_KAFKA_SASL_PASSWORD", SECRET)
     s = load_settings()
-    assert (s.kafka_protocol, s.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (s.kafka.protocol, s.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
 
 
 def test_an_unknown_protocol_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
